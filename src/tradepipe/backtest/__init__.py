@@ -1,0 +1,1 @@
+"""Execution engine, metrics, benchmarks and reports."""

@@ -1,0 +1,52 @@
+"""Vectorized execution: targets decided at the close of bar t are filled at the close of bar t+1.
+
+Conventions (shared with the RL environments, which replay the same arithmetic step by step):
+- ``returns[t, i]`` is asset i's simple return from close t-1 to close t (``returns[0]`` is ignored).
+- ``targets[t]`` are the weights (assets, the rest in cash) decided with information up to close t.
+- They are filled at close t+1, paying ``cost_rate`` per unit of turnover, and then held (drifting with
+  prices) over (t+1, t+2]. Cash earns nothing. Before the first fill the book is all cash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Per-bar results of executing a target-weight schedule."""
+
+    net_returns: Array   # (T,) portfolio return over (t-1, t], after the costs paid at close t
+    turnover: Array      # (T,) sum of absolute weight changes traded at close t
+    costs: Array         # (T,) cost paid at close t, as a fraction of equity
+    weights: Array       # (T, N) asset weights held after trading at close t
+
+    @property
+    def equity(self) -> Array:
+        """Equity curve starting from 1.0 before bar 0."""
+        return np.cumprod(1.0 + self.net_returns)
+
+
+def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:
+    """Execute ``targets`` (T, N) against ``returns`` (T, N) with a one-bar fill lag and proportional costs."""
+    targets = np.asarray(targets, dtype=np.float64)
+    returns = np.nan_to_num(np.asarray(returns, dtype=np.float64))
+    if targets.shape != returns.shape:
+        raise ValueError(f"targets {targets.shape} and returns {returns.shape} must have the same shape")
+    n_bars, n_assets = targets.shape
+    # held[t]: weights held over (t-1, t] = target decided at t-2, filled at close t-1.
+    held = np.zeros_like(targets)
+    held[2:] = targets[:-2]
+    growth = 1.0 + (held * returns[:]).sum(axis=1)          # gross growth of equity over (t-1, t]
+    drifted = held * (1.0 + returns) / growth[:, None]     # weights just before trading at close t
+    new = np.zeros_like(targets)                            # weights right after trading at close t
+    new[1:] = targets[:-1]
+    turnover = np.abs(new - drifted).sum(axis=1)
+    costs = turnover * cost_rate
+    net = growth * (1.0 - costs) - 1.0
+    return Execution(net_returns=net, turnover=turnover, costs=costs, weights=new.reshape(n_bars, n_assets))

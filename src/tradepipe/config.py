@@ -1,0 +1,171 @@
+"""params.yaml → typed settings, with errors that name the key and say what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, malformed or holds an invalid value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackingParams(_Section):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "tradepipe"
+
+
+class DataParams(_Section):
+    source: str = "skfolio_sp500"
+    symbols: list[str] = Field(default_factory=list)
+    start: str = "1990-01-01"
+    end: str = "2022-12-31"
+
+
+class SplitParams(_Section):
+    train_end: str
+    val_end: str
+
+
+class ValidateParams(_Section):
+    max_abs_return: float = Field(0.6, gt=0)
+    min_rows_per_symbol: int = Field(300, ge=1)
+
+
+class FeatureParams(_Section):
+    indicators: list[str]
+    return_horizons: list[int] = Field(default_factory=lambda: [1, 5, 21])
+    volatility_window: int = Field(21, ge=2)
+    label_horizon: int = Field(5, ge=1)
+
+
+class SearchDim(_Section):
+    type: Literal["loguniform", "uniform", "choice", "randint"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchDim:
+        if self.type == "choice" and not self.values:
+            raise ValueError("a 'choice' dimension needs a non-empty 'values' list")
+        if self.type != "choice" and (self.low is None or self.high is None or self.low >= self.high):
+            raise ValueError(f"a '{self.type}' dimension needs 'low' < 'high'")
+        return self
+
+
+class TuneParams(_Section):
+    num_samples: int = Field(ge=1)
+    max_epochs: int = Field(ge=1)
+    grace_period: int = Field(1, ge=1)
+    cpus: int = Field(2, ge=1)
+    address: str | None = None  # an existing Ray cluster; None starts a local one
+    search_space: dict[str, SearchDim]
+
+
+class TrainParams(_Section):
+    max_epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    patience: int = Field(ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    max_train_samples: int = Field(ge=100)
+
+
+class RLParams(_Section):
+    algo: Literal["sac", "td3", "ppo"] = "sac"
+    total_timesteps: int = Field(ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    batch_size: int = Field(256, ge=1)
+    buffer_size: int = Field(50_000, ge=1)
+    lookback: int = Field(1, ge=1)
+
+
+class CostParams(_Section):
+    cost_bps: float = Field(10.0, ge=0)
+    slippage_bps: float = Field(5.0, ge=0)
+
+    @property
+    def rate(self) -> float:
+        """Total proportional cost per unit of turnover, as a fraction."""
+        return (self.cost_bps + self.slippage_bps) / 1e4
+
+
+class BacktestParams(_Section):
+    periods_per_year: int = 252
+    risk_free_rate: float = 0.0
+
+
+class RegisterParams(_Section):
+    min_sharpe: float = 0.0
+    max_drawdown: float = Field(0.5, gt=0, le=1)
+    must_beat_benchmark: bool = True
+
+
+class Params(_Section):
+    seed: int = 42
+    tracking: TrackingParams = TrackingParams()
+    data: DataParams = DataParams()
+    split: SplitParams
+    validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")  # type: ignore[arg-type]
+    features: FeatureParams
+    tune: TuneParams
+    train: TrainParams
+    rl_train: RLParams
+    costs: CostParams = CostParams()
+    backtest: BacktestParams = BacktestParams()
+    register: RegisterParams = RegisterParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check_dates(self) -> Params:
+        order = [self.data.start, self.split.train_end, self.split.val_end, self.data.end]
+        if order != sorted(order):
+            raise ValueError(
+                "dates must satisfy data.start < split.train_end < split.val_end < data.end, got "
+                + " < ".join(order)
+            )
+        return self
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raise ConfigError naming the bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: not found; run from the project root or pass --params") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        lines = [f"{path}: invalid params:"]
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {key}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of a params mapping with dotted-key overrides (``a.b.c: value``) applied."""
+    out = yaml.safe_load(yaml.safe_dump(raw))
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise ConfigError(f"override {dotted!r}: {key!r} is not a section of params.yaml")
+            node = node[key]
+        if leaf not in node:
+            raise ConfigError(f"override {dotted!r}: no such key in params.yaml")
+        node[leaf] = value
+    return out

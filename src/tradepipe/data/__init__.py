@@ -1,0 +1,1 @@
+"""Market data: sources, the canonical bar schema and atomic storage."""
