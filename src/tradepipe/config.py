@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any, Literal
 
 import yaml
@@ -35,8 +36,18 @@ class SplitParams(_Section):
 
 
 class ValidateParams(_Section):
-    max_abs_return: float = Field(0.6, gt=0)
+    # Simple return |close/prev - 1| of one bar. 0.7 catches decimal/unit errors (x10, /10, x2) yet
+    # passes the largest real move in the bundled data: RRC -66.7% on 1990-04-10 (12 to 4 ticks of
+    # 1/8 dollar in a thinly traded small cap). An unadjusted 2:1 split (-50%) can't be told from a
+    # real crash (AAPL -52% on 2000-09-29) by this threshold alone.
+    max_abs_return: float = Field(0.7, gt=0)
     min_rows_per_symbol: int = Field(300, ge=1)
+    # Longest US market closure in the data is 9/11 (7 calendar days); 10 allows holidays around it.
+    max_gap_days: int = Field(10, ge=1)
+    # Bars in a row with an identical close. RRC's close stood still for up to 69 sessions in
+    # 1990-93 (it rarely traded then), so the default only catches feeds frozen for more than about
+    # a quarter; use ~5 for liquid universes or intraday bars.
+    max_stale_run: int = Field(70, ge=1)
 
 
 class FeatureParams(_Section):
@@ -121,7 +132,7 @@ class Params(_Section):
     rl_train: RLParams
     costs: CostParams = CostParams()
     backtest: BacktestParams = BacktestParams()
-    register: RegisterParams = RegisterParams()
+    register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")  # type: ignore[arg-type]
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -155,17 +166,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError("\n".join(lines)) from exc
 
 
-def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of a params mapping with dotted-key overrides (``a.b.c: value``) applied."""
-    out = yaml.safe_load(yaml.safe_dump(raw))
-    for dotted, value in overrides.items():
-        node = out
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            if not isinstance(node.get(key), dict):
-                raise ConfigError(f"override {dotted!r}: {key!r} is not a section of params.yaml")
-            node = node[key]
-        if leaf not in node:
-            raise ConfigError(f"override {dotted!r}: no such key in params.yaml")
-        node[leaf] = value
-    return out
+def set_dotted(raw: MutableMapping[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested params mapping in place; the key must already exist."""
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        if not isinstance(node.get(key), MutableMapping):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section of params.yaml")
+        node = node[key]
+    if leaf not in node:
+        raise ConfigError(f"override {dotted!r}: no such key in params.yaml")
+    node[leaf] = value

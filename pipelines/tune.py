@@ -1,0 +1,40 @@
+"""Stage tune: Ray Tune + OptunaSearch (TPE) + ASHA over the predictor; best config as a DVC output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from tradepipe.config import Params
+from tradepipe.data.store import write_json
+from tradepipe.features import feature_columns
+from tradepipe.models.panel import make_panel, prepare
+from tradepipe.stage import run_stage
+from tradepipe.tuning.search import TrainingData, run_search
+
+FEATURES = Path("data/features/features.parquet")
+LABELS = Path("data/features/labels.parquet")
+BEST = Path("models/tune/best_config.json")
+
+
+def tune(params: Params, root: Path) -> dict[str, float]:
+    panel = make_panel(pd.read_parquet(root / FEATURES), feature_columns(params.features),
+                       pd.read_parquet(root / LABELS))
+    prep = prepare(panel, params.split.train_end, params.split.val_end, params.features.label_horizon)
+    data = TrainingData(prep.scaled, panel.labels, prep.split.train, prep.split.val, prep.y_scale,
+                        params.train.max_train_samples)
+    result = run_search(data, params.tune, params.train, params.seed)
+    for i, trial in enumerate(result.trials):
+        with mlflow.start_run(run_name=f"trial-{i}", nested=True):
+            mlflow.log_params(trial["config"])
+            mlflow.log_metrics({"val_loss": trial["val_loss"], "epochs": trial["epochs"]})
+    write_json({"config": result.best_config, "val_loss": result.best_val_loss,
+                "n_trials": len(result.trials)}, root / BEST)
+    mlflow.log_dict(result.best_config, "best_config.json")
+    return {"n_trials": float(len(result.trials)), "best_val_loss": result.best_val_loss}
+
+
+if __name__ == "__main__":
+    run_stage("tune", tune, sections=("tune", "split", "train"))

@@ -1,0 +1,32 @@
+"""Stage validate: the Great Expectations suite on the ingested bars; a failing suite stops the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from tradepipe.config import Params
+from tradepipe.data.store import write_json
+from tradepipe.stage import StageError, run_stage
+from tradepipe.validation import validate_bars, write_data_docs
+
+BARS = Path("data/raw/bars.parquet")
+REPORT_DIR = Path("reports/validation")
+
+
+def validate(params: Params, root: Path) -> dict[str, float]:
+    bars = pd.read_parquet(root / BARS)
+    report = validate_bars(bars, params.validate_, name=str(BARS))
+    docs = write_data_docs(bars, params.validate_, root / REPORT_DIR)
+    mlflow.log_artifacts(str(docs.parent), "validation_report")
+    write_json(report.to_dict(), root / REPORT_DIR / "summary.json")
+    if not report.success:
+        raise StageError(f"{report.summary()}\nFull report: {docs}")
+    return {"rows": float(report.n_rows), "expectations": float(report.evaluated),
+            "failed": float(len(report.failures))}
+
+
+if __name__ == "__main__":
+    run_stage("validate", validate, sections=("validate",))

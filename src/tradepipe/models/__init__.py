@@ -1,0 +1,1 @@
+"""The CNN-LSTM predictor: windowed panel data, network, training loop and MLflow packaging."""

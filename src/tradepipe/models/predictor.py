@@ -1,0 +1,84 @@
+"""The trained predictor as one bundle (network, scaler, window, feature recipe) and its MLflow pyfunc."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+
+from tradepipe.config import FeatureParams
+from tradepipe.features import build_features, feature_columns
+from tradepipe.models.cnn_lstm import CNNLSTM
+from tradepipe.models.panel import F32, Panel, Scaler, Windows, make_panel
+from tradepipe.models.training import build_model, predict_windows
+
+
+@dataclass
+class Predictor:
+    """Everything needed to turn raw bars into forecasts, exactly as in training."""
+
+    model: CNNLSTM
+    hp: dict[str, Any]
+    features: FeatureParams
+    scaler: Scaler
+    y_scale: float
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.hp["seq_len"])
+
+    def predict_panel(self, panel: Panel) -> F32:
+        """(N, T) forecasts of the forward log return; NaN where the window is incomplete."""
+        windows = Windows(self.scaler.transform(panel.features), panel.labels, self.seq_len,
+                          (0, len(panel.timestamps)), need_label=False)
+        out = np.full(panel.labels.shape, np.nan, dtype=np.float32)
+        out[windows.sym, windows.t] = predict_windows(self.model, windows) * self.y_scale
+        return out
+
+    def predict_bars(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """Forecasts for every (timestamp, symbol) of canonical ``bars`` with a full window."""
+        feats = build_features(bars, self.features)
+        panel = make_panel(feats, feature_columns(self.features))
+        pred = self.predict_panel(panel)
+        frame = pd.DataFrame(pred.T, index=panel.timestamps, columns=panel.symbols)
+        long = frame.rename_axis(index="timestamp", columns="symbol").stack().rename("prediction")
+        return long.reset_index()
+
+    def save(self, directory: Path) -> None:
+        """Write the bundle into ``directory`` (weights, scaler, recipe)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model.state_dict(), directory / "weights.pt")
+        meta = {"hp": self.hp, "features": self.features.model_dump(), "y_scale": self.y_scale,
+                "scaler_mean": self.scaler.mean.tolist(), "scaler_std": self.scaler.std.tolist()}
+        (directory / "predictor.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, directory: Path) -> Predictor:
+        """Read a bundle written by :meth:`save`."""
+        meta = json.loads((directory / "predictor.json").read_text())
+        features = FeatureParams.model_validate(meta["features"])
+        model = build_model(len(feature_columns(features)), meta["hp"])
+        model.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
+        model.eval()
+        scaler = Scaler(np.asarray(meta["scaler_mean"], np.float32), np.asarray(meta["scaler_std"], np.float32))
+        return cls(model, meta["hp"], features, scaler, float(meta["y_scale"]))
+
+
+class PredictorModel(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc: recent canonical bars in, the latest forecast per symbol out."""
+
+    def load_context(self, context: Any) -> None:
+        self.predictor = Predictor.load(Path(context.artifacts["predictor"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+                ) -> pd.DataFrame:
+        bars = model_input.assign(timestamp=pd.to_datetime(model_input["timestamp"], utc=True))
+        preds = self.predictor.predict_bars(bars)
+        latest = preds.sort_values("timestamp").groupby("symbol").tail(1)
+        return latest.assign(timestamp=latest["timestamp"].astype(str)).reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Hyperparameter search for the predictor with Ray Tune, Optuna (TPE) and ASHA."""
