@@ -1,0 +1,214 @@
+"""The validation gate: file reader, GX suite on canonical bars, report and Data Docs.
+
+tests/data/corrupt/ holds one tiny file per way a bars file goes wrong, plus clean_reference.csv
+(12 clean OHLCV bars: AAA and BBB, 2020-01-02 .. 2020-01-09) from which each corrupt file was derived.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tradepipe.config import ValidateParams
+from tradepipe.data.sources import load_source
+from tradepipe.validation import (
+    BarsFileError,
+    ValidationReport,
+    read_bars_file,
+    validate_bars,
+    write_data_docs,
+)
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corrupt"
+CLEAN = CORPUS / "clean_reference.csv"
+# Tiny files: few rows per symbol, so the per-symbol thresholds are scaled down.
+PARAMS = ValidateParams(min_rows_per_symbol=3, max_gap_days=10, max_abs_return=0.5, max_stale_run=4)
+
+# file -> message fragments that name what is wrong and where (file, column, line/row)
+FILE_ERRORS: dict[str, list[str]] = {
+    "truncated.csv": ["truncated.csv", "line 13 (row 12) has 3 field(s)", "header has 7", "truncated"],
+    "truncated.parquet": ["truncated.parquet", "not a readable parquet file", "truncated"],
+    "text_in_close.csv": ["text_in_close.csv", "column 'close'", "line 5 (row 4)", "'abc' is not a number"],
+    "close_as_text.parquet": ["close_as_text.parquet", "column 'close'", "row 8", "'1O2.2' is not a number"],
+    "bad_timestamp.csv": ["bad_timestamp.csv", "column 'timestamp'", "line 8 (row 7)", "'2020-13-45'"],
+    "mixed_timezones.csv": ["mixed_timezones.csv", "column 'timestamp'", "line 7 (row 6)",
+                            "'2020-01-06 00:00:00' has no UTC offset", "line 2 (row 1)"],
+    "missing_symbol_column.csv": ["missing_symbol_column.csv", "missing required column(s) 'symbol'",
+                                  "found timestamp, close"],
+    "empty.csv": ["empty.csv", "the file is empty"],
+    "header_only.csv": ["header_only.csv", "header but no rows"],
+    "non_utf8.csv": ["non_utf8.csv", "not UTF-8", "byte 0xff", "line 3 (row 2)", "column 'symbol'"],
+}
+
+# file -> (expectation, column, symbol, first offending example) of every failure in the report
+SUITE_FAILURES: dict[str, list[tuple[str, str, str | None, dict]]] = {
+    "nan_close.csv": [("expect_column_values_to_not_be_null", "close", "BBB",
+                       {"row": 8, "timestamp": "2020-01-07T00:00:00+00:00", "close": None})],
+    "negative_price.csv": [("expect_column_values_to_be_between", "close", "AAA",
+                            {"row": 5, "timestamp": "2020-01-06T00:00:00+00:00", "close": -100.8})],
+    "zero_price.csv": [
+        ("expect_column_values_to_be_between", "open", "BBB", {"row": 10, "open": 0.0}),
+        ("expect_column_pair_values_a_to_be_greater_than_b", "open,low", "BBB", {"row": 10, "low": 49.8}),
+    ],
+    "inverted_high_low.csv": [
+        ("expect_column_pair_values_a_to_be_greater_than_b", pair, "AAA",
+         {"row": 7, "timestamp": "2020-01-07T00:00:00+00:00"})
+        for pair in ("high,open", "high,close", "open,low", "close,low")
+    ],
+    "high_below_close.csv": [
+        ("expect_column_pair_values_a_to_be_greater_than_b", "high,open", "BBB", {"row": 12, "high": 50.2}),
+        ("expect_column_pair_values_a_to_be_greater_than_b", "high,close", "BBB", {"row": 12, "close": 50.7}),
+    ],
+    "negative_volume.csv": [("expect_column_values_to_be_between", "volume", "AAA",
+                             {"row": 3, "volume": -1000.0})],
+    "duplicate_bar.csv": [("expect_compound_columns_to_be_unique", "timestamp,symbol", "AAA",
+                           {"row": 5, "timestamp": "2020-01-06T00:00:00+00:00"})],
+    "unsorted.csv": [("expect_column_values_to_be_between", "timestamp_step_days", "AAA",
+                      {"row": 7, "timestamp": "2020-01-06T00:00:00+00:00", "timestamp_step_days": -1.0})],
+    "gap.csv": [("expect_column_values_to_be_between", "gap_days", "AAA",
+                 {"row": 7, "timestamp": "2020-01-21T00:00:00+00:00", "gap_days": 18.0})],
+    "spike.csv": [("expect_column_values_to_be_between", "abs_return", "AAA",
+                   {"row": 9, "timestamp": "2020-01-08T00:00:00+00:00", "close": 1030.0})],
+    "stale.csv": [("expect_column_values_to_be_between", "stale_run", "BBB",
+                   {"row": 10, "timestamp": "2020-01-08T00:00:00+00:00", "stale_run": 5.0, "close": 50.6})],
+    "too_few_rows.csv": [("expect_column_values_to_be_between", "rows_per_symbol", "CCC",
+                          {"row": 11, "rows_per_symbol": 2.0})],
+    "missing_symbol.csv": [("expect_column_values_to_not_be_null", "symbol", None,
+                            {"row": 6, "timestamp": "2020-01-06T00:00:00+00:00", "symbol": None})],
+}
+
+
+def test_corpus_and_cases_match() -> None:
+    files = {p.name for p in CORPUS.iterdir()} - {CLEAN.name}
+    assert files == set(FILE_ERRORS) | set(SUITE_FAILURES)
+    assert len(files) >= 15
+    assert all(p.stat().st_size < 4096 for p in CORPUS.iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(FILE_ERRORS))
+def test_unreadable_file_is_refused_with_file_column_and_row(name: str) -> None:
+    with pytest.raises(BarsFileError) as info:
+        read_bars_file(CORPUS / name)
+    for fragment in FILE_ERRORS[name]:
+        assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(SUITE_FAILURES))
+def test_corrupt_bars_fail_the_suite_naming_check_symbol_and_row(name: str) -> None:
+    report = validate_bars(read_bars_file(CORPUS / name), PARAMS, name=name)
+    assert report.success is False
+    found = {(f.expectation, f.column, f.symbol): f for f in report.failures}
+    assert set(found) == {(e, c, s) for e, c, s, _ in SUITE_FAILURES[name]}
+    summary = report.summary()
+    assert summary.startswith(f"{name}: FAILED")
+    for expectation, column, symbol, example in SUITE_FAILURES[name]:
+        failure = found[(expectation, column, symbol)]
+        assert failure.examples[0].items() >= example.items()
+        assert failure.hint
+        assert f"{expectation} on {column}" in summary
+        if symbol is not None:
+            assert f"symbol {symbol}" in summary
+        assert f"row={example['row']} " in summary
+
+
+def test_clean_file_reads_to_canonical_bars_and_passes() -> None:
+    bars = read_bars_file(CLEAN)
+    assert list(bars.columns) == ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
+    assert str(bars["timestamp"].dtype) == "datetime64[us, UTC]"
+    assert bars.loc[0, "timestamp"] == pd.Timestamp("2020-01-02", tz="UTC")  # naive dates are read as UTC
+    assert bars["symbol"].tolist()[:2] == ["AAA", "BBB"]
+    assert bars["close"].tolist()[:4] == [100.0, 50.0, 101.5, 50.6]
+    report = validate_bars(bars, PARAMS)
+    assert report.success is True
+    assert report.failures == []
+    assert (report.n_rows, report.evaluated) == (12, 33)
+    assert report.summary() == "bars: passed all 33 checks on 12 rows"
+
+
+def test_parquet_with_offsets_reads_like_csv(tmp_path: Path) -> None:
+    bars = read_bars_file(CLEAN)
+    shifted = bars.assign(timestamp=bars["timestamp"].dt.tz_convert("America/New_York"))
+    shifted.to_parquet(tmp_path / "bars.parquet")
+    pd.testing.assert_frame_equal(read_bars_file(tmp_path / "bars.parquet"), bars)
+    text = "timestamp,symbol,close\n2020-01-02T00:00:00-05:00,AAA,1.5\n2020-01-03T00:00:00Z,AAA,1.6\n"
+    (tmp_path / "offsets.csv").write_text(text)
+    assert read_bars_file(tmp_path / "offsets.csv")["timestamp"].tolist() == [
+        pd.Timestamp("2020-01-02 05:00", tz="UTC"), pd.Timestamp("2020-01-03", tz="UTC")]
+
+
+def test_unknown_extension_and_missing_file_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(BarsFileError, match=r"bars\.txt: unsupported file type"):
+        read_bars_file(tmp_path / "bars.txt")
+    with pytest.raises(BarsFileError, match=r"nope\.csv: cannot be read"):
+        read_bars_file(tmp_path / "nope.csv")
+
+
+def test_real_skfolio_data_passes_with_default_params() -> None:
+    bars = load_source("skfolio_sp500")
+    report = validate_bars(bars, ValidateParams(), name="skfolio_sp500")
+    assert report.success is True, report.summary()
+    assert (report.n_rows, report.evaluated) == (166260, 17)
+
+
+def _series(closes: list[float], days: list[int] | None = None) -> pd.DataFrame:
+    days = days if days is not None else list(range(len(closes)))
+    return pd.DataFrame({
+        "timestamp": pd.Timestamp("2021-03-01", tz="UTC") + pd.to_timedelta(days, unit="D"),
+        "symbol": "XYZ",
+        "close": closes,
+    })
+
+
+def test_thresholds_are_inclusive() -> None:
+    params = ValidateParams(min_rows_per_symbol=5, max_gap_days=10, max_abs_return=0.5, max_stale_run=3)
+    at_limit = _series([10.0, 15.0, 15.0, 15.0, 7.5], days=[0, 10, 11, 12, 22])
+    assert validate_bars(at_limit, params).success is True
+    beyond = _series([10.0, 15.0, 15.0, 15.0, 15.0, 7.4], days=[0, 11, 12, 13, 14, 15])
+    failures = validate_bars(beyond, params).failures
+    by_column = {f.column: f for f in failures}
+    assert set(by_column) == {"gap_days", "abs_return", "stale_run"}
+    assert by_column["gap_days"].examples[0]["gap_days"] == 11.0
+    assert by_column["abs_return"].examples[0]["row"] == 6
+    assert by_column["stale_run"].examples[0]["stale_run"] == 4.0
+
+
+def test_wrong_dtypes_and_missing_columns_in_memory() -> None:
+    bars = _series([1.0, 2.0, 3.0]).assign(close=["1.0", "x", "3"])
+    bars["timestamp"] = bars["timestamp"].dt.tz_convert("Europe/Paris")
+    report = validate_bars(bars.drop(columns="symbol"), PARAMS)
+    failed = {(f.expectation, f.column) for f in report.failures}
+    assert failed == {
+        ("expect_column_to_exist", "symbol"),
+        ("expect_column_type_to_be", "timestamp"),
+        ("expect_column_type_to_be", "close"),
+    }
+    hints = {f.column: f.hint for f in report.failures}
+    assert "observed: datetime64[us, Europe/Paris]" in hints["timestamp"]
+    assert "observed: str" in hints["close"]
+
+
+def test_empty_frame_fails_row_count() -> None:
+    report = validate_bars(_series([]), PARAMS)
+    failed = [(f.expectation, f.symbol) for f in report.failures]
+    assert failed == [("expect_table_row_count_to_be_between", None)]
+
+
+def test_report_to_dict_is_json() -> None:
+    report = validate_bars(read_bars_file(CORPUS / "nan_close.csv"), PARAMS, name="nan_close")
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["success"] is False and data["n_rows"] == 12 and data["name"] == "nan_close"
+    assert data["failures"][0]["examples"][0] == {
+        "row": 8, "timestamp": "2020-01-07T00:00:00+00:00", "symbol": "BBB", "close": None}
+    assert isinstance(report, ValidationReport)
+
+
+def test_write_data_docs_renders_the_gx_result(tmp_path: Path) -> None:
+    index = write_data_docs(read_bars_file(CORPUS / "spike.csv"), PARAMS, tmp_path / "docs")
+    assert index == tmp_path / "docs" / "index.html"
+    pages = list((tmp_path / "docs" / "validations").rglob("*.html"))
+    assert len(pages) == 1
+    page = pages[0].read_text(encoding="utf-8")
+    assert "abs_return" in page and "9.07827788" in page  # the spike's return, as GX observed it
