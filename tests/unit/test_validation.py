@@ -7,10 +7,13 @@ tests/data/corrupt/ holds one tiny file per way a bars file goes wrong, plus cle
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradepipe.config import ValidateParams
 from tradepipe.data.sources import load_source
@@ -144,6 +147,32 @@ def test_unknown_extension_and_missing_file_are_refused(tmp_path: Path) -> None:
         read_bars_file(tmp_path / "bars.txt")
     with pytest.raises(BarsFileError, match=r"nope\.csv: cannot be read"):
         read_bars_file(tmp_path / "nope.csv")
+
+
+def test_symbols_that_look_like_missing_values_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "na.csv").write_text("timestamp,symbol,close\n2020-01-02,NA,1.5\n2020-01-02,,1.6\n")
+    assert read_bars_file(tmp_path / "na.csv")["symbol"].tolist()[0] == "NA"
+    assert pd.isna(read_bars_file(tmp_path / "na.csv")["symbol"].iloc[1])
+
+
+@settings(max_examples=25, deadline=None)
+@given(edits=st.lists(st.tuples(st.integers(0, 545), st.integers(0, 8), st.binary(max_size=3)),
+                      min_size=1, max_size=4))
+def test_mangled_file_is_refused_or_reported_never_crashes(edits: list[tuple[int, int, bytes]]) -> None:
+    data = CLEAN.read_bytes()
+    for pos, cut, insert in edits:
+        data = data[:pos] + insert + data[pos + cut:]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mangled.csv"
+        path.write_bytes(data)
+        try:
+            bars = read_bars_file(path)
+        except BarsFileError as exc:
+            assert str(path) in str(exc)
+            return
+    report = validate_bars(bars, PARAMS)
+    assert report.success == (report.failures == [])
+    json.dumps(report.to_dict())
 
 
 def test_real_skfolio_data_passes_with_default_params() -> None:

@@ -58,6 +58,9 @@ def read_bars_file(path: str | Path) -> pd.DataFrame:
     if not data.strip():
         raise BarsFileError(f"{path}: the file is empty; expected a header and at least one bar")
     raw, rows = _read_csv(path, data) if suffix == ".csv" else _read_parquet(path, data)
+    duplicated = sorted(set(raw.columns[raw.columns.duplicated()]))
+    if duplicated:
+        raise BarsFileError(f"{path}: column(s) {', '.join(duplicated)} appear more than once in the header")
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         raise BarsFileError(
@@ -84,6 +87,8 @@ def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, _Rows]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BarsFileError(_not_utf8(path, data, exc.start)) from exc
+    if not text.strip():
+        raise BarsFileError(f"{path}: the file is empty; expected a header and at least one bar")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [name.strip() for name in next(reader)]
@@ -102,9 +107,6 @@ def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, _Rows]:
             lines.append(reader.line_num)
     except csv.Error as exc:
         raise BarsFileError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from exc
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise BarsFileError(f"{path}: line 1: column(s) {', '.join(duplicated)} appear more than once")
     frame = pd.DataFrame(records, columns=header, dtype=object)
     return frame, _Rows(path, lines)
 
@@ -123,7 +125,7 @@ def _not_utf8(path: Path, data: bytes, pos: int) -> str:
 
 def _read_parquet(path: Path, data: bytes) -> tuple[pd.DataFrame, _Rows]:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.ParquetFile(pa.BufferReader(data)).read()
     except (pa.ArrowException, OSError) as exc:
         raise BarsFileError(
             f"{path}: not a readable parquet file ({exc}); it may be truncated: re-export it"
@@ -154,8 +156,8 @@ def _numbers(series: pd.Series, column: str, rows: _Rows) -> pd.Series:
 
 
 def _symbols(series: pd.Series) -> pd.Series:
-    missing = _missing(series)
-    return series.astype(str).str.strip().where(~missing).astype("str")
+    text = series.astype(str).str.strip()
+    return text.where(series.notna() & (text != "")).astype("str")  # "NA" may be a ticker, not a gap
 
 
 def _timestamps(series: pd.Series, rows: _Rows) -> pd.Series:
