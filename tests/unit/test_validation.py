@@ -113,7 +113,7 @@ def test_corrupt_bars_fail_the_suite_naming_check_symbol_and_row(name: str) -> N
         assert failure.hint
         assert f"{expectation} on {column}" in summary
         if symbol is not None:
-            assert f"symbol {symbol}" in summary
+            assert f"symbol {symbol}: {failure.unexpected_count} row(s)" in summary
         assert f"row={example['row']} " in summary
 
 

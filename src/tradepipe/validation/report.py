@@ -12,7 +12,8 @@ from great_expectations.core.expectation_validation_result import ExpectationVal
 
 from tradepipe.validation.derived import Batch
 
-MAX_EXAMPLES = 3
+MAX_EXAMPLES = 3  # offending rows kept per failure
+MAX_SYMBOLS = 10  # symbols shown per failed check in the summary
 # Helper columns are shown next to the input column they are computed from.
 _CONTEXT = {"abs_return": ("close",), "stale_run": ("close",)}
 
@@ -43,17 +44,21 @@ class ValidationReport:
         """Short human-readable text: each failed expectation, symbol, first offending rows, what to do."""
         if self.success:
             return f"{self.name}: passed all {self.evaluated} checks on {self.n_rows} rows"
-        failed = len({(f.expectation, f.column) for f in self.failures})
-        lines = [f"{self.name}: FAILED {failed} of {self.evaluated} checks on {self.n_rows} rows"]
+        checks: dict[tuple[str, str | None], list[Failure]] = {}
         for f in self.failures:
-            where = f" on {f.column}" if f.column else ""
-            who = f", symbol {f.symbol}" if f.symbol is not None else ""
-            count = f": {f.unexpected_count} row(s)" if f.unexpected_count else ""
-            lines.append(f"- {f.expectation}{where}{who}{count}")
-            for ex in f.examples:
-                lines.append("    " + " ".join(f"{k}={_show(v)}" for k, v in ex.items()))
-            lines.append(f"    what to do: {f.hint}")
-        return "\n".join(lines)
+            checks.setdefault((f.expectation, f.column), []).append(f)
+        lines = [f"{self.name}: FAILED {len(checks)} of {self.evaluated} checks on {self.n_rows} rows"]
+        for (expectation, column), failures in checks.items():
+            where = f" on {column}" if column else ""
+            lines.append(f"- {expectation}{where}")
+            lines.append(f"    what to do: {failures[0].hint}")
+            for f in failures[:MAX_SYMBOLS]:
+                who = "" if f.symbol is None else f"symbol {f.symbol}: "
+                lines.append(f"    {who}{f.unexpected_count} row(s)" if f.unexpected_count else f"    {who}")
+                lines += ["      " + " ".join(f"{k}={_show(v)}" for k, v in ex.items()) for ex in f.examples]
+            if len(failures) > MAX_SYMBOLS:
+                lines.append(f"    ... and {len(failures) - MAX_SYMBOLS} more symbol(s): see to_dict()")
+        return "\n".join(line.rstrip() for line in lines if line.strip())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable form of the report."""
