@@ -11,6 +11,7 @@ from tradepipe.data.store import write_json, write_parquet
 from tradepipe.stage import StageError, run_stage
 
 BARS = Path("data/raw/bars.parquet")
+BENCHMARK = Path("data/raw/benchmark.parquet")
 MANIFEST = Path("data/raw/manifest.json")
 
 
@@ -22,7 +23,9 @@ def ingest(params: Params, root: Path) -> dict[str, float]:
         raise StageError(f"params.yaml data: {exc}") from exc
     if bars.empty:
         raise StageError(f"source {cfg.source!r} has no bars between {cfg.start} and {cfg.end}; widen data.start/end")
+    benchmark = load_source(cfg.benchmark, None, cfg.start, cfg.end) if cfg.benchmark else bars.iloc[:0]
     write_parquet(bars, root / BARS)
+    write_parquet(benchmark, root / BENCHMARK)
     per_symbol = bars.groupby("symbol")["timestamp"].agg(["min", "max", "count"])
     manifest = {
         "source": cfg.source,

@@ -25,6 +25,7 @@ class TrackingParams(_Section):
 
 class DataParams(_Section):
     source: str = "skfolio_sp500"
+    benchmark: str | None = "skfolio_sp500_index"  # buy-and-hold reference for the backtest
     symbols: list[str] = Field(default_factory=list)
     start: str = "1990-01-01"
     end: str = "2022-12-31"

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import gymnasium
 
+ENTRY_POINTS = {
+    "tradepipe/Portfolio-v0": "tradepipe.envs.portfolio:make_default",
+    "tradepipe/SingleAsset-v0": "tradepipe.envs.single_asset:make_default",
+}
+
 
 def register_envs() -> None:
-    """Make ``gymnasium.make("tradepipe/Portfolio-v0")`` available."""
-    if "tradepipe/Portfolio-v0" not in gymnasium.registry:
-        gymnasium.register(id="tradepipe/Portfolio-v0", entry_point="tradepipe.envs.portfolio:make_default")
+    """Make ``gymnasium.make`` know every id of ``ENTRY_POINTS`` (built with no arguments on bundled data)."""
+    for env_id, entry_point in ENTRY_POINTS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry_point)

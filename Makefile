@@ -1,0 +1,35 @@
+# The two commands: `make run` (whole pipeline on the bundled data) and `make test` (the test suite).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install run smoke test lint mlflow-ui clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## set up .venv only
+
+run: $(STAMP)           ## the whole pipeline on the default data (20 stocks, 1990-2022)
+	tradepipe run
+
+smoke: $(STAMP)         ## the smoke profile (rewrites params.yaml; `git checkout params.yaml` undoes it)
+	tradepipe run --profile smoke
+
+test: $(STAMP)          ## unit, integration and end-to-end tests
+	pytest
+
+lint: $(STAMP)
+	ruff check src pipelines dags tests benchmarks
+	mypy src/tradepipe
+
+mlflow-ui: $(STAMP)     ## the MLflow UI on the local tracking store
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf data models reports metrics plots mlflow.db mlartifacts .dvc/cache .dvc/tmp

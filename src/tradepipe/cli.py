@@ -1,0 +1,108 @@
+"""The ``tradepipe`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from tradepipe.config import ConfigError
+
+app = typer.Typer(help="tradepipe: versioned, tracked ML and RL trading research pipelines.",
+                  no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="Check market data files.", no_args_is_help=True)
+report_app = typer.Typer(help="Score returns produced anywhere.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(report_app, name="report")
+console = Console()
+err = Console(stderr=True)
+
+STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _apply_profile(root: Path, name: str) -> None:
+    from tradepipe.profiles import apply_profile, load_profile
+
+    try:
+        apply_profile(root / "params.yaml", load_profile(root, name))
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    console.print(f"params.yaml now holds the [bold]{name}[/] profile (`git checkout params.yaml` undoes it)")
+
+
+@app.command()
+def run(
+    profile: str = typer.Option(None, help="Apply profiles/<name>.yaml to params.yaml first (e.g. smoke)."),
+    stage: str = typer.Option(None, help=f"Run up to this stage only: one of {', '.join(STAGES)}."),
+    force: bool = typer.Option(False, help="Rerun stages even when nothing they depend on changed."),
+    root: Path = typer.Option(Path("."), help="Project root (holds dvc.yaml and params.yaml)."),
+) -> None:
+    """Run the pipeline with `dvc repro` (stages whose inputs did not change are skipped)."""
+    if stage and stage not in STAGES:
+        _fail(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}", 2)
+    if profile:
+        _apply_profile(root, profile)
+    env = {**os.environ, "TRADEPIPE_RUN_ID": os.environ.get("TRADEPIPE_RUN_ID") or f"cli-{uuid.uuid4().hex[:12]}"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [str(Path(sys.executable).parent / "dvc"), "repro", *([stage] if stage else []), *(["--force"] if force else [])]
+    console.print(f"pipeline run id [bold]{env['TRADEPIPE_RUN_ID']}[/]: {' '.join(cmd[1:])}")
+    code = subprocess.run(cmd, cwd=root, env=env).returncode
+    if code:
+        _fail("the pipeline stopped; the failing stage printed why above. Earlier outputs are unchanged.", code)
+    console.print("[green]pipeline finished[/]: `dvc metrics show`, `make mlflow-ui`, reports/backtest/report.html")
+
+
+@app.command("profile")
+def profile_cmd(name: str = typer.Argument(..., help="A profile in profiles/<name>.yaml, e.g. smoke."),
+                root: Path = typer.Option(Path("."), help="Project root (holds params.yaml).")) -> None:
+    """Apply a profile's overrides to params.yaml (comments kept), as `dvc exp run -S` would."""
+    _apply_profile(root, name)
+
+
+@data_app.command("validate")
+def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file of bars."),
+                  params: Path = typer.Option(Path("params.yaml"), help="Where to read the `validate` limits.")) -> None:
+    """Validate a bars file with the pipeline's Great Expectations suite; exit 1 if it fails."""
+    from tradepipe.config import ValidateParams, load_params
+    from tradepipe.validation import BarsFileError, read_bars_file, validate_bars
+
+    limits = load_params(params).validate_ if params.exists() else ValidateParams()
+    try:
+        bars = read_bars_file(path)
+    except BarsFileError as exc:
+        _fail(str(exc))
+    report = validate_bars(bars, limits, name=str(path))
+    if not report.success:
+        err.print(report.summary())
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/] {path}: {report.n_rows} rows passed {report.evaluated} expectations")
+
+
+@report_app.command("metrics")
+def report_metrics(returns_csv: Path = typer.Argument(..., help="CSV: a date column and a daily returns column."),
+                   periods_per_year: int = 252, risk_free_rate: float = 0.0, n_trials: int = 1) -> None:
+    """Print performance metrics (Sharpe, drawdown, PSR, DSR, ...) of a daily returns series as JSON."""
+    from tradepipe.backtest.metrics import performance_metrics, returns_from_csv
+
+    try:
+        returns = returns_from_csv(returns_csv)
+    except ValueError as exc:
+        _fail(str(exc))
+    metrics = performance_metrics(returns, periods_per_year=periods_per_year, risk_free_rate=risk_free_rate,
+                                  n_trials=n_trials)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,269 @@
+"""Multi-asset portfolio environment (N assets plus cash) replaying ``backtest.engine.execute`` bar by bar.
+
+At time ``t`` the agent sees the observation built from data up to close ``t`` and chooses target weights;
+``step`` fills them at close ``t + 1`` paying ``cost_rate`` per unit of turnover (measured against the
+weights drifted over ``(t, t + 1]``) and moves to ``t + 1``. Cash earns nothing.
+
+Observation (float32), in this order:
+  ``features[t - lookback + 1 .. t]`` flattened time-major (``lookback * N * F`` values),
+  ``predictions[t]`` (``N`` values, only when predictions are given),
+  the asset weights held after the last fill (``N``) and the cash weight ``1 - sum(weights)`` (1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import gymnasium
+import numpy as np
+import numpy.typing as npt
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from tradepipe.data.schema import to_wide
+from tradepipe.data.sources import load_source
+from tradepipe.envs.rewards import make_reward
+
+Array = npt.NDArray[np.float64]
+Obs = npt.NDArray[np.float32]
+
+LOGIT_SCALE = 5.0  # long-only softmax temperature: actions in [-1, 1] reach weights from ~0 to ~1
+# Hot-path constants as 0-d arrays (numpy ufuncs take them faster than Python floats). Batches keep
+# assets on the last axis; transposing puts them first, so np.add.reduce(x.T) sums over assets and
+# per-book scalars broadcast against x.T.
+_ONE, _MINUS_ONE, _SCALE = np.array(1.0), np.array(-1.0), np.array(LOGIT_SCALE)
+
+
+def action_to_weights(action: npt.ArrayLike, long_only: bool = True, max_leverage: float = 1.0) -> Array:
+    """Map actions (last axis: N assets then cash) to N target asset weights; deterministic and pure.
+
+    Actions are clipped to [-1, 1]; a batch of shape (..., N + 1) maps to (..., N).
+    Long-only: ``max_leverage * softmax(LOGIT_SCALE * action)[:N]``: weights >= 0 summing to at most
+    ``max_leverage`` (with 1.0, assets plus cash lie on the simplex).
+    Long-short: ``max_leverage * a / max(1, sum|a|)`` over the N asset entries (the cash entry is unused,
+    cash is the remainder), so gross exposure ``sum|w| <= max_leverage`` and every such weight vector
+    is reachable.
+    """
+    a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), _MINUS_ONE), _ONE).T
+    if long_only:
+        e = np.exp(a * _SCALE)
+        return (e[:-1] * (max_leverage / np.add.reduce(e))).T
+    x = a[:-1]
+    return (x * (max_leverage / np.maximum(np.add.reduce(np.abs(x)), _ONE))).T
+
+
+def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[Any, Any, Any]:
+    """One bar of ``engine.execute``: hold ``held`` over the bar's ``returns``, then trade to ``target``.
+
+    Works on one book (N,) or a batch (B, N).
+    Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the sum of
+    absolute weight changes against the drifted weights, and the cost as a fraction of equity.
+    """
+    moved = held * returns
+    growth = np.add.reduce(moved.T) + 1.0
+    gap = target.T - (held + moved).T / growth  # target minus the drifted weights, assets first
+    turnover = np.add.reduce(np.abs(gap, out=gap))
+    cost = turnover * cost_rate
+    return growth * (1.0 - cost) - 1.0, turnover, cost
+
+
+class PortfolioEnv(gymnasium.Env[Obs, Obs]):
+    """N assets plus cash; target weights decided at close t are filled at close t + 1 (see module doc)."""
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, returns: npt.ArrayLike, features: npt.ArrayLike, *, cost_rate: float = 0.0015,
+                 reward: str = "log_return", lookback: int = 1, long_only: bool = True,
+                 max_leverage: float = 1.0, episode_length: int | None = None,
+                 predictions: npt.ArrayLike | None = None,
+                 reward_params: Mapping[str, float] | None = None) -> None:
+        rets = np.nan_to_num(np.asarray(returns, dtype=np.float64))
+        feats = np.nan_to_num(np.asarray(features, dtype=np.float32))
+        if rets.ndim != 2 or feats.ndim != 3 or feats.shape[:2] != rets.shape:
+            raise ValueError(f"need returns (T, N) and features (T, N, F); got {rets.shape}, {feats.shape}")
+        n_bars, n_assets = rets.shape
+        if not 1 <= lookback < n_bars:
+            raise ValueError(f"lookback must be in [1, {n_bars - 1}], got {lookback}")
+        if episode_length is not None and not 1 <= episode_length <= n_bars - lookback:
+            raise ValueError(f"episode_length must be in [1, {n_bars - lookback}], got {episode_length}")
+        if cost_rate < 0.0 or max_leverage <= 0.0:
+            raise ValueError(f"need cost_rate >= 0 and max_leverage > 0; got {cost_rate}, {max_leverage}")
+        self.n_assets, self.n_bars, self.lookback = n_assets, n_bars, lookback
+        self.cost_rate, self.long_only, self.max_leverage = cost_rate, long_only, max_leverage
+        self.episode_length, self.reward_name = episode_length, reward
+        self.reward_params = dict(reward_params or {})
+        self.returns = rets
+        row = n_assets * feats.shape[2]
+        # windows[i]: features[i .. i + lookback - 1] flattened, a view into one contiguous buffer.
+        self._windows = np.lib.stride_tricks.sliding_window_view(feats.reshape(-1), lookback * row)[::row]
+        self._predictions: Obs | None = None
+        if predictions is not None:
+            self._predictions = np.nan_to_num(np.asarray(predictions, dtype=np.float32))
+            if self._predictions.shape != rets.shape:
+                raise ValueError(f"predictions must be {rets.shape}, got {self._predictions.shape}")
+        self.obs_size = lookback * row + (n_assets if predictions is not None else 0) + n_assets + 1
+        self.observation_space = spaces.Box(-np.inf, np.inf, (self.obs_size,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32)
+        self._reward = make_reward(reward, (), self.reward_params)
+        self._t = self._end = lookback - 1
+        self._weights: Array = np.zeros(n_assets)
+        self._equity = 1.0
+
+    def action_weights(self, action: npt.ArrayLike) -> Array:
+        """Target asset weights for ``action`` (one or a batch): ``action_to_weights`` with this config."""
+        return action_to_weights(action, self.long_only, self.max_leverage)
+
+    def episode_start(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        """First time index of new episodes: ``lookback - 1``, or uniform when ``episode_length`` is set."""
+        if self.episode_length is None:
+            return self.lookback - 1 if size is None else np.full(size, self.lookback - 1)
+        return rng.integers(self.lookback - 1, self.n_bars - self.episode_length, size=size)
+
+    def episode_end(self, start: Any) -> Any:
+        """Last time index of episodes starting at ``start``."""
+        return self.n_bars - 1 if self.episode_length is None else start + self.episode_length
+
+    def observe(self, t: Any, weights: Array) -> Obs:
+        """Observation(s) at time(s) ``t`` for asset ``weights`` held, (N,) or a batch (B, N)."""
+        obs = np.empty((*weights.shape[:-1], self.obs_size), dtype=np.float32)
+        width = self._windows.shape[1]
+        obs[..., :width] = self._windows[t - self.lookback + 1]
+        if self._predictions is not None:
+            obs[..., width:width + self.n_assets] = self._predictions[t]
+        obs[..., -1 - self.n_assets:-1] = weights
+        obs[..., -1] = 1.0 - np.add.reduce(weights.T)
+        return obs
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._t = int(self.episode_start(self.np_random))
+        self._end = self.episode_end(self._t)
+        self._weights = np.zeros(self.n_assets)
+        self._equity = 1.0
+        self._reward.reset()
+        return self.observe(self._t, self._weights), {"equity": 1.0, "t": self._t}
+
+    def step(self, action: Obs) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
+        target = self.action_weights(action)
+        t = self._t + 1
+        net, turnover, cost = rebalance(self._weights, self.returns[t], target, self.cost_rate)
+        self._equity = equity = self._equity * (1.0 + net)
+        self._weights, self._t = target, t
+        info = {"equity": equity, "turnover": turnover, "cost": cost, "weights": target, "t": t}
+        return (self.observe(t, target), float(self._reward(net, equity)), bool(equity <= 0.0),
+                t == self._end, info)
+
+
+class PortfolioVecEnv(VecEnv):
+    """``n_envs`` independent books on the data and configuration of ``env``, stepped together in numpy.
+
+    Stable-Baselines3 ``VecEnv`` semantics: finished episodes are reset automatically, their last
+    observation is in ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]`` tells a cut
+    (end of data or window) from a bankruptcy. Attributes and methods are those of the shared ``env``.
+    """
+
+    def __init__(self, env: PortfolioEnv, n_envs: int, seed: int | None = None) -> None:
+        self.env = env
+        super().__init__(n_envs, env.observation_space, env.action_space)
+        self._rng = np.random.default_rng(seed)
+        self._reward = make_reward(env.reward_name, (n_envs,), env.reward_params)
+        self._t = np.zeros(n_envs, dtype=np.int64)
+        self._end = np.zeros(n_envs, dtype=np.int64)
+        self._weights: Array = np.zeros((n_envs, env.n_assets))
+        self._equity: Array = np.ones(n_envs)
+        self._actions: Obs = np.zeros((n_envs, *(env.action_space.shape or ())), dtype=np.float32)
+
+    def reset(self) -> Obs:
+        if self._seeds[0] is not None:
+            self._rng = np.random.default_rng(self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        self._restart(np.ones(self.num_envs, dtype=bool))
+        return self.env.observe(self._t, self._weights)
+
+    def _restart(self, mask: npt.NDArray[np.bool_]) -> None:
+        """Start new episodes for the books where ``mask`` is True."""
+        start = self.env.episode_start(self._rng, int(mask.sum()))
+        self._t[mask] = start
+        self._end[mask] = self.env.episode_end(start)
+        self._weights[mask] = 0.0
+        self._equity[mask] = 1.0
+        self._reward.reset(mask)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        target = self.env.action_weights(self._actions)
+        t = self._t + 1
+        net, turnover, cost = rebalance(self._weights, self.env.returns[t], target, self.env.cost_rate)
+        self._equity = equity = self._equity * (1.0 + net)
+        self._weights, self._t = target, t
+        rewards = self._reward(net, equity).astype(np.float32)
+        obs = self.env.observe(t, target)
+        bankrupt = equity <= 0.0
+        dones = bankrupt | (t == self._end)
+        infos: list[dict[str, Any]] = [
+            {"equity": equity[i], "turnover": turnover[i], "cost": cost[i], "weights": target[i], "t": t[i]}
+            for i in range(self.num_envs)]
+        if dones.any():
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["TimeLimit.truncated"] = not bankrupt[i]
+            self._restart(dones)
+            obs[dones] = self.env.observe(self._t[dones], self._weights[dones])
+        return obs, rewards, dones, infos
+
+    def close(self) -> None:
+        self.env.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the shared env: it applies to every book, whatever ``indices`` says."""
+        setattr(self.env, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        method = getattr(self.env, method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gymnasium.Wrapper],
+                       indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+
+def causal_features(close: npt.ArrayLike, train_fraction: float = 0.6) -> tuple[Array, Array]:
+    """Simple returns (T', N) and causal features (T', N, 4) from closes (T, N); T' = T - 21.
+
+    Features at t: trailing 1-, 5- and 21-bar log returns and the 21-bar volatility of 1-bar log returns,
+    each z-scored per asset with the mean and deviation of the first ``train_fraction`` of the rows.
+    The first 21 bars (too short a history) are dropped.
+    """
+    log_close = np.log(np.asarray(close, dtype=np.float64))
+    w = 21
+    now = log_close[w:]
+    volatility = np.lib.stride_tricks.sliding_window_view(np.diff(log_close, axis=0), w, axis=0).std(axis=-1)
+    feats = np.stack([now - log_close[w - 1:-1], now - log_close[w - 5:-5], now - log_close[:-w], volatility],
+                     axis=-1)
+    n_fit = int(train_fraction * len(feats))
+    mean, std = np.nanmean(feats[:n_fit], axis=0), np.nanstd(feats[:n_fit], axis=0)
+    return np.expm1(feats[..., 0]), (feats - mean) / np.where(std > 0.0, std, 1.0)
+
+
+@lru_cache(maxsize=4)
+def load_market(source: str = "skfolio_sp500") -> tuple[Array, Array]:
+    """Read-only ``causal_features`` of the closes of a bundled source (see ``tradepipe.data.sources``)."""
+    returns, features = causal_features(to_wide(load_source(source)).to_numpy(dtype=np.float64))
+    returns.setflags(write=False)
+    features.setflags(write=False)
+    return returns, features
+
+
+def make_default(**overrides: Any) -> PortfolioEnv:
+    """``PortfolioEnv`` on the bundled 20-stock S&P 500 universe; ``overrides`` are its keyword arguments."""
+    return PortfolioEnv(*load_market("skfolio_sp500"), **overrides)

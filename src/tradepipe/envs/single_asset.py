@@ -1,0 +1,45 @@
+"""Single-asset trading: the action is a target position, the accounting is ``PortfolioEnv``'s with N = 1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from gymnasium import spaces
+
+from tradepipe.envs.portfolio import Array, PortfolioEnv, load_market
+
+
+class SingleAssetTradingEnv(PortfolioEnv):
+    """One asset plus cash; the action is the target position in [-1, 1] ([0, 1] when ``long_only``).
+
+    ``returns`` is (T,) or (T, 1), ``features`` (T, F) or (T, 1, F), ``predictions`` (T,) or (T, 1).
+    The position times ``max_leverage`` is the asset weight; the observation layout is ``PortfolioEnv``'s.
+    """
+
+    def __init__(self, returns: npt.ArrayLike, features: npt.ArrayLike, *, cost_rate: float = 0.0015,
+                 reward: str = "log_return", lookback: int = 1, long_only: bool = False,
+                 max_leverage: float = 1.0, episode_length: int | None = None,
+                 predictions: npt.ArrayLike | None = None,
+                 reward_params: Mapping[str, float] | None = None) -> None:
+        rets = np.asarray(returns, dtype=np.float64).reshape(-1, 1)
+        feats = np.asarray(features, dtype=np.float32)
+        preds = None if predictions is None else np.asarray(predictions, dtype=np.float32).reshape(-1, 1)
+        super().__init__(rets, feats.reshape(len(rets), 1, -1), cost_rate=cost_rate, reward=reward,
+                         lookback=lookback, long_only=long_only, max_leverage=max_leverage,
+                         episode_length=episode_length, predictions=preds, reward_params=reward_params)
+        self.action_space = spaces.Box(0.0 if long_only else -1.0, 1.0, (1,), np.float32)
+
+    def action_weights(self, action: npt.ArrayLike) -> Array:
+        """Asset weight for ``action`` (..., 1): clipped to the action space, times ``max_leverage``."""
+        low = 0.0 if self.long_only else -1.0
+        position = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), low), 1.0)
+        return self.max_leverage * position
+
+
+def make_default(**overrides: Any) -> SingleAssetTradingEnv:
+    """``SingleAssetTradingEnv`` on the bundled S&P 500 index; ``overrides`` are its keyword arguments."""
+    returns, features = load_market("skfolio_sp500_index")
+    return SingleAssetTradingEnv(returns, features, **overrides)

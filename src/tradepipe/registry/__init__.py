@@ -1,0 +1,1 @@
+"""The MLflow model registry: promotion gates, aliases and lineage."""

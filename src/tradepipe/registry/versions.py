@@ -1,0 +1,38 @@
+"""Register model versions with lineage tags, set aliases, and read the current champion."""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+AGENT_MODEL = "tradepipe-agent"
+PREDICTOR_MODEL = "tradepipe-predictor"
+
+
+def champion(client: MlflowClient, name: str) -> ModelVersion | None:
+    """The version holding the champion alias, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def register(client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str],
+             description: str) -> ModelVersion:
+    """Create a version of ``name`` from ``model_uri`` with lineage tags and a description."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"tradepipe {name.split('-')[-1]}")
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags, description=description)
+    return version
+
+
+def set_aliases(client: MlflowClient, name: str, version: str, promote: bool) -> None:
+    """The new version becomes challenger; and champion when ``promote``."""
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    if promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
