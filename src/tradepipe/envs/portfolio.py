@@ -211,7 +211,7 @@ class PortfolioVecEnv(VecEnv):
             for i in range(self.num_envs)]
         if dones.any():
             for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["terminal_observation"] = obs[i].copy()
                 infos[i]["TimeLimit.truncated"] = not bankrupt[i]
             self._restart(dones)
             obs[dones] = self.env.observe(self._t[dones], self._weights[dones])

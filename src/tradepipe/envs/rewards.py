@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 Value = Any  # a float (one book) or a float64 array (a batch of books)
 Mask = npt.NDArray[np.bool_]
+_VARIANCE_FLOOR = 1e-200
 
 
 class Reward(ABC):
@@ -55,7 +56,7 @@ class DifferentialSharpe(Reward):
     ``A`` and ``B`` are exponential moving estimates of the first and second moments of returns,
     starting at 0. With ``dA = R - A`` and ``dB = R**2 - B`` (before the update),
     ``D = (B * dA - A * dB / 2) / (B - A**2) ** 1.5`` (0 while ``B - A**2`` is 0), then
-    ``A += eta * dA`` and ``B += eta * dB``.
+    ``A += eta * dA`` and ``B += eta * dB``. Early values are large (few returns behind the moments).
     """
 
     def __init__(self, shape: tuple[int, ...] = (), eta: float = 0.01) -> None:
@@ -75,8 +76,9 @@ class DifferentialSharpe(Reward):
         d_b = net_return * net_return - self.b
         variance = self.b - self.a * self.a
         numerator = self.b * d_a - 0.5 * self.a * d_b
-        # Where variance is 0, A and B are too (returns all 0 so far), so the numerator is 0 as well.
-        value = numerator / np.maximum(variance, np.finfo(np.float64).tiny) ** 1.5
+        # Variance is 0 only while every return so far was 0, and then so is the numerator: the floor
+        # (well above where variance ** 1.5 underflows) turns that 0 / 0 into 0.
+        value = numerator / np.maximum(variance, _VARIANCE_FLOOR) ** 1.5
         self.a = self.a + self.eta * d_a
         self.b = self.b + self.eta * d_b
         return value

@@ -1,0 +1,72 @@
+"""Steps per second of the trading environments on the bundled data (random actions, no agent).
+
+Run: ``python benchmarks/env_throughput.py [--seconds 2] [--n-envs 16]``. Each figure is the best of
+three timed runs (the machine may be shared). Anchors quoted for context were measured on this
+machine by others, not by this script: FinRL's StockTradingEnv about 450 steps/s for 20 assets,
+gym-anytrading about 88,000 steps/s (one asset, discrete actions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from tradepipe.envs.portfolio import PortfolioEnv, PortfolioVecEnv, make_default
+from tradepipe.envs.single_asset import make_default as make_single_asset
+
+
+def single_env_rate(env: PortfolioEnv, seconds: float) -> float:
+    """Steps/s of ``env`` on pre-drawn random actions, resetting at episode ends."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (4096, *env.action_space.shape)).astype(np.float32)
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        steps += len(actions)
+    return steps / (time.perf_counter() - start)
+
+
+def vec_env_rate(vec: PortfolioVecEnv, seconds: float) -> float:
+    """Environment steps/s (books times batch steps) of ``vec`` on random actions."""
+    shape = (256, vec.num_envs, *vec.action_space.shape)
+    actions = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    vec.reset()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for batch in actions:
+            vec.step(batch)
+        steps += len(actions) * vec.num_envs
+    return steps / (time.perf_counter() - start)
+
+
+def best_of(runs: int, rate: Callable[[], float]) -> float:
+    """Best of ``runs`` measurements."""
+    return max(rate() for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each timed run")
+    parser.add_argument("--n-envs", type=int, default=16, help="books in the batched env")
+    args = parser.parse_args()
+    portfolio = make_default()
+    vec = PortfolioVecEnv(make_default(episode_length=252), args.n_envs, seed=0)
+    single = make_single_asset()
+    print(f"PortfolioEnv, {portfolio.n_assets} assets, one env:   "
+          f"{best_of(3, lambda: single_env_rate(portfolio, args.seconds)):>12,.0f} steps/s")
+    print(f"PortfolioVecEnv, {args.n_envs} books x {portfolio.n_assets} assets:  "
+          f"{best_of(3, lambda: vec_env_rate(vec, args.seconds)):>12,.0f} steps/s")
+    print(f"SingleAssetTradingEnv, one env:      "
+          f"{best_of(3, lambda: single_env_rate(single, args.seconds)):>12,.0f} steps/s")
+    print("context (not measured here): FinRL StockTradingEnv ~450 steps/s (20 assets), "
+          "gym-anytrading ~88,000 steps/s (1 asset)")
+
+
+if __name__ == "__main__":
+    main()
