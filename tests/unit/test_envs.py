@@ -287,20 +287,22 @@ def test_neutral_action_is_equal_weight() -> None:
 
 # --- batch -----------------------------------------------------------------------------------------
 
-def test_vec_env_matches_independent_envs_and_auto_resets() -> None:
+@pytest.mark.parametrize("make", [portfolio, single_asset])
+def test_vec_env_matches_independent_envs_and_auto_resets(make: Any) -> None:
     n_envs, rng = 3, np.random.default_rng(0)
-    vec = PortfolioVecEnv(portfolio(reward="drawdown_penalty"), n_envs)
-    singles = [portfolio(reward="drawdown_penalty") for _ in range(n_envs)]
+    vec = PortfolioVecEnv(make(reward="drawdown_penalty"), n_envs)
+    singles = [make(reward="drawdown_penalty") for _ in range(n_envs)]
     obs = vec.reset()
     np.testing.assert_array_equal(obs, [env.reset()[0] for env in singles])
     for _ in range(T - 1):
-        actions = rng.uniform(-1, 1, (n_envs, N + 1)).astype(np.float32)
+        actions = rng.uniform(-1, 1, (n_envs, *vec.action_space.shape)).astype(np.float32)
         obs, rewards, dones, infos = vec.step(actions)
         results = [env.step(a) for env, a in zip(singles, actions, strict=True)]
         np.testing.assert_allclose(rewards, [r[1] for r in results], rtol=1e-6)
         np.testing.assert_allclose([i["equity"] for i in infos], [r[4]["equity"] for r in results],
                                    rtol=1e-12)
     assert dones.all() and all(i["TimeLimit.truncated"] for i in infos)
+    np.testing.assert_array_equal([i["weights"] for i in infos], [r[4]["weights"] for r in results])
     np.testing.assert_array_equal([i["terminal_observation"] for i in infos], [r[0] for r in results])
     np.testing.assert_array_equal(obs, [env.reset()[0] for env in singles])  # auto-reset happened
 

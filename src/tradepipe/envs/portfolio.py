@@ -189,7 +189,7 @@ class PortfolioVecEnv(VecEnv):
         start = self.env.episode_start(self._rng, int(mask.sum()))
         self._t[mask] = start
         self._end[mask] = self.env.episode_end(start)
-        self._weights[mask] = 0.0
+        self._weights = np.where(mask[:, None], 0.0, self._weights)  # a new array: infos hold row views
         self._equity[mask] = 1.0
         self._reward.reset(mask)
 
