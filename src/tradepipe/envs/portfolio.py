@@ -245,7 +245,7 @@ def causal_features(close: npt.ArrayLike, train_fraction: float = 0.6) -> tuple[
     The first 21 bars (too short a history) are dropped.
     """
     log_close = np.log(np.asarray(close, dtype=np.float64))
-    w = 21
+    w = 21  # a trading month: the longest look-back of the features
     now = log_close[w:]
     volatility = np.lib.stride_tricks.sliding_window_view(np.diff(log_close, axis=0), w, axis=0).std(axis=-1)
     feats = np.stack([now - log_close[w - 1:-1], now - log_close[w - 5:-5], now - log_close[:-w], volatility],
