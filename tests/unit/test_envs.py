@@ -21,6 +21,7 @@ from tradepipe.envs.portfolio import (
     LOGIT_SCALE,
     PortfolioEnv,
     PortfolioVecEnv,
+    action_to_book,
     action_to_weights,
     causal_features,
     rebalance,
@@ -276,6 +277,16 @@ def test_long_short_weights_respect_the_leverage_cap(action: np.ndarray, leverag
 def test_batched_action_mapping_is_row_by_row(batch: np.ndarray, long_only: bool) -> None:
     np.testing.assert_allclose(action_to_weights(batch, long_only, 1.5),
                                [action_to_weights(row, long_only, 1.5) for row in batch], rtol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(action=actions, leverage=leverages, long_only=st.booleans())
+def test_book_is_the_weights_then_cash(action: np.ndarray, leverage: float, long_only: bool) -> None:
+    book = action_to_book(action, long_only, leverage)
+    weights = action_to_weights(action, long_only, leverage)
+    np.testing.assert_array_equal(book[:-1], weights)
+    assert book.sum() == pytest.approx(1.0, abs=1e-12)
+    assert book[-1] >= -1e-12 or leverage > 1.0 or not long_only  # cash >= 0 unless leverage allows debt
 
 
 def test_neutral_action_is_equal_weight() -> None:

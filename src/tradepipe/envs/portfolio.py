@@ -7,7 +7,7 @@ weights drifted over ``(t, t + 1]``) and moves to ``t + 1``. Cash earns nothing.
 Observation (float32), in this order:
   ``features[t - lookback + 1 .. t]`` flattened time-major (``lookback * N * F`` values),
   ``predictions[t]`` (``N`` values, only when predictions are given),
-  the asset weights held after the last fill (``N``) and the cash weight ``1 - sum(weights)`` (1).
+  the book held after the last fill: N asset weights and the cash weight ``1 - sum(weights)``.
 """
 
 from __future__ import annotations
@@ -36,22 +36,34 @@ LOGIT_SCALE = 5.0  # long-only softmax temperature: actions in [-1, 1] reach wei
 _ONE, _MINUS_ONE, _SCALE = np.array(1.0), np.array(-1.0), np.array(LOGIT_SCALE)
 
 
-def action_to_weights(action: npt.ArrayLike, long_only: bool = True, max_leverage: float = 1.0) -> Array:
-    """Map actions (last axis: N assets then cash) to N target asset weights; deterministic and pure.
+def action_to_book(action: npt.ArrayLike, long_only: bool = True, max_leverage: float = 1.0) -> Array:
+    """Map actions (last axis: N assets then cash) to a target book: N asset weights, then cash.
 
-    Actions are clipped to [-1, 1]; a batch of shape (..., N + 1) maps to (..., N).
-    Long-only: ``max_leverage * softmax(LOGIT_SCALE * action)[:N]``: weights >= 0 summing to at most
-    ``max_leverage`` (with 1.0, assets plus cash lie on the simplex).
-    Long-short: ``max_leverage * a / max(1, sum|a|)`` over the N asset entries (the cash entry is unused,
-    cash is the remainder), so gross exposure ``sum|w| <= max_leverage`` and every such weight vector
-    is reachable.
+    Deterministic and pure; a batch (..., N + 1) maps to (..., N + 1), and every book sums to 1.
+    Actions are clipped to [-1, 1].
+    Long-only: assets ``max_leverage * softmax(LOGIT_SCALE * action)[:N]``, weights >= 0 summing to at
+    most ``max_leverage`` (with 1.0, the book lies on the simplex).
+    Long-short: assets ``max_leverage * a / max(1, sum|a|)`` over the N asset entries (the cash entry of
+    the action is unused), so gross exposure ``sum|w| <= max_leverage`` and every such book is reachable.
+    Cash is ``1 - sum(assets)`` (negative when borrowing).
     """
     a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), _MINUS_ONE), _ONE).T
     if long_only:
         e = np.exp(a * _SCALE)
-        return (e[:-1] * (max_leverage / np.add.reduce(e))).T
+        book = e * (max_leverage / np.add.reduce(e))
+        if max_leverage != 1.0:
+            book[-1] += 1.0 - max_leverage
+        return book.T
+    book = np.empty_like(a)
     x = a[:-1]
-    return (x * (max_leverage / np.maximum(np.add.reduce(np.abs(x)), _ONE))).T
+    book[:-1] = x * (max_leverage / np.maximum(np.add.reduce(np.abs(x)), _ONE))
+    book[-1] = 1.0 - np.add.reduce(book[:-1])
+    return book.T
+
+
+def action_to_weights(action: npt.ArrayLike, long_only: bool = True, max_leverage: float = 1.0) -> Array:
+    """The N target asset weights of ``action_to_book`` (without the cash entry), (..., N)."""
+    return action_to_book(action, long_only, max_leverage)[..., :-1]
 
 
 def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[Any, Any, Any]:
@@ -107,13 +119,20 @@ class PortfolioEnv(gymnasium.Env[Obs, Obs]):
         self.observation_space = spaces.Box(-np.inf, np.inf, (self.obs_size,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32)
         self._reward = make_reward(reward, (), self.reward_params)
+        self.all_cash: Array = np.zeros(n_assets + 1)
+        self.all_cash[-1] = 1.0
+        self.all_cash.setflags(write=False)
         self._t = self._end = lookback - 1
-        self._weights: Array = np.zeros(n_assets)
+        self._book = self.all_cash
         self._equity = 1.0
 
+    def action_book(self, action: npt.ArrayLike) -> Array:
+        """Target book (N asset weights, then cash) for ``action``, one or a batch: ``action_to_book``."""
+        return action_to_book(action, self.long_only, self.max_leverage)
+
     def action_weights(self, action: npt.ArrayLike) -> Array:
-        """Target asset weights for ``action`` (one or a batch): ``action_to_weights`` with this config."""
-        return action_to_weights(action, self.long_only, self.max_leverage)
+        """Target asset weights for ``action``, one or a batch: ``action_book`` without cash."""
+        return self.action_book(action)[..., :-1]
 
     def episode_start(self, rng: np.random.Generator, size: int | None = None) -> Any:
         """First time index of new episodes: ``lookback - 1``, or uniform when ``episode_length`` is set."""
@@ -125,15 +144,14 @@ class PortfolioEnv(gymnasium.Env[Obs, Obs]):
         """Last time index of episodes starting at ``start``."""
         return self.n_bars - 1 if self.episode_length is None else start + self.episode_length
 
-    def observe(self, t: Any, weights: Array) -> Obs:
-        """Observation(s) at time(s) ``t`` for asset ``weights`` held, (N,) or a batch (B, N)."""
-        obs = np.empty((*weights.shape[:-1], self.obs_size), dtype=np.float32)
+    def observe(self, t: Any, book: Array) -> Obs:
+        """Observation(s) at time(s) ``t`` for the ``book`` held, (N + 1,) or a batch (B, N + 1)."""
+        obs = np.empty((*book.shape[:-1], self.obs_size), dtype=np.float32)
         width = self._windows.shape[1]
         obs[..., :width] = self._windows[t - self.lookback + 1]
         if self._predictions is not None:
             obs[..., width:width + self.n_assets] = self._predictions[t]
-        obs[..., -1 - self.n_assets:-1] = weights
-        obs[..., -1] = 1.0 - np.add.reduce(weights.T)
+        obs[..., -1 - self.n_assets:] = book
         return obs
 
     def reset(self, *, seed: int | None = None,
@@ -141,19 +159,19 @@ class PortfolioEnv(gymnasium.Env[Obs, Obs]):
         super().reset(seed=seed)
         self._t = int(self.episode_start(self.np_random))
         self._end = self.episode_end(self._t)
-        self._weights = np.zeros(self.n_assets)
+        self._book = self.all_cash
         self._equity = 1.0
         self._reward.reset()
-        return self.observe(self._t, self._weights), {"equity": 1.0, "t": self._t}
+        return self.observe(self._t, self._book), {"equity": 1.0, "t": self._t}
 
     def step(self, action: Obs) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
-        target = self.action_weights(action)
+        book = self.action_book(action)
         t = self._t + 1
-        net, turnover, cost = rebalance(self._weights, self.returns[t], target, self.cost_rate)
+        net, turnover, cost = rebalance(self._book[:-1], self.returns[t], book[:-1], self.cost_rate)
         self._equity = equity = self._equity * (1.0 + net)
-        self._weights, self._t = target, t
-        info = {"equity": equity, "turnover": turnover, "cost": cost, "weights": target, "t": t}
-        return (self.observe(t, target), float(self._reward(net, equity)), bool(equity <= 0.0),
+        self._book, self._t = book, t
+        info = {"equity": equity, "turnover": turnover, "cost": cost, "weights": book[:-1], "t": t}
+        return (self.observe(t, book), float(self._reward(net, equity)), bool(equity <= 0.0),
                 t == self._end, info)
 
 
@@ -172,7 +190,7 @@ class PortfolioVecEnv(VecEnv):
         self._reward = make_reward(env.reward_name, (n_envs,), env.reward_params)
         self._t = np.zeros(n_envs, dtype=np.int64)
         self._end = np.zeros(n_envs, dtype=np.int64)
-        self._weights: Array = np.zeros((n_envs, env.n_assets))
+        self._book: Array = np.tile(env.all_cash, (n_envs, 1))
         self._equity: Array = np.ones(n_envs)
         self._actions: Obs = np.zeros((n_envs, *(env.action_space.shape or ())), dtype=np.float32)
 
@@ -182,14 +200,14 @@ class PortfolioVecEnv(VecEnv):
         self._reset_seeds()
         self._reset_options()
         self._restart(np.ones(self.num_envs, dtype=bool))
-        return self.env.observe(self._t, self._weights)
+        return self.env.observe(self._t, self._book)
 
     def _restart(self, mask: npt.NDArray[np.bool_]) -> None:
         """Start new episodes for the books where ``mask`` is True."""
         start = self.env.episode_start(self._rng, int(mask.sum()))
         self._t[mask] = start
         self._end[mask] = self.env.episode_end(start)
-        self._weights = np.where(mask[:, None], 0.0, self._weights)  # a new array: infos hold row views
+        self._book = np.where(mask[:, None], self.env.all_cash, self._book)  # new: infos hold row views
         self._equity[mask] = 1.0
         self._reward.reset(mask)
 
@@ -197,13 +215,14 @@ class PortfolioVecEnv(VecEnv):
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        target = self.env.action_weights(self._actions)
+        book = self.env.action_book(self._actions)
+        target = book[:, :-1]
         t = self._t + 1
-        net, turnover, cost = rebalance(self._weights, self.env.returns[t], target, self.env.cost_rate)
+        net, turnover, cost = rebalance(self._book[:, :-1], self.env.returns[t], target, self.env.cost_rate)
         self._equity = equity = self._equity * (1.0 + net)
-        self._weights, self._t = target, t
+        self._book, self._t = book, t
         rewards = self._reward(net, equity).astype(np.float32)
-        obs = self.env.observe(t, target)
+        obs = self.env.observe(t, book)
         bankrupt = equity <= 0.0
         dones = bankrupt | (t == self._end)
         infos: list[dict[str, Any]] = [
@@ -214,7 +233,7 @@ class PortfolioVecEnv(VecEnv):
                 infos[i]["terminal_observation"] = obs[i].copy()
                 infos[i]["TimeLimit.truncated"] = not bankrupt[i]
             self._restart(dones)
-            obs[dones] = self.env.observe(self._t[dones], self._weights[dones])
+            obs[dones] = self.env.observe(self._t[dones], self._book[dones])
         return obs, rewards, dones, infos
 
     def close(self) -> None:

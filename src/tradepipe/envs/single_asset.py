@@ -31,12 +31,14 @@ class SingleAssetTradingEnv(PortfolioEnv):
                          lookback=lookback, long_only=long_only, max_leverage=max_leverage,
                          episode_length=episode_length, predictions=preds, reward_params=reward_params)
         self.action_space = spaces.Box(0.0 if long_only else -1.0, 1.0, (1,), np.float32)
+        # 0-d bounds: numpy ufuncs take them faster than Python floats
+        self._low, self._high = np.array(0.0 if long_only else -1.0), np.array(1.0)
+        self._exposure = np.array([max_leverage, -max_leverage])
 
-    def action_weights(self, action: npt.ArrayLike) -> Array:
-        """Asset weight for ``action`` (..., 1): clipped to the action space, times ``max_leverage``."""
-        low = 0.0 if self.long_only else -1.0
-        position = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), low), 1.0)
-        return self.max_leverage * position
+    def action_book(self, action: npt.ArrayLike) -> Array:
+        """Book (asset weight, cash) for ``action``: the position clipped to the action space, levered."""
+        position = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), self._low), self._high)
+        return position * self._exposure + self.all_cash  # (weight, 1 - weight)
 
 
 def make_default(**overrides: Any) -> SingleAssetTradingEnv:
