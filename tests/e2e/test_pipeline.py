@@ -1,0 +1,83 @@
+"""`tradepipe run --profile smoke`: every stage for real through DVC, tracked in MLflow, registered."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.e2e.conftest import client, run
+
+STAGES = ["ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register"]
+pytestmark = pytest.mark.e2e
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_smoke_pipeline_end_to_end(project: Path) -> None:
+    first = run(["tradepipe", "run", "--profile", "smoke"], project, TRADEPIPE_RUN_ID="e2e-run-1")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    order = [first.stdout.find(f"Running stage '{s}'") for s in STAGES]
+    assert all(i >= 0 for i in order) and order == sorted(order)
+
+    # metrics for every stage; the backtest holds real numbers for the agent and the 1/N benchmark
+    for stage in STAGES:
+        assert (project / "metrics" / f"{stage}.json").exists(), stage
+    backtest = json.loads((project / "metrics" / "backtest.json").read_text())
+    for key in ("agent.sharpe", "agent.max_drawdown", "agent.total_return", "equal_weight_daily.sharpe"):
+        assert np.isfinite(backtest[key])
+    assert 0.0 <= backtest["agent.max_drawdown"] < 1.0
+    html = (project / "reports" / "backtest" / "report.html").read_text()
+    assert "survivorship" in html.lower()
+
+    # one MLflow run per stage, all finished and sharing the pipeline run id
+    mlc = client(project)
+    exp = mlc.get_experiment_by_name("tradepipe")
+    runs = mlc.search_runs([exp.experiment_id], "tags.`tradepipe.pipeline_run_id` = 'e2e-run-1'")
+    by_stage = {r.data.tags["tradepipe.stage"]: r for r in runs if "tradepipe.stage" in r.data.tags}
+    assert sorted(by_stage) == sorted(STAGES)
+    assert all(r.info.status == "FINISHED" for r in by_stage.values())
+    assert by_stage["backtest"].data.metrics["agent.sharpe"] == pytest.approx(backtest["agent.sharpe"])
+    trials = mlc.search_runs([exp.experiment_id],
+                             f"tags.`mlflow.parentRunId` = '{by_stage['tune'].info.run_id}'")
+    assert len(trials) == 2
+
+    # the registry: agent and predictor versions, champion alias, and the champion serves weights
+    decision = json.loads((project / "reports" / "register.json").read_text())
+    assert decision["promoted"] is True
+    for name in ("tradepipe-agent", "tradepipe-predictor"):
+        assert str(mlc.get_model_version_by_alias(name, "champion").version) == "1"
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/tradepipe-agent@champion")
+    bars = pd.read_parquet(project / "data" / "raw" / "bars.parquet").groupby("symbol").tail(260)
+    weights = model.predict(bars.assign(timestamp=bars["timestamp"].astype(str)))
+    assert weights["weight"].sum() == pytest.approx(1.0) and (weights["weight"] >= 0).all()
+
+    # nothing changed: a second repro runs no stage
+    second = run(["dvc", "repro"], project)
+    assert second.returncode == 0 and "Running stage" not in second.stdout
+
+    # same params and seed give the same metrics
+    train_metrics = (project / "metrics" / "train.json").read_text()
+    again = run(["dvc", "repro", "--force", "--single-item", "train"], project)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (project / "metrics" / "train.json").read_text() == train_metrics
+
+    # bad data: the validation gate stops the run; nothing downstream runs, outputs and registry untouched
+    features = project / "data" / "features" / "features.parquet"
+    before = _digest(features)
+    params = (project / "params.yaml").read_text().replace("max_abs_return: 0.7", "max_abs_return: 0.01")
+    (project / "params.yaml").write_text(params)
+    bad = run(["dvc", "repro"], project)
+    assert bad.returncode != 0
+    assert "abs_return" in bad.stderr + bad.stdout
+    assert "Running stage 'features'" not in bad.stdout
+    assert _digest(features) == before
+    assert len(mlc.search_model_versions("name='tradepipe-agent'")) == 1

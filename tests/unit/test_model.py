@@ -1,0 +1,66 @@
+"""The predictor trains reproducibly, round-trips through disk, and forecasts without look-ahead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tradepipe.config import FeatureParams
+from tradepipe.features import build_features, build_labels, feature_columns
+from tradepipe.models.cnn_lstm import CNNLSTM
+from tradepipe.models.panel import Windows, make_panel, prepare
+from tradepipe.models.predictor import Predictor
+from tradepipe.models.training import fit
+
+FP = FeatureParams(indicators=["rsi_14", "sma_ratio_50", "macd_hist"], return_horizons=[1, 5], label_horizon=5)
+HP = {"lr": 0.003, "seq_len": 10, "conv_filters": 8, "kernel_size": 3, "lstm_hidden": 8, "dropout": 0.1}
+
+
+@pytest.fixture(scope="module")
+def trained(bars: pd.DataFrame):
+    panel = make_panel(build_features(bars, FP), feature_columns(FP), build_labels(bars, 5))
+    prep = prepare(panel, "2011-12-31", "2012-12-31", 5)
+    train = Windows(prep.scaled, panel.labels, 10, prep.split.train)
+    val = Windows(prep.scaled, panel.labels, 10, prep.split.val)
+
+    def run():
+        return fit(train, val, HP, max_epochs=3, batch_size=128, patience=3, weight_decay=0.0, grad_clip=1.0,
+                   y_scale=prep.y_scale, seed=7)
+
+    return prep, run(), run()
+
+
+def test_same_seed_same_model(trained) -> None:
+    _, a, b = trained
+    assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert a.history[0]["train_loss"] > a.history[-1]["train_loss"]
+
+
+def test_causal_convolution_ignores_later_steps() -> None:
+    torch.manual_seed(0)
+    net = CNNLSTM(3, conv_filters=4, kernel_size=3, lstm_hidden=4).eval()
+    x = torch.randn(2, 3, 12)
+    y = x.clone()
+    y[:, :, 8:] += 5.0
+    with torch.no_grad():
+        torch.testing.assert_close(net.convs(x)[:, :, :8], net.convs(y)[:, :, :8])
+
+
+def test_predictor_roundtrip_and_no_lookahead(trained, bars: pd.DataFrame, tmp_path: Path) -> None:
+    prep, result, _ = trained
+    predictor = Predictor(result.model, HP, FP, prep.scaler, prep.y_scale)
+    predictor.save(tmp_path / "p")
+    loaded = Predictor.load(tmp_path / "p")
+    full = loaded.predict_bars(bars)
+    pd.testing.assert_frame_equal(full, predictor.predict_bars(bars))
+    cut = bars["timestamp"].drop_duplicates().sort_values().iloc[700]
+    past = loaded.predict_bars(bars[bars["timestamp"] <= cut])
+    expected = full[full["timestamp"] <= cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(past, expected, check_exact=False, rtol=1e-5)
+    assert full["prediction"].std() > 0
