@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
+import mlflow
 from tradepipe.agents.policy import TradingPolicy, rollout
 from tradepipe.backtest.engine import Execution, execute
 from tradepipe.backtest.metrics import performance_metrics

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+import mlflow
+from mlflow import MlflowClient
 from tradepipe.agents.policy import TradingPolicy, TradingPolicyModel
 from tradepipe.config import Params
 from tradepipe.data.store import read_json, write_json

@@ -5,11 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
+import mlflow
 from tradepipe.config import Params
 from tradepipe.data.store import read_json, write_json, write_parquet
 from tradepipe.features import feature_columns

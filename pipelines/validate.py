@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
+import mlflow
 from tradepipe.config import Params
 from tradepipe.data.store import write_json
 from tradepipe.stage import StageError, run_stage

@@ -55,7 +55,8 @@ def run(
         _apply_profile(root, profile)
     env = {**os.environ, "TRADEPIPE_RUN_ID": os.environ.get("TRADEPIPE_RUN_ID") or f"cli-{uuid.uuid4().hex[:12]}"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [str(Path(sys.executable).parent / "dvc"), "repro", *([stage] if stage else []), *(["--force"] if force else [])]
+    cmd = [str(Path(sys.executable).parent / "dvc"), "repro", *([stage] if stage else []),
+           *(["--force"] if force else [])]
     console.print(f"pipeline run id [bold]{env['TRADEPIPE_RUN_ID']}[/]: {' '.join(cmd[1:])}")
     code = subprocess.run(cmd, cwd=root, env=env).returncode
     if code:
@@ -72,7 +73,8 @@ def profile_cmd(name: str = typer.Argument(..., help="A profile in profiles/<nam
 
 @data_app.command("validate")
 def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file of bars."),
-                  params: Path = typer.Option(Path("params.yaml"), help="Where to read the `validate` limits.")) -> None:
+                  params: Path = typer.Option(Path("params.yaml"), help="Where to read the validate limits.")
+                  ) -> None:
     """Validate a bars file with the pipeline's Great Expectations suite; exit 1 if it fails."""
     from tradepipe.config import ValidateParams, load_params
     from tradepipe.validation import BarsFileError, read_bars_file, validate_bars

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -126,14 +126,14 @@ class Params(_Section):
     tracking: TrackingParams = TrackingParams()
     data: DataParams = DataParams()
     split: SplitParams
-    validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")  # type: ignore[arg-type]
+    validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
     features: FeatureParams
     tune: TuneParams
     train: TrainParams
     rl_train: RLParams
     costs: CostParams = CostParams()
     backtest: BacktestParams = BacktestParams()
-    register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")  # type: ignore[arg-type]
+    register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

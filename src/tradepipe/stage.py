@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import yaml
 from rich.console import Console
 
+import mlflow
 from tradepipe.config import ConfigError, Params, load_params
 from tradepipe.data.store import write_json
 from tradepipe.tracking import stage_run

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import psutil
 import yaml
+
+import mlflow
 
 EXPERIMENT = "tradepipe"
 RUN_ID_ENV = "TRADEPIPE_RUN_ID"

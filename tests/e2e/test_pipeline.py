@@ -6,11 +6,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
+import mlflow
 from tests.e2e.conftest import client, run
 
 STAGES = ["ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -15,7 +17,7 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO
 def make_agent(env: PortfolioEnv, params: RLParams, seed: int) -> BaseAlgorithm:
     """An untrained agent of the configured algorithm on ``env`` (seeded, CPU)."""
     cls = ALGORITHMS[params.algo]
-    kwargs: dict[str, object] = {"learning_rate": params.learning_rate, "batch_size": params.batch_size}
+    kwargs: dict[str, Any] = {"learning_rate": params.learning_rate, "batch_size": params.batch_size}
     if params.algo in ("sac", "td3"):
         kwargs.update(buffer_size=params.buffer_size, learning_starts=min(1000, params.total_timesteps // 10))
     else:

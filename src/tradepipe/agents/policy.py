@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from tradepipe.agents.algorithms import load_agent
@@ -92,7 +92,7 @@ class TradingPolicy:
         return cls(load_agent(spec.algo, str(directory / "agent.zip")), spec, Predictor.load(directory / "predictor"))
 
 
-class TradingPolicyModel(mlflow.pyfunc.PythonModel):
+class TradingPolicyModel(PythonModel):
     """MLflow pyfunc: recent canonical bars of the policy's universe in, target weights out."""
 
     def load_context(self, context: Any) -> None:

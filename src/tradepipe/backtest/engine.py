@@ -29,7 +29,7 @@ class Execution:
     @property
     def equity(self) -> Array:
         """Equity curve starting from 1.0 before bar 0."""
-        return np.cumprod(1.0 + self.net_returns)
+        return np.asarray(np.cumprod(1.0 + self.net_returns), dtype=np.float64)
 
 
 def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:
@@ -49,4 +49,4 @@ def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:
     turnover = np.abs(new - drifted).sum(axis=1)
     costs = turnover * cost_rate
     net = growth * (1.0 - costs) - 1.0
-    return Execution(net_returns=net, turnover=turnover, costs=costs, weights=new.reshape(n_bars, n_assets))
+    return Execution(net_returns=net, turnover=turnover, costs=costs, weights=new)

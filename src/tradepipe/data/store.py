@@ -40,7 +40,9 @@ def write_parquet(df: pd.DataFrame, target: str | Path) -> None:
 
 def write_json(obj: Any, target: str | Path) -> None:
     """Write JSON atomically (sorted keys, so DVC hashes are stable)."""
-    _write(target, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n"))
+    text = json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n"
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
 
 
 def read_json(path: str | Path) -> Any:

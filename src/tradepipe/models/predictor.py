@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.pyfunc import PythonModel
 
 from tradepipe.config import FeatureParams
 from tradepipe.features import build_features, feature_columns
@@ -70,7 +70,7 @@ class Predictor:
         return cls(model, meta["hp"], features, scaler, float(meta["y_scale"]))
 
 
-class PredictorModel(mlflow.pyfunc.PythonModel):
+class PredictorModel(PythonModel):
     """MLflow pyfunc: recent canonical bars in, the latest forecast per symbol out."""
 
     def load_context(self, context: Any) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+
+from mlflow import MlflowClient
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

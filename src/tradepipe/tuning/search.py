@@ -26,12 +26,10 @@ def tune_space(space: dict[str, SearchDim]) -> dict[str, Any]:
     for name, dim in space.items():
         if dim.type == "choice":
             out[name] = tune.choice(list(dim.values or []))
-        elif dim.type == "loguniform":
-            out[name] = tune.loguniform(dim.low, dim.high)
-        elif dim.type == "uniform":
-            out[name] = tune.uniform(dim.low, dim.high)
         else:
-            out[name] = tune.randint(int(dim.low or 0), int(dim.high or 1))
+            low, high = float(dim.low or 0.0), float(dim.high or 0.0)  # validated present by SearchDim
+            sampler = {"loguniform": tune.loguniform, "uniform": tune.uniform}.get(dim.type)
+            out[name] = sampler(low, high) if sampler else tune.randint(int(low), int(high))
     return out
 
 
@@ -98,14 +96,14 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
                 run_config=tune.RunConfig(name="tune", storage_path=storage, verbose=0),
             )
             grid = tuner.fit()
-            trials = []
-            for result in grid:
+            trials: list[dict[str, Any]] = []
+            for result in (grid[i] for i in range(len(grid))):
                 if result.error is not None:
                     raise RuntimeError(f"tuning trial failed: {result.error}")
-                best_loss = float(np.min(result.metrics_dataframe[METRIC]))
-                trials.append({"config": dict(result.config), METRIC: best_loss,
-                               "epochs": int(result.metrics["training_iteration"])})
+                history, config, last = result.metrics_dataframe, result.config or {}, result.metrics or {}
+                best_loss = float(np.min(history[METRIC])) if history is not None else float(last[METRIC])
+                trials.append({"config": dict(config), METRIC: best_loss, "epochs": int(last["training_iteration"])})
     finally:
         ray.shutdown()
-    best = min(trials, key=lambda r: r[METRIC])
-    return SearchResult(best_config=best["config"], best_val_loss=best[METRIC], trials=trials)
+    best = min(trials, key=lambda r: float(r[METRIC]))
+    return SearchResult(best_config=dict(best["config"]), best_val_loss=float(best[METRIC]), trials=trials)
