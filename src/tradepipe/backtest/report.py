@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -25,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from tradepipe.backtest.metrics import drawdown_series, rolling_sharpe
+from tradepipe.data.store import write_text
 
 ROLLING_WINDOW = 126
 SURVIVORSHIP_NOTE = (
@@ -246,21 +245,6 @@ def _image(fig: Figure, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_base64(fig)}">'
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be readable like normal files
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_returns(returns: dict[str, pd.Series]) -> None:
     if not returns:
         raise ValueError("write_report needs at least one return series (the strategy first)")
@@ -305,7 +289,7 @@ def write_report(path: Path, *, returns: dict[str, pd.Series], metrics: dict[str
         f'<p class="sub">{html.escape(", ".join(returns))} &middot; {start:%Y-%m-%d} to {end:%Y-%m-%d}</p>\n'
         + "\n".join(sections) + "\n</body></html>\n"
     )
-    _atomic_write(path, page)
+    write_text(page, path)
     return path
 
 
@@ -317,4 +301,4 @@ def equity_plot_csv(returns: dict[str, pd.Series], path: Path) -> None:
     dates = index.strftime("%Y-%m-%d") if (index == index.normalize()).all() else index.strftime(
         "%Y-%m-%dT%H:%M:%S%z")
     equity.index = pd.Index(dates, name="date")
-    _atomic_write(Path(path), equity.to_csv(float_format="%.10g", lineterminator="\n"))
+    write_text(equity.to_csv(float_format="%.10g", lineterminator="\n"), path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,26 +23,27 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; outputs are read like ordinary files
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def _write(target: str | Path, writer: Callable[[Path], None]) -> None:
-    with atomic_path(target) as tmp:
-        writer(tmp)
-
-
 def write_parquet(df: pd.DataFrame, target: str | Path) -> None:
     """Write a DataFrame to parquet atomically."""
-    _write(target, lambda p: df.to_parquet(p, index=False))
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def write_text(text: str, target: str | Path) -> None:
+    """Write UTF-8 text atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
 
 
 def write_json(obj: Any, target: str | Path) -> None:
     """Write JSON atomically (sorted keys, so DVC hashes are stable)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n"
-    with atomic_path(target) as tmp:
-        tmp.write_text(text)
+    write_text(json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n", target)
 
 
 def read_json(path: str | Path) -> Any:
