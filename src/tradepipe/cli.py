@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tradepipe.config import ConfigError
 
@@ -20,14 +21,14 @@ data_app = typer.Typer(help="Check market data files.", no_args_is_help=True)
 report_app = typer.Typer(help="Score returns produced anywhere.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(report_app, name="report")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -86,7 +87,7 @@ def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file o
         _fail(str(exc))
     report = validate_bars(bars, limits, name=str(path))
     if not report.success:
-        err.print(report.summary())
+        err.print(report.summary(), markup=False, highlight=False)
         raise typer.Exit(1)
     console.print(f"[green]ok[/] {path}: {report.n_rows} rows passed {report.evaluated} expectations")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 import mlflow
 from tradepipe.config import ConfigError, Params, load_params
@@ -16,7 +17,7 @@ from tradepipe.data.store import write_json
 from tradepipe.tracking import stage_run
 
 SHARED_KEYS = ("seed", "data")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 class StageError(Exception):
@@ -32,7 +33,7 @@ def run_stage(name: str, body: StageBody, sections: tuple[str, ...], root: Path 
     try:
         params = load_params(root / "params.yaml")
     except ConfigError as exc:
-        console.print(f"[bold red]{name}: bad params[/]\n{exc}")
+        console.print(f"[bold red]{name}: bad params[/]\n{escape(str(exc))}")
         sys.exit(2)
     raw: dict[str, Any] = yaml.safe_load((root / "params.yaml").read_text())
     logged = {key: raw[key] for key in (*SHARED_KEYS, *sections) if key in raw}
@@ -42,6 +43,6 @@ def run_stage(name: str, body: StageBody, sections: tuple[str, ...], root: Path 
             mlflow.log_metrics(metrics)
             write_json(metrics, root / "metrics" / f"{name}.json")
     except StageError as exc:
-        console.print(f"[bold red]{name} failed[/]\n{exc}")
+        console.print(f"[bold red]{name} failed[/]\n{escape(str(exc))}")
         sys.exit(1)
     console.print(f"[green]{name} done[/] " + ", ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:6]))

@@ -1,0 +1,73 @@
+"""The `tradepipe` command line, run as a user would (real process, real exit codes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tradepipe.data.sources import load_source
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "tradepipe"
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_help_lists_the_commands() -> None:
+    out = _cli("--help")
+    assert out.returncode == 0
+    for command in ("run", "profile", "data", "report"):
+        assert command in out.stdout
+
+
+def test_data_validate_accepts_real_bars_and_refuses_a_spike(tmp_path: Path) -> None:
+    bars = load_source("skfolio_sp500", ["KO", "PG"], "2015-01-01", "2016-12-31")
+    good = tmp_path / "good.csv"
+    bars.to_csv(good, index=False)
+    ok = _cli("data", "validate", str(good))
+    assert ok.returncode == 0, ok.stderr
+    assert f"{len(bars)} rows passed" in ok.stdout
+
+    spiked = bars.copy()
+    row = spiked.index[(spiked["symbol"] == "PG")][100]
+    spiked.loc[row, "close"] *= 3.0
+    bad = tmp_path / "bad.csv"
+    spiked.to_csv(bad, index=False)
+    refused = _cli("data", "validate", str(bad))
+    assert refused.returncode == 1
+    assert "abs_return" in refused.stderr and "PG" in refused.stderr
+    assert str(spiked.loc[row, "timestamp"].date()) in refused.stderr
+
+
+def test_data_validate_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    out = _cli("data", "validate", str(empty))
+    assert out.returncode == 1 and "empty.csv" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_report_metrics_prints_json(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    returns = pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=300).strftime("%Y-%m-%d"),
+                            "ret": rng.normal(0.0005, 0.01, 300)})
+    path = tmp_path / "returns.csv"
+    returns.to_csv(path, index=False)
+    out = _cli("report", "metrics", str(path))
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)
+    r = returns["ret"].to_numpy()
+    assert np.isclose(metrics["sharpe"], r.mean() / r.std(ddof=1) * np.sqrt(252))
+    assert 0 < metrics["max_drawdown"] < 1
+
+
+def test_run_refuses_unknown_stage_and_profile(tmp_path: Path) -> None:
+    assert _cli("run", "--stage", "nope").returncode == 2
+    out = _cli("profile", "nope", "--root", str(ROOT))
+    assert out.returncode == 2 and "known profiles" in out.stderr
