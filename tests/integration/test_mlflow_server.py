@@ -1,0 +1,167 @@
+"""The team tracking server for real: PostgreSQL metadata + S3 artifacts behind `mlflow/server.sh`.
+
+A throwaway PostgreSQL server (Debian's `postgresql` package, installed by .ci/run) runs on loopback, the
+shared moto S3 server stands in for MinIO, and `mlflow/server.sh` serves both. The stage tracking code and
+the registry code then log a run with artifacts and register a model version through the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import psycopg2
+import pytest
+
+import mlflow
+from mlflow import MlflowClient
+from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, register, set_aliases
+from tradepipe.tracking import stage_run
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "tradepipe-mlflow"
+PG_USER, PG_PASSWORD = "mlflow", "pg-test-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_bin() -> Path:
+    """The newest PostgreSQL server binaries from Debian's `postgresql` package."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    assert found, "PostgreSQL is not installed: `apt-get install -y postgresql` (.ci/run does this)"
+    return found[-1].parent
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback with password auth and an empty `mlflow` database."""
+    bin_dir, port = _pg_bin(), _free_port()
+    base = Path(tempfile.mkdtemp(prefix="tradepipe-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root: run it as Debian's `postgres` user
+        owner = pwd.getpwnam("postgres")
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data, pwfile = base / "data", base / "pwfile"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    if prefix:
+        os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
+
+    def pg(*args: str) -> None:
+        subprocess.run(prefix + list(args), check=True, capture_output=True, text=True)
+
+    pg(str(bin_dir / "initdb"), "-D", str(data), "-U", PG_USER, "--pwfile", str(pwfile),
+       "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync")
+    pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60", "start",
+       "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off")
+    try:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user=PG_USER, password=PG_PASSWORD, dbname="postgres")
+        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        conn.cursor().execute("CREATE DATABASE mlflow")
+        conn.close()
+        yield f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/mlflow"
+    finally:
+        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(base)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow/server.sh` on a free loopback port, artifacts proxied to s3://tradepipe-mlflow/artifacts."""
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=BUCKET)
+    port = _free_port()
+    backend = postgres_url.replace("postgresql://", "postgresql+psycopg2://")  # SQLAlchemy's driver for psycopg2
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend,
+           "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+           "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    log = tmp_path_factory.mktemp("mlflow") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(["bash", str(ROOT / "mlflow/server.sh")], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        assert proc.poll() is None, f"mlflow server exited:\n{log.read_text()[-4000:]}"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"mlflow server not healthy in 180 s:\n{log.read_text()[-4000:]}"
+        time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+
+
+class WeightsModel(mlflow.pyfunc.PythonModel):
+    """Equal weights over the symbols of the input: a stand-in policy small enough to log in a test."""
+
+    def predict(self, context: object, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        symbols = sorted(model_input["symbol"].unique())
+        return pd.DataFrame({"symbol": symbols, "weight": 1.0 / len(symbols)})
+
+
+def test_run_artifacts_and_registry_land_in_postgres_and_s3(
+        mlflow_server: str, postgres_url: str, s3_endpoint: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # overrides params' tracking.uri, as in the team setup
+    decision = {"promoted": True, "checks": ["pass: Sharpe 0.912 >= minimum 0.300"]}
+    with stage_run("register", {"register": {"min_sharpe": 0.3}}, tmp_path, "sqlite:///mlflow.db") as run:
+        mlflow.log_text(json.dumps(decision), "reports/register.json")
+        info = mlflow.pyfunc.log_model(name="policy", python_model=WeightsModel(), pip_requirements=["mlflow"])
+        run_id = run.info.run_id
+    client = MlflowClient()
+    version = register(client, PREDICTOR_MODEL, info.model_uri, run_id, {"oos_sharpe": "0.912000"}, "test version")
+    set_aliases(client, PREDICTOR_MODEL, version.version, promote=True)
+
+    # through the MLflow API (server → PostgreSQL)
+    got = client.get_run(run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.tags["tradepipe.stage"] == "register"
+    assert got.data.params["register.min_sharpe"] == "0.3"
+    assert client.get_experiment(got.info.experiment_id).name == "tradepipe"
+    champion = client.get_model_version_by_alias(PREDICTOR_MODEL, CHAMPION)
+    assert (champion.version, champion.run_id, champion.tags["oos_sharpe"]) == ("1", run_id, "0.912000")
+    downloaded = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="reports/register.json",
+                                                          dst_path=str(tmp_path / "dl")))
+    assert json.loads(downloaded.read_text()) == decision
+
+    # directly in PostgreSQL
+    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT status, name FROM runs WHERE run_uuid = %s", (run_id,))
+        assert cur.fetchall() == [("FINISHED", "register")]
+        cur.execute("SELECT version, run_id FROM model_versions WHERE name = %s", (PREDICTOR_MODEL,))
+        assert cur.fetchall() == [(1, run_id)]
+        cur.execute("SELECT alias, version FROM registered_model_aliases WHERE name = %s ORDER BY alias",
+                    (PREDICTOR_MODEL,))
+        assert cur.fetchall() == [(CHALLENGER, 1), (CHAMPION, 1)]
+    conn.close()
+
+    # directly in the S3 bucket: the run's artifact and the logged model's files
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="artifacts/")["Contents"]]
+    report_key = f"artifacts/{got.info.experiment_id}/{run_id}/artifacts/reports/register.json"
+    assert report_key in keys
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=report_key)["Body"].read()) == decision
+    model_files = [k for k in keys if k.endswith("/MLmodel")]
+    assert len(model_files) == 1 and "/models/" in model_files[0]
+    assert b"python_function" in s3.get_object(Bucket=BUCKET, Key=model_files[0])["Body"].read()
