@@ -28,7 +28,7 @@ def register(client: MlflowClient, name: str, model_uri: str, run_id: str, tags:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"tradepipe {name.split('-')[-1]}")
-    # a tracking server accepts a ``models:/<model_id>`` source only with that model_id named (a local store does not ask)
+    # a tracking server takes a ``models:/<model_id>`` source only with that model_id named (a local store does not ask)
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     return client.create_model_version(name, model_uri, run_id=run_id, tags=tags, description=description,
                                        model_id=model_id)
