@@ -1,4 +1,4 @@
-"""Stage features: causal TA-Lib indicators, returns and volatility; the forward-return label apart."""
+"""Stage features: causal TA-Lib indicators, returns, volatility, ranks, sentiment; the label apart."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 
 from tradepipe.config import Params
 from tradepipe.data.store import write_parquet
-from tradepipe.features import build_features, build_labels
-from tradepipe.stage import StageError, run_stage
+from tradepipe.features import build_features, build_labels, feature_columns, indicator_names
+from tradepipe.stage import StageError, console, run_stage
 
 BARS = Path("data/raw/bars.parquet")
 FEATURES = Path("data/features/features.parquet")
@@ -17,17 +17,24 @@ LABELS = Path("data/features/labels.parquet")
 
 
 def features(params: Params, root: Path) -> dict[str, float]:
+    fp = params.features
     bars = pd.read_parquet(root / BARS)
     try:
-        feats = build_features(bars, params.features)
+        feats = build_features(bars, fp)
     except ValueError as exc:
         raise StageError(f"params.yaml features: {exc}") from exc
-    labels = build_labels(bars, params.features.label_horizon)
+    indicators = indicator_names(fp)
+    kind = "OHLCV" if fp.ohlcv else "close-only"
+    console.print(f"features: source {params.data.source!r} → {kind} indicators ({len(indicators)}): "
+                  + ", ".join(indicators) + ("" if fp.sentiment.path else "; sentiment off (no headlines)"))
+    labels = build_labels(bars, fp.label_horizon)
     write_parquet(feats, root / FEATURES)
     write_parquet(labels, root / LABELS)
-    columns = [c for c in feats.columns if c not in ("timestamp", "symbol")]
+    columns = feature_columns(fp)
     complete = feats[columns].notna().all(axis=1)
-    return {"rows": float(len(feats)), "features": float(len(columns)), "complete_rows": float(complete.sum())}
+    return {"rows": float(len(feats)), "features": float(len(columns)), "indicators": float(len(indicators)),
+            "ohlcv": float(bool(fp.ohlcv)), "sentiment": float(bool(fp.sentiment.path)),
+            "complete_rows": float(complete.sum())}
 
 
 if __name__ == "__main__":

@@ -23,12 +23,36 @@ class TrackingParams(_Section):
     experiment: str = "tradepipe"
 
 
+class FormatParams(_Section):
+    """How to read bars files (sources ``files`` and ``s3``)."""
+
+    layout: Literal["long", "wide"] = "long"  # long: a row per (timestamp, symbol); wide: a close column per symbol
+    columns: dict[str, str] = Field(default_factory=dict)  # file column -> canonical name
+    timezone: str = "UTC"  # zone of timestamps written without an offset
+
+
+class S3Params(_Section):
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None  # MinIO or another S3-compatible store; None: AWS
+    region: str | None = None
+
+
+class YFinanceParams(_Section):
+    interval: str = "1d"
+    auto_adjust: bool = True
+
+
 class DataParams(_Section):
     source: str = "skfolio_sp500"
     benchmark: str | None = "skfolio_sp500_index"  # buy-and-hold reference for the backtest
     symbols: list[str] = Field(default_factory=list)
     start: str = "1990-01-01"
     end: str = "2022-12-31"
+    path: str | None = None  # source 'files': a .csv/.parquet file or a folder of them
+    format: FormatParams = FormatParams()
+    s3: S3Params = S3Params()
+    yfinance: YFinanceParams = YFinanceParams()
 
 
 class SplitParams(_Section):
@@ -51,11 +75,22 @@ class ValidateParams(_Section):
     max_stale_run: int = Field(70, ge=1)
 
 
+class SentimentParams(_Section):
+    path: str | None = None  # headlines (.csv/.parquet, local or s3://bucket/key); None: no sentiment features
+    endpoint_url: str | None = None  # for an s3:// path on an S3-compatible store
+    close_time: str = "16:00"  # a bar's close, local time: headlines strictly before it count for that bar
+    timezone: str = "America/New_York"
+
+
 class FeatureParams(_Section):
-    indicators: list[str]
+    indicators: list[str]  # close-only indicators, always built
+    ohlcv_indicators: list[str] = Field(default_factory=list)  # built only when ``ohlcv`` is true
+    ohlcv: bool | None = None  # None: true when data.source ships open/high/low/volume (see Params)
     return_horizons: list[int] = Field(default_factory=lambda: [1, 5, 21])
     volatility_window: int = Field(21, ge=2)
+    ranks: list[str] = Field(default_factory=list)  # features ranked across the universe at each timestamp
     label_horizon: int = Field(5, ge=1)
+    sentiment: SentimentParams = SentimentParams()
 
 
 class SearchDim(_Section):
@@ -136,6 +171,20 @@ class Params(_Section):
     register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_ohlcv(cls, raw: Any) -> Any:
+        """``features.ohlcv: null`` becomes true or false from what ``data.source`` ships."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("features"), dict):
+            return raw
+        if raw["features"].get("ohlcv") is not None:
+            return raw
+        from tradepipe.data.sources import has_ohlcv
+
+        data = raw.get("data")
+        source = data.get("source", DataParams().source) if isinstance(data, dict) else DataParams().source
+        return {**raw, "features": {**raw["features"], "ohlcv": has_ohlcv(str(source))}}
 
     @model_validator(mode="after")
     def _check_dates(self) -> Params:

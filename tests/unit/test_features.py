@@ -5,19 +5,39 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import talib
 
-from tradepipe.config import FeatureParams
-from tradepipe.features import INDICATORS, build_features, build_labels, feature_columns
+from tradepipe.config import FeatureParams, Params
+from tradepipe.data.sources import load_source
+from tradepipe.features import INDICATORS, build_features, build_labels, cross_sectional_ranks, feature_columns
+from tradepipe.features.build import indicator_names
+from tradepipe.features.indicators import Prices
 
-ALL = FeatureParams(indicators=sorted(INDICATORS), return_horizons=[1, 5, 21], volatility_window=21,
-                    label_horizon=5)
+CLOSE_ONLY = sorted(n for n, i in INDICATORS.items() if i.close_only)
+NEEDS_OHLCV = sorted(n for n, i in INDICATORS.items() if not i.close_only)
+RANKS = ["logret_1", "logret_5", "rvol_21", "rsi_14"]
+ALL = FeatureParams(indicators=CLOSE_ONLY, return_horizons=[1, 5, 21], volatility_window=21, label_horizon=5,
+                    ranks=RANKS)
+ALL_OHLCV = ALL.model_copy(update={"ohlcv_indicators": NEEDS_OHLCV, "ohlcv": True,
+                                   "ranks": [*RANKS, "natr_14", "mfi_14"]})
+
+
+@pytest.fixture(scope="module")
+def ohlcv_bars() -> pd.DataFrame:
+    """Real OHLCV bars: backtesting's GOOG and arch's S&P 500 and NASDAQ indices, 2006-2010."""
+    names = ("backtesting_goog", "arch_sp500", "arch_nasdaq")
+    parts = [load_source(name, None, "2006-01-01", "2010-12-31") for name in names]
+    return pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"], ignore_index=True)
 
 
 def _perturb_after(bars: pd.DataFrame, cut: pd.Timestamp, seed: int = 0) -> pd.DataFrame:
+    """Scale every price and volume after ``cut`` by a random factor, independently per column."""
     rng = np.random.default_rng(seed)
     future = bars["timestamp"] > cut
     out = bars.copy()
-    out.loc[future, "close"] *= rng.uniform(0.5, 2.0, future.sum())
+    for column in ("open", "high", "low", "close", "volume"):
+        if column in out:
+            out.loc[future, column] *= rng.uniform(0.5, 2.0, future.sum())
     return out
 
 
@@ -57,3 +77,71 @@ def test_returns_and_volatility_values(bars: pd.DataFrame) -> None:
 def test_unknown_indicator_is_refused() -> None:
     with pytest.raises(ValueError, match="nope"):
         feature_columns(FeatureParams(indicators=["rsi_14", "nope"]))
+
+
+@pytest.mark.parametrize("cut_index", [250, 700])
+def test_every_ohlcv_indicator_and_rank_is_causal(ohlcv_bars: pd.DataFrame, cut_index: int) -> None:
+    cut = ohlcv_bars["timestamp"].drop_duplicates().sort_values().iloc[cut_index]
+    before = build_features(ohlcv_bars, ALL_OHLCV)
+    after = build_features(_perturb_after(ohlcv_bars, cut, seed=cut_index), ALL_OHLCV)
+    assert set(feature_columns(ALL_OHLCV)) >= set(INDICATORS)  # the whole catalog is under test
+    past = before["timestamp"] <= cut
+    pd.testing.assert_frame_equal(before[past], after[past])
+    changed = [c for c in feature_columns(ALL_OHLCV) if not before.loc[~past, c].equals(after.loc[~past, c])]
+    assert len(changed) == len(feature_columns(ALL_OHLCV))  # every column did see the perturbed future
+
+
+def test_catalog_size_and_families(params: Params) -> None:
+    assert len(INDICATORS) >= 25
+    assert {i.family for i in INDICATORS.values()} == {"trend", "momentum", "volatility", "volume"}
+    assert {i.family for n, i in INDICATORS.items() if not i.close_only} == {"trend", "momentum", "volatility",
+                                                                            "volume"}
+    configured = [*params.features.indicators, *params.features.ohlcv_indicators]
+    assert sorted(configured) == sorted(INDICATORS)
+
+
+def test_ohlcv_indicators_are_picked_from_the_source(params: Params, bars: pd.DataFrame) -> None:
+    assert params.data.source == "skfolio_sp500" and params.features.ohlcv is False
+    names = feature_columns(params.features)
+    assert not set(names) & set(NEEDS_OHLCV)
+    assert build_features(bars, params.features).shape[1] == len(names) + 2  # close-only bars: no crash
+    raw = {**params.model_dump(by_alias=True), "data": {**params.data.model_dump(), "source": "backtesting_goog"}}
+    goog = type(params).model_validate({**raw, "features": {**raw["features"], "ohlcv": None}})
+    assert goog.features.ohlcv is True and set(NEEDS_OHLCV) <= set(feature_columns(goog.features))
+    with pytest.raises(ValueError, match="no \\['high', 'low', 'open', 'volume'\\]"):
+        build_features(bars, goog.features)
+
+
+def test_ohlcv_indicator_listed_as_close_only_is_refused() -> None:
+    with pytest.raises(ValueError, match="natr_14.*ohlcv_indicators"):
+        feature_columns(FeatureParams(indicators=["rsi_14", "natr_14"]))
+
+
+def test_ohlcv_indicator_values(ohlcv_bars: pd.DataFrame) -> None:
+    goog = ohlcv_bars[ohlcv_bars["symbol"] == "GOOG"].reset_index(drop=True)
+    got = build_features(goog, ALL_OHLCV)
+    h, lo, c, v = (goog[k].to_numpy() for k in ("high", "low", "close", "volume"))
+    np.testing.assert_allclose(got["natr_14"], talib.NATR(h, lo, c, 14) / 100, rtol=1e-12, equal_nan=True)
+    obv = talib.OBV(c, v)
+    np.testing.assert_allclose(got["obv_flow_20"].to_numpy()[30], (obv[30] - obv[10]) / v[11:31].sum(), rtol=1e-12)
+    willr = got["willr_14"].dropna()
+    assert willr.between(-0.5, 0.5).all() and willr.std() > 0.1
+    assert INDICATORS["bop"].fn(Prices(close=c, high=h, low=lo, open=goog["open"].to_numpy())).shape == c.shape
+
+
+def test_cross_sectional_rank_values() -> None:
+    t1, t2 = pd.Timestamp("2020-01-02", tz="UTC"), pd.Timestamp("2020-01-03", tz="UTC")
+    feats = pd.DataFrame({"timestamp": [t1, t1, t1, t2, t2, t2], "symbol": list("ABCABC"),
+                          "x": [3.0, 1.0, 2.0, 5.0, np.nan, 7.0]})
+    got = cross_sectional_ranks(feats, ["x"])["xrank_x"].to_numpy()
+    np.testing.assert_array_equal(got, [0.5, -0.5, 0.0, -0.5, np.nan, 0.5])
+    alone = pd.DataFrame({"timestamp": [t1], "symbol": ["A"], "x": [4.0]})
+    assert cross_sectional_ranks(alone, ["x"])["xrank_x"].tolist() == [0.0]
+
+
+def test_ranks_use_only_the_same_timestamp(bars: pd.DataFrame, params: Params) -> None:
+    feats = build_features(bars, ALL)
+    day = feats[feats["timestamp"] == feats["timestamp"].iloc[-1]]
+    expected = day["logret_5"].rank().sub(1).div(len(day) - 1).sub(0.5)
+    np.testing.assert_allclose(day["xrank_logret_5"], expected)
+    assert indicator_names(params.features) == params.features.indicators  # close-only default universe

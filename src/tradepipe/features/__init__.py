@@ -1,6 +1,13 @@
-"""Causal features: TA-Lib indicators, returns and volatility; the forward-return label kept apart."""
+"""Causal features: TA-Lib indicators, returns, volatility, cross-sectional ranks, headline sentiment."""
 
-from tradepipe.features.build import build_features, build_labels, feature_columns
+from tradepipe.features.build import (
+    build_features,
+    build_labels,
+    cross_sectional_ranks,
+    feature_columns,
+    indicator_names,
+)
 from tradepipe.features.indicators import INDICATORS
 
-__all__ = ["INDICATORS", "build_features", "build_labels", "feature_columns"]
+__all__ = ["INDICATORS", "build_features", "build_labels", "cross_sectional_ranks", "feature_columns",
+           "indicator_names"]

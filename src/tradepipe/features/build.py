@@ -7,15 +7,31 @@ import pandas as pd
 
 from tradepipe.config import FeatureParams
 from tradepipe.features.indicators import INDICATORS, Prices
+from tradepipe.features.sentiment import COLUMNS as SENTIMENT
+from tradepipe.features.sentiment import read_headlines, sentiment_features
+
+
+def indicator_names(params: FeatureParams) -> list[str]:
+    """The indicators built: the close-only list, plus the OHLCV list when ``params.ohlcv`` is true."""
+    names = [*params.indicators, *(params.ohlcv_indicators if params.ohlcv else [])]
+    unknown = sorted(set(names) - set(INDICATORS))
+    if unknown:
+        raise ValueError(f"features.indicators {unknown} are unknown; choose from {sorted(INDICATORS)}")
+    misplaced = [n for n in params.indicators if not INDICATORS[n].close_only]
+    if misplaced:
+        raise ValueError(f"features.indicators {misplaced} need more than the close; "
+                         "list them under features.ohlcv_indicators")
+    return names
 
 
 def feature_columns(params: FeatureParams) -> list[str]:
     """Names of the feature columns, in the order they are built."""
-    unknown = sorted(set(params.indicators) - set(INDICATORS))
+    base = [*indicator_names(params), *(f"logret_{h}" for h in params.return_horizons),
+            f"rvol_{params.volatility_window}", *(SENTIMENT if params.sentiment.path else ())]
+    unknown = sorted(set(params.ranks) - set(base))
     if unknown:
-        raise ValueError(f"features.indicators {unknown} are unknown; choose from {sorted(INDICATORS)}")
-    returns = [f"logret_{h}" for h in params.return_horizons]
-    return [*params.indicators, *returns, f"rvol_{params.volatility_window}"]
+        raise ValueError(f"features.ranks {unknown} are not features; choose from {base}")
+    return [*base, *(f"xrank_{name}" for name in params.ranks)]
 
 
 def _prices(group: pd.DataFrame) -> Prices:
@@ -25,13 +41,13 @@ def _prices(group: pd.DataFrame) -> Prices:
         return group[name].to_numpy(dtype=np.float64)
 
     return Prices(close=group["close"].to_numpy(dtype=np.float64), high=col("high"), low=col("low"),
-                  volume=col("volume"))
+                  volume=col("volume"), open=col("open"))
 
 
-def _symbol_features(group: pd.DataFrame, params: FeatureParams) -> pd.DataFrame:
+def _symbol_features(group: pd.DataFrame, params: FeatureParams, names: list[str]) -> pd.DataFrame:
     prices = _prices(group)
     log_close = np.log(prices.close)
-    out = {name: INDICATORS[name](prices) for name in params.indicators}
+    out = {name: INDICATORS[name].fn(prices) for name in names}
     for h in params.return_horizons:
         out[f"logret_{h}"] = log_close - pd.Series(log_close).shift(h).to_numpy()
     ret1 = pd.Series(log_close).diff()
@@ -41,13 +57,38 @@ def _symbol_features(group: pd.DataFrame, params: FeatureParams) -> pd.DataFrame
     return frame.replace([np.inf, -np.inf], np.nan)
 
 
-def build_features(bars: pd.DataFrame, params: FeatureParams) -> pd.DataFrame:
-    """Features per (timestamp, symbol); each value uses only bars at or before its timestamp."""
+def cross_sectional_ranks(feats: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rank of each value among the symbols at the same timestamp, scaled to [-0.5, 0.5] (0 when alone)."""
+    by_time = feats.groupby("timestamp")[columns]
+    ranks = by_time.rank(method="average")
+    count = by_time.transform("count")
+    scaled = (ranks - 1).div((count - 1).where(count > 1)) - 0.5
+    scaled = scaled.mask((count == 1) & feats[columns].notna(), 0.0)
+    return scaled.rename(columns=lambda c: f"xrank_{c}")
+
+
+def build_features(bars: pd.DataFrame, params: FeatureParams, headlines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Features per (timestamp, symbol); each value uses only bars (and headlines) at or before its timestamp.
+
+    Headlines are read from ``params.sentiment.path`` when sentiment is configured and none are passed.
+    """
     columns = feature_columns(params)
+    names = indicator_names(params)
+    if params.ohlcv:
+        lacking = [c for c in ("open", "high", "low", "volume") if c not in bars or bars[c].isna().all()]
+        needed = sorted({c for n in names for c in INDICATORS[n].inputs} & set(lacking))
+        if needed:
+            raise ValueError(f"features.ohlcv is true but the bars have no {needed} column(s); set "
+                             "features.ohlcv: false (close-only indicators) or use a source with OHLCV bars")
     bars = bars.sort_values(["symbol", "timestamp"], kind="stable")
-    parts = [_symbol_features(group, params) for _, group in bars.groupby("symbol", sort=True)]
-    feats = pd.concat(parts)[columns]
-    out = pd.concat([bars[["timestamp", "symbol"]], feats], axis=1)
+    parts = [_symbol_features(group, params, names) for _, group in bars.groupby("symbol", sort=True)]
+    feats = pd.concat([bars[["timestamp", "symbol"]], pd.concat(parts)], axis=1)
+    if params.sentiment.path:
+        headlines = read_headlines(params.sentiment) if headlines is None else headlines
+        feats = pd.concat([feats, sentiment_features(bars, headlines, params.sentiment)], axis=1)
+    if params.ranks:
+        feats = pd.concat([feats, cross_sectional_ranks(feats, params.ranks)], axis=1)
+    out = feats[["timestamp", "symbol", *columns]]
     return out.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 

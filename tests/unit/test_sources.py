@@ -1,0 +1,110 @@
+"""Every source yields canonical bars: bundled sets, files (long, wide, mapped, local time), the archive merge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tradepipe.config import DataParams, FormatParams
+from tradepipe.data.incremental import content_hash, merge_bars
+from tradepipe.data.schema import to_wide
+from tradepipe.data.sources import fetch, has_ohlcv, load_source
+from tradepipe.validation import BarsFileError
+
+
+@pytest.mark.parametrize(("name", "symbol", "rows", "first", "last"), [
+    ("arch_sp500", "SP500", 5031, "1999-01-04", "2018-12-31"),
+    ("arch_nasdaq", "NASDAQ", 5031, "1999-01-04", "2018-12-31"),
+    ("backtesting_goog", "GOOG", 2148, "2004-08-19", "2013-03-01"),
+    ("backtesting_eurusd", "EURUSD", 5000, "2017-04-19 09:00", "2018-02-07 15:00"),
+])
+def test_bundled_ohlcv_sources(name: str, symbol: str, rows: int, first: str, last: str) -> None:
+    bars = load_source(name)
+    assert list(bars.columns) == ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
+    assert len(bars) == rows and set(bars["symbol"]) == {symbol} and has_ohlcv(name)
+    assert bars["timestamp"].iloc[0] == pd.Timestamp(first, tz="UTC")
+    assert bars["timestamp"].iloc[-1] == pd.Timestamp(last, tz="UTC")
+    assert (bars["high"] >= bars["low"]).all() and bars[["open", "close"]].notna().all().all()
+
+
+def test_bundled_values_match_the_packages() -> None:
+    from arch.data import sp500
+    from backtesting.test import GOOG
+
+    assert load_source("arch_sp500")["close"].iloc[0] == sp500.load()["Close"].iloc[0] == pytest.approx(1228.099976)
+    goog = load_source("backtesting_goog", None, "2004-08-20", "2004-08-20")
+    assert goog[["open", "high", "low", "close", "volume"]].iloc[0].tolist() == GOOG.iloc[1].tolist()
+
+
+def test_skfolio_universe_is_close_only(bars: pd.DataFrame) -> None:
+    full = load_source("skfolio_sp500")
+    assert full["symbol"].nunique() == 20 and list(full.columns) == ["timestamp", "symbol", "close"]
+    assert not has_ohlcv("skfolio_sp500") and not has_ohlcv("files")
+
+
+def test_unknown_source_and_symbol_are_refused() -> None:
+    with pytest.raises(ValueError, match="'nope' is unknown.*arch_sp500.*s3"):
+        fetch(DataParams(source="nope"))
+    with pytest.raises(ValueError, match=r"\['ZZZ'\] are not in source 'arch_sp500'"):
+        fetch(DataParams(source="arch_sp500", symbols=["ZZZ"]))
+
+
+def test_files_folder_of_long_csv_and_parquet(tmp_path: Path, bars: pd.DataFrame) -> None:
+    aapl, rest = bars[bars["symbol"] == "AAPL"], bars[bars["symbol"] != "AAPL"]
+    aapl.to_csv(tmp_path / "aapl.csv", index=False)
+    rest.to_parquet(tmp_path / "rest.parquet", index=False)
+    got = fetch(DataParams(source="files", path=str(tmp_path), start="2010-01-01", end="2013-12-31"))
+    pd.testing.assert_frame_equal(got, bars, check_exact=False, rtol=1e-12)
+
+
+def test_files_wide_layout(tmp_path: Path, bars: pd.DataFrame) -> None:
+    wide = to_wide(bars)
+    wide.index = wide.index.strftime("%Y-%m-%d")
+    wide.rename_axis("Date").reset_index().to_csv(tmp_path / "closes.csv", index=False)
+    fmt = FormatParams(layout="wide", columns={"Date": "timestamp"})
+    got = fetch(DataParams(source="files", path=str(tmp_path / "closes.csv"), format=fmt))
+    pd.testing.assert_frame_equal(got, bars, check_exact=False, rtol=1e-12)
+
+
+def test_files_mapped_columns_local_timezone_symbol_from_name(tmp_path: Path) -> None:
+    eurusd = load_source("backtesting_eurusd", None, "2017-06-01", "2017-06-30")
+    frame = eurusd.drop(columns="symbol").rename(columns=str.capitalize).rename(columns={"Timestamp": "Time"})
+    frame["Time"] = frame["Time"].dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%d %H:%M")  # naive local time
+    frame.to_csv(tmp_path / "EURUSD.csv", index=False)
+    fmt = FormatParams(columns={"Time": "timestamp", "Open": "open", "High": "high", "Low": "low",
+                                "Close": "close", "Volume": "volume"}, timezone="Europe/Berlin")
+    got = fetch(DataParams(source="files", path=str(tmp_path), format=fmt))
+    pd.testing.assert_frame_equal(got, eurusd, check_exact=False, rtol=1e-12)
+
+
+def test_bad_file_value_names_file_column_row(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("Date,Close\n2020-01-02,1.5\n2020-01-03,oops\n")
+    fmt = FormatParams(columns={"Date": "timestamp", "Close": "close"})
+    with pytest.raises(BarsFileError, match=r"x\.csv: column 'close', row 2: 'oops' is not a number"):
+        fetch(DataParams(source="files", path=str(tmp_path / "x.csv"), format=fmt))
+    with pytest.raises(BarsFileError, match="no such file"):
+        fetch(DataParams(source="files", path=str(tmp_path / "missing.csv")))
+
+
+def test_merge_appends_new_bars_and_reports_changed_history(bars: pd.DataFrame) -> None:
+    old = bars[bars["timestamp"] < pd.Timestamp("2013-01-01", tz="UTC")].reset_index(drop=True)
+    revised = bars.copy()
+    hit = (revised["symbol"] == "KO") & (revised["timestamp"] == pd.Timestamp("2011-03-01", tz="UTC"))
+    revised.loc[hit, "close"] = 999.0
+    merge = merge_bars(old, revised)
+    assert merge.appended == len(bars) - len(old)
+    assert merge.changes[["symbol", "column"]].values.tolist() == [["KO", "close"]]
+    assert merge.changes["incoming"].item() == 999.0 and merge.changes["stored"].item() == old.loc[
+        (old["symbol"] == "KO") & (old["timestamp"] == pd.Timestamp("2011-03-01", tz="UTC")), "close"].item()
+    pd.testing.assert_frame_equal(merge.bars, bars)  # stored value kept, new year appended
+    assert content_hash(merge.bars) == content_hash(bars) != content_hash(revised)
+    again = merge_bars(merge.bars, bars)
+    assert again.appended == 0 and again.changes.empty
+    pd.testing.assert_frame_equal(again.bars, merge.bars)
+
+
+def test_merge_refuses_duplicate_incoming_bars(bars: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="share a \\(timestamp, symbol\\)"):
+        merge_bars(None, pd.concat([bars, bars.iloc[:1]]))
