@@ -107,5 +107,29 @@ def report_metrics(returns_csv: Path = typer.Argument(..., help="CSV: a date col
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+          port: int = typer.Option(8000, help="TCP port."),
+          model_uri: str = typer.Option("models:/tradepipe-agent@champion", help="Registered model to serve."),
+          tracking_uri: str = typer.Option(None, help="MLflow tracking/registry URI (default: MLFLOW_TRACKING_URI, "
+                                                      "else sqlite:///mlflow.db)."),
+          poll_seconds: float = typer.Option(30.0, help="Re-read the alias this often (0: only POST /v1/reload)."),
+          torch_threads: int = typer.Option(1, help="Torch threads per request (1 suits small models).")) -> None:
+    """Serve target weights over HTTP (POST /v1/signals, /v1/reload, GET /health, /metrics); token from
+    TRADEPIPE_API_TOKEN."""
+    import torch
+    import uvicorn
+
+    from tradepipe.serving import create_app
+
+    token = os.environ.get("TRADEPIPE_API_TOKEN", "")
+    if not token:
+        _fail("set TRADEPIPE_API_TOKEN to the bearer token clients must send", 2)
+    torch.set_num_threads(torch_threads)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    uvicorn.run(create_app(model_uri, uri, token=token, poll_seconds=poll_seconds), host=host, port=port,
+                log_level="info")
+
+
 if __name__ == "__main__":
     app()

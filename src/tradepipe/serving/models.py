@@ -1,0 +1,134 @@
+"""The served model: resolve a registry URI, load the version fully, swap one reference atomically."""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import mlflow.pyfunc
+from mlflow.artifacts import download_artifacts
+
+from mlflow import MlflowClient
+from tradepipe.agents.policy import TradingPolicy, TradingPolicyModel
+from tradepipe.serving.signals import min_bars
+
+log = logging.getLogger(__name__)
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+class ReloadError(RuntimeError):
+    """The registry could not be read or the new version could not be loaded; the old one keeps serving."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which registered version is served: name, version, the alias it was resolved from, and its run."""
+
+    name: str
+    version: str
+    alias: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A fully loaded policy and what requests need to know about it."""
+
+    ref: ModelRef
+    policy: TradingPolicy
+    min_bars: int
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did: ``swapped`` to a new version, or left the same version ``unchanged``."""
+
+    outcome: Literal["swapped", "unchanged"]
+    previous: ModelRef | None
+    current: ModelRef
+
+
+def _load(client: MlflowClient, tracking_uri: str, ref: ModelRef) -> ServedModel:
+    source = client.get_model_version_download_uri(ref.name, ref.version)
+    with tempfile.TemporaryDirectory(prefix="tradepipe-serving-") as tmp:
+        local = download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
+        model = mlflow.pyfunc.load_model(local).unwrap_python_model()
+        if not isinstance(model, TradingPolicyModel):
+            raise ReloadError(f"models:/{ref.name}/{ref.version} is a {type(model).__name__}, not a TradingPolicyModel")
+        policy = model.policy  # loaded into memory: the temporary copy can go
+    return ServedModel(ref, policy, min_bars(policy))
+
+
+class ModelHolder:
+    """Holds the served model; ``reload`` resolves the URI again and swaps in a new version once fully loaded.
+
+    Requests read ``current`` once and use that object to the end, so a swap never disturbs them.
+    ``on_reload(outcome, current)`` is called after every attempt, outcome ``swapped``, ``unchanged`` or ``failed``.
+    """
+
+    def __init__(self, model_uri: str, tracking_uri: str,
+                 on_reload: Callable[[str, ServedModel | None], None] | None = None) -> None:
+        match = _URI.match(model_uri)
+        if match is None:
+            raise ValueError(f"model URI {model_uri!r} must look like models:/NAME@ALIAS or models:/NAME/VERSION")
+        self.model_uri, self.tracking_uri = model_uri, tracking_uri
+        self._name, self._alias, self._version = match["name"], match["alias"], match["version"]
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._on_reload = on_reload
+        self._lock = threading.Lock()
+        self.current: ServedModel | None = None
+        self.last_error: str | None = None
+
+    def resolve(self) -> ModelRef:
+        """The version the URI points to now."""
+        if self._alias is not None:
+            mv = self._client.get_model_version_by_alias(self._name, self._alias)
+        else:
+            mv = self._client.get_model_version(self._name, str(self._version))
+        return ModelRef(self._name, str(mv.version), self._alias, mv.run_id)
+
+    def reload(self) -> ReloadResult:
+        """Resolve the URI; if it names another version, load it fully, then swap. Raises ReloadError."""
+        try:
+            result = self._reload()
+        except ReloadError:
+            self._notify("failed")
+            raise
+        self._notify(result.outcome)
+        return result
+
+    def _notify(self, outcome: str) -> None:
+        if self._on_reload is not None:
+            self._on_reload(outcome, self.current)
+
+    def _reload(self) -> ReloadResult:
+        with self._lock:
+            previous = self.current
+            try:
+                ref = self.resolve()
+                if previous is not None and previous.ref == ref:
+                    return ReloadResult("unchanged", previous.ref, ref)
+                loaded = _load(self._client, self.tracking_uri, ref)
+            except ReloadError as exc:
+                self.last_error = str(exc)
+                raise
+            except Exception as exc:  # registry or artifact failure: keep serving what we have
+                self.last_error = f"cannot load {self.model_uri}: {type(exc).__name__}: {exc}"
+                raise ReloadError(self.last_error) from exc
+            self.current, self.last_error = loaded, None
+        log.info("serving %s version %s (run %s)", ref.name, ref.version, ref.run_id)
+        return ReloadResult("swapped", previous.ref if previous else None, ref)
+
+    def poll(self, every_s: float, stop: threading.Event) -> None:
+        """Reload every ``every_s`` seconds until ``stop`` is set; failures are logged, the old model stays."""
+        while not stop.wait(every_s):
+            try:
+                self.reload()
+            except ReloadError as exc:
+                log.warning("reload failed, still serving %s: %s",
+                            self.current.ref.version if self.current else "nothing", exc)
