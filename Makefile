@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run smoke test lint mlflow-ui clean
+.PHONY: install run smoke test lint mlflow-ui airflow clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 
 mlflow-ui: $(STAMP)     ## the MLflow UI on the local tracking store
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+airflow: $(STAMP)       ## Airflow 3 (api-server, scheduler, dag-processor, triggerer) with the UI on 127.0.0.1:8080
+	python -m tradepipe.orchestration.stack --project . --home .airflow --port 8080
 
 clean:
 	rm -rf data models reports metrics plots mlflow.db mlartifacts .dvc/cache .dvc/tmp

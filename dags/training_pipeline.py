@@ -2,17 +2,25 @@
 
 DVC stays the source of truth: a task whose stage inputs did not change is skipped by DVC in seconds, and
 `dvc.lock` records what ran. Every stage's MLflow run is tagged with this DAG run's id.
+
+Runs weekly (Monday 03:00 UTC) or when an ingest records new data (asset `tradepipe-new-data`). Two stages
+announce through asset events, only when something changed: ingest emits `tradepipe-new-data` when the bars'
+content hash changed, register emits `tradepipe-champion` when it made a new agent version champion
+(`deploy_champion` is scheduled on it).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, Param
+
+from tradepipe.orchestration import events
 
 STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
 PROJECT = Path(os.environ.get("TRADEPIPE_PROJECT", Path(__file__).resolve().parents[1]))
@@ -20,12 +28,40 @@ BIN = Path(sys.executable).parent
 
 PROFILE = "{% if params.profile %}tradepipe profile {{ params.profile }} --root . && {% endif %}"
 REPRO = "dvc repro {{ '--force --single-item ' if params.force else '' }}"
+# Which stage announces what: (state file it changes, the event's extra when it changed, the asset).
+ANNOUNCES = {"ingest": (events.MANIFEST, events.new_data, events.NEW_DATA),
+             "register": (events.DECISION, events.champion_changed, events.CHAMPION)}
+
+
+class StageOperator(BashOperator):
+    """`dvc repro <stage>`; ingest and register add an asset event (through an alias) when their output changed."""
+
+    def __init__(self, *, stage: str, **kwargs: Any) -> None:
+        announces = stage in ANNOUNCES
+        super().__init__(task_id=stage, outlets=[AssetAlias(f"{ANNOUNCES[stage][2]}-events")] if announces else [],
+                         **kwargs)
+        self.stage = stage
+
+    def execute(self, context: Any) -> Any:
+        if self.stage not in ANNOUNCES:
+            return super().execute(context)
+        state, changed, asset = ANNOUNCES[self.stage]
+        before = events.read_state(PROJECT / state)
+        result = super().execute(context)
+        extra = changed(before, events.read_state(PROJECT / state))
+        if extra is not None:
+            context["outlet_events"][AssetAlias(f"{asset}-events")].add(Asset(asset), extra=extra)
+            self.log.info("emitted asset %s %s", asset, extra)
+        return result
+
 
 with DAG(
     dag_id="training_pipeline",
     description="ingest → validate → features → tune → train → rl_train → backtest → register",
-    schedule="@weekly",
-    start_date=datetime(2024, 1, 1),
+    # No start_date and run_immediately=0: the first run is next Monday's, none for the past week.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC", run_immediately=timedelta(0)),
+        assets=[Asset(events.NEW_DATA)]),
     catchup=False,
     max_active_runs=1,
     tags=["tradepipe"],
@@ -37,8 +73,8 @@ with DAG(
 ) as dag:
     previous = None
     for stage in STAGES:
-        task = BashOperator(
-            task_id=stage,
+        task = StageOperator(
+            stage=stage,
             bash_command=(PROFILE if stage == STAGES[0] else "") + REPRO + stage,
             cwd=str(PROJECT),
             env={"PATH": f"{BIN}:{os.environ.get('PATH', '')}", "TRADEPIPE_RUN_ID": "{{ run_id }}"},

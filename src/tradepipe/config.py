@@ -156,6 +156,18 @@ class RegisterParams(_Section):
     must_beat_benchmark: bool = True
 
 
+class MonitorParams(_Section):
+    """Thresholds of the daily monitor; crossing any of them triggers training_pipeline."""
+
+    recent_bars: int = Field(63, ge=10)         # the live window: the most recent bars of data/raw/bars.parquet
+    psi_bins: int = Field(10, ge=2)
+    max_psi: float = Field(0.25, gt=0)         # per feature, recent window vs the training window
+    max_ks: float = Field(0.3, gt=0, le=1)     # Kolmogorov-Smirnov statistic, per feature
+    max_drifted_features: int = Field(3, ge=0)  # retrain when more features than this cross max_psi or max_ks
+    min_sharpe: float = 0.0                     # annualized Sharpe of the champion over the live window
+    max_drawdown: float = Field(0.15, gt=0, le=1)
+
+
 class Params(_Section):
     seed: int = 42
     tracking: TrackingParams = TrackingParams()
@@ -169,6 +181,7 @@ class Params(_Section):
     costs: CostParams = CostParams()
     backtest: BacktestParams = BacktestParams()
     register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")
+    monitor: MonitorParams = MonitorParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,0 +1,27 @@
+"""When to retrain: the monitor's thresholds applied to drift and live performance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from tradepipe.config import MonitorParams
+
+
+def drifted_features(drift: pd.DataFrame, cfg: MonitorParams) -> list[str]:
+    """Features whose PSI or KS statistic crosses its threshold."""
+    return sorted(drift.index[(drift["psi"] > cfg.max_psi) | (drift["ks"] > cfg.max_ks)])
+
+
+def retrain_reasons(drift: pd.DataFrame, live: Mapping[str, float], cfg: MonitorParams) -> list[str]:
+    """Why the champion should be retrained (empty: it should not)."""
+    reasons = []
+    drifted = drifted_features(drift, cfg)
+    if len(drifted) > cfg.max_drifted_features:
+        reasons.append(f"{len(drifted)} features drifted (> {cfg.max_drifted_features}): {', '.join(drifted)}")
+    if live["sharpe"] < cfg.min_sharpe:
+        reasons.append(f"live Sharpe {live['sharpe']:.3f} < {cfg.min_sharpe}")
+    if live["max_drawdown"] > cfg.max_drawdown:
+        reasons.append(f"live max drawdown {live['max_drawdown']:.3f} > {cfg.max_drawdown}")
+    return reasons

@@ -1,0 +1,31 @@
+"""The champion's live performance: its weights over the most recent bars against the returns that followed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tradepipe.agents.policy import TradingPolicy
+from tradepipe.backtest.engine import execute
+from tradepipe.backtest.metrics import max_drawdown, sharpe_ratio
+
+WARMUP_BARS = 300  # history before the live window: the longest indicator (SMA 200) plus the predictor's window
+
+
+def live_returns(policy: TradingPolicy, bars: pd.DataFrame, recent_bars: int) -> pd.Series:
+    """Net returns of ``policy`` over the last ``recent_bars`` bars, executed as in the backtest (costs, fill lag)."""
+    bars = bars[bars["symbol"].isin(policy.spec.symbols)].groupby("symbol").tail(recent_bars + WARMUP_BARS)
+    market = policy.market(bars)
+    if len(market.timestamps) < recent_bars:
+        raise ValueError(f"only {len(market.timestamps)} bars available, the live window needs {recent_bars}")
+    window = market.window(market.timestamps[-recent_bars])
+    run = execute(policy.targets(window), window.returns, policy.spec.cost_rate)
+    return pd.Series(run.net_returns[1:], index=window.timestamps[1:], name="live")
+
+
+def performance(returns: pd.Series, periods_per_year: int = 252) -> dict[str, float]:
+    """Annualized Sharpe, max drawdown and total return of a return series."""
+    return {"sharpe": sharpe_ratio(returns, periods_per_year=periods_per_year),
+            "max_drawdown": max_drawdown(returns),
+            "total_return": float(np.prod(1.0 + returns.to_numpy()) - 1.0),
+            "bars": float(len(returns))}
