@@ -13,11 +13,13 @@ import mlflow
 from tradepipe.config import Params
 from tradepipe.data.store import read_json, write_json, write_parquet
 from tradepipe.features import feature_columns
+from tradepipe.models.calibration import calibration_table, plot_calibration
 from tradepipe.models.evaluation import baseline_metrics, forecast_metrics
-from tradepipe.models.panel import Windows, make_panel, prepare
+from tradepipe.models.panel import Panel, Windows, make_panel, prepare
 from tradepipe.models.predictor import Predictor, PredictorModel
-from tradepipe.models.training import fit, predict_windows
-from tradepipe.stage import run_stage
+from tradepipe.models.training import fit, predict_windows, to_forecast
+from tradepipe.models.walk_forward import walk_forward_forecasts
+from tradepipe.stage import StageError, run_stage
 
 BARS = Path("data/raw/bars.parquet")
 FEATURES = Path("data/features/features.parquet")
@@ -25,61 +27,89 @@ LABELS = Path("data/features/labels.parquet")
 BEST = Path("models/tune/best_config.json")
 PREDICTOR = Path("models/predictor")
 PREDICTIONS = Path("data/predictions/predictions.parquet")
+CALIBRATION = Path("reports/train/calibration.png")
 
 
-def _evaluate(predictor: Predictor, windows: Windows, momentum: np.ndarray, timestamps: pd.DatetimeIndex,
+def _forecasts(predictor: Predictor, windows: Windows) -> np.ndarray:
+    return to_forecast(predict_windows(predictor.model, windows), predictor.task, predictor.y_scale)
+
+
+def _evaluate(predictor: Predictor, windows: Windows, momentum: np.ndarray, panel: Panel,
               prefix: str) -> dict[str, float]:
     """Forecast metrics of the predictor and of the baselines; ``momentum`` is the raw (N, T) signal."""
-    pred = predict_windows(predictor.model, windows) * predictor.y_scale
     actual = windows.labels[windows.sym, windows.t]
-    ts = timestamps[windows.t].to_numpy()
-    metrics = {**forecast_metrics(pred, actual, ts),
+    ts = panel.timestamps[windows.t].to_numpy()
+    metrics = {**forecast_metrics(_forecasts(predictor, windows), actual, ts),
                **baseline_metrics(actual, momentum[windows.sym, windows.t], ts)}
     return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
 
+def _frame(panel: Panel, windows: Windows, forecasts: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"timestamp": panel.timestamps[windows.t], "symbol": np.asarray(panel.symbols)[windows.sym],
+                         "prediction": forecasts})
+
+
 def train(params: Params, root: Path) -> dict[str, float]:
     columns = feature_columns(params.features)
+    horizon = params.features.label_horizon
     panel = make_panel(pd.read_parquet(root / FEATURES), columns, pd.read_parquet(root / LABELS))
-    prep = prepare(panel, params.split.train_end, params.split.val_end, params.features.label_horizon)
-    hp = {**read_json(root / BEST)["config"]}
+    prep = prepare(panel, params.split.train_end, params.split.val_end, horizon, params.split.embargo)
+    hp = {**read_json(root / BEST)["config"], "task": params.train.task}
     seq_len = int(hp["seq_len"])
-    train_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.train).newest(params.train.max_train_samples)
+    cfg = params.train
+    train_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.train).newest(cfg.max_train_samples)
     val_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.val)
     test_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.test)
-    cfg = params.train
     result = fit(train_w, val_w, hp, max_epochs=cfg.max_epochs, batch_size=cfg.batch_size, patience=cfg.patience,
                  weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=prep.y_scale, seed=params.seed,
                  on_epoch=lambda rec: mlflow.log_metrics(rec, step=int(rec["epoch"])))
     predictor = Predictor(result.model, hp, params.features, prep.scaler, prep.y_scale)
+    predictor.forecast_scale = float(np.std(_forecasts(predictor, train_w))) or 1.0
     predictor.save(root / PREDICTOR)
 
     horizons = params.features.return_horizons
-    lookback = params.features.label_horizon if params.features.label_horizon in horizons else horizons[0]
+    lookback = horizon if horizon in horizons else horizons[0]
     momentum = panel.features[:, :, columns.index(f"logret_{lookback}")]
     metrics = {"best_epoch": float(result.best_epoch), "train_samples": float(len(train_w)),
-               **_evaluate(predictor, val_w, momentum, panel.timestamps, "val"),
-               **_evaluate(predictor, test_w, momentum, panel.timestamps, "test")}
+               **_evaluate(predictor, val_w, momentum, panel, "val"),
+               **_evaluate(predictor, test_w, momentum, panel, "test")}
+    table = calibration_table(_forecasts(predictor, test_w), test_w.labels[test_w.sym, test_w.t], predictor.task)
+    mlflow.log_artifact(str(plot_calibration(table, root / CALIBRATION, "test-window calibration")), "train")
+    mlflow.log_table(table, "train/calibration.json")
 
-    # Out-of-sample forecasts: every bar after the training window (the model never saw them).
-    oos = Windows(prep.scaled, panel.labels, seq_len, (prep.split.val[0], len(panel.timestamps)), need_label=False)
-    preds = pd.DataFrame({"timestamp": panel.timestamps[oos.t], "symbol": np.asarray(panel.symbols)[oos.sym],
-                          "prediction": predict_windows(predictor.model, oos) * prep.y_scale})
-    write_parquet(preds, root / PREDICTIONS)
+    # Out-of-sample forecasts: walk-forward refits before the validation window, then the trained model.
+    val_start = prep.split.val[0]
+    after = Windows(prep.scaled, panel.labels, seq_len, (val_start, len(panel.timestamps)), need_label=False)
+    frames = [_frame(panel, after, _forecasts(predictor, after))]
+    if cfg.walk_forward.start:
+        try:
+            history = walk_forward_forecasts(panel, hp, cfg, start=cfg.walk_forward.start, stop=val_start,
+                                             horizon=horizon, epochs=max(result.best_epoch, 1), seed=params.seed)
+        except ValueError as exc:
+            raise StageError(f"params.yaml train.walk_forward: {exc}") from exc
+        frames.insert(0, history)
+        labels = panel.labels[np.searchsorted(panel.symbols, history["symbol"]),
+                              panel.timestamps.searchsorted(history["timestamp"])]
+        ok = np.isfinite(labels)
+        wf = forecast_metrics(history["prediction"].to_numpy()[ok], labels[ok],
+                              history["timestamp"].to_numpy()[ok])
+        metrics.update({f"walk_forward_{k}": v for k, v in wf.items()})
+    write_parquet(pd.concat(frames, ignore_index=True), root / PREDICTIONS)
 
     bars = pd.read_parquet(root / BARS)
-    example = bars[bars["timestamp"] <= bars["timestamp"].unique()[-1]].groupby("symbol").tail(seq_len + 210)
+    example = bars.groupby("symbol").tail(seq_len + 210)
     example = example.assign(timestamp=example["timestamp"].astype(str)).reset_index(drop=True)
     with tempfile.TemporaryDirectory() as tmp:
         predictor.save(Path(tmp) / "predictor")
         model = PredictorModel()
         model.predictor = predictor
-        output = model.predict(None, example)
         info = mlflow.pyfunc.log_model(name="predictor", python_model=PredictorModel(),
                                        artifacts={"predictor": str(Path(tmp) / "predictor")},
-                                       signature=infer_signature(example, output), input_example=example)
-    write_json({"run_id": mlflow.active_run().info.run_id, "model_uri": info.model_uri},  # type: ignore[union-attr]
-               root / PREDICTOR / "mlflow.json")
+                                       signature=infer_signature(example, model.predict(None, example)),
+                                       input_example=example)
+    run = mlflow.active_run()
+    assert run is not None
+    write_json({"run_id": run.info.run_id, "model_uri": info.model_uri}, root / PREDICTOR / "mlflow.json")
     return metrics
 
 

@@ -22,7 +22,8 @@ BEST = Path("models/tune/best_config.json")
 def tune(params: Params, root: Path) -> dict[str, float]:
     panel = make_panel(pd.read_parquet(root / FEATURES), feature_columns(params.features),
                        pd.read_parquet(root / LABELS))
-    prep = prepare(panel, params.split.train_end, params.split.val_end, params.features.label_horizon)
+    prep = prepare(panel, params.split.train_end, params.split.val_end, params.features.label_horizon,
+                   params.split.embargo)
     data = TrainingData(prep.scaled, panel.labels, prep.split.train, prep.split.val, prep.y_scale,
                         params.train.max_train_samples)
     result = run_search(data, params.tune, params.train, params.seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -63,3 +64,40 @@ def test_predictor_roundtrip_and_no_lookahead(trained, bars: pd.DataFrame, tmp_p
     expected = full[full["timestamp"] <= cut].reset_index(drop=True)
     pd.testing.assert_frame_equal(past, expected, check_exact=False, rtol=1e-5)
     assert full["prediction"].std() > 0
+
+
+def test_classification_head_with_attention_learns_probabilities(trained, bars: pd.DataFrame) -> None:
+    prep, _, _ = trained
+    panel = prep.panel
+    hp = {**HP, "task": "classification", "attention": True}
+    train = Windows(prep.scaled, panel.labels, 10, prep.split.train)
+    val = Windows(prep.scaled, panel.labels, 10, prep.split.val)
+    result = fit(train, val, hp, max_epochs=2, batch_size=128, patience=2, weight_decay=0.0, grad_clip=1.0,
+                 y_scale=prep.y_scale, seed=7)
+    assert result.model.pool is not None
+    edge = Predictor(result.model, hp, FP, prep.scaler, prep.y_scale).predict_bars(bars)["prediction"]
+    assert edge.between(-0.5, 0.5).all() and edge.std() > 0
+    assert result.history[0]["val_loss"] < 1.0          # binary cross-entropy, near log(2) for a weak model
+
+
+def test_walk_forward_forecasts_never_see_their_block(bars: pd.DataFrame) -> None:
+    from tradepipe.config import TrainParams, WalkForwardParams
+    from tradepipe.models.walk_forward import walk_forward_forecasts
+
+    panel = make_panel(build_features(bars, FP), feature_columns(FP), build_labels(bars, 5))
+    cfg = TrainParams(max_epochs=1, batch_size=64, patience=1, max_train_samples=2000,
+                      walk_forward=WalkForwardParams(start="2012-01-01", refit_years=1))
+    stop = int(panel.timestamps.searchsorted(pd.Timestamp("2013-06-30", tz="UTC")))
+    base = walk_forward_forecasts(panel, HP, cfg, start="2012-01-01", stop=stop, horizon=5, epochs=1, seed=1)
+    assert base["timestamp"].min() >= pd.Timestamp("2012-01-01", tz="UTC")
+    assert base["timestamp"].max() < panel.timestamps[stop]
+    # scramble every label and feature from 2013 on: forecasts for 2012 must not move
+    cut = int(panel.timestamps.searchsorted(pd.Timestamp("2013-01-01", tz="UTC")))
+    features, labels = panel.features.copy(), panel.labels.copy()
+    features[:, cut:] = np.random.default_rng(0).normal(size=features[:, cut:].shape)
+    labels[:, cut - 5:] = 0.5
+    changed = walk_forward_forecasts(type(panel)(panel.timestamps, panel.symbols, features, labels), HP, cfg,
+                                     start="2012-01-01", stop=stop, horizon=5, epochs=1, seed=1)
+    early = base["timestamp"] < panel.timestamps[cut]
+    pd.testing.assert_frame_equal(base[early], changed[changed["timestamp"] < panel.timestamps[cut]])
+    assert not np.allclose(base[~early]["prediction"], changed[~early.to_numpy()]["prediction"])

@@ -18,12 +18,25 @@ class CausalConv(nn.Module):
         return torch.relu(self.conv(nn.functional.pad(x, (self.pad, 0))))
 
 
+class AttentionPool(nn.Module):
+    """A learned query scores every time step; the output is their softmax-weighted sum."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.score(h), dim=1)      # (B, L, 1)
+        return (weights * h).sum(dim=1)
+
+
 class CNNLSTM(nn.Module):
-    """(batch, features, time) → forward-return prediction (batch,)."""
+    """(batch, features, time) → one output per sample (a return, or a logit of an up-move)."""
 
     def __init__(self, n_features: int, conv_filters: int = 32, kernel_size: int = 3, lstm_hidden: int = 32,
-                 lstm_layers: int = 1, dropout: float = 0.1):
+                 lstm_layers: int = 1, dropout: float = 0.1, attention: bool = False):
         super().__init__()
+        self.pool = AttentionPool(lstm_hidden) if attention else None
         self.convs = nn.Sequential(CausalConv(n_features, conv_filters, kernel_size, dilation=1),
                                    CausalConv(conv_filters, conv_filters, kernel_size, dilation=2))
         self.lstm = nn.LSTM(conv_filters, lstm_hidden, num_layers=lstm_layers, batch_first=True,
@@ -33,4 +46,5 @@ class CNNLSTM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.convs(x).transpose(1, 2)          # (B, L, C)
         out, _ = self.lstm(h)
-        return self.head(out[:, -1]).squeeze(-1)
+        pooled = self.pool(out) if self.pool is not None else out[:, -1]
+        return self.head(pooled).squeeze(-1)

@@ -135,9 +135,9 @@ class Prepared:
     y_scale: float
 
 
-def prepare(panel: Panel, train_end: str, val_end: str, horizon: int) -> Prepared:
-    """Split ``panel`` with a purge gap of ``horizon`` and fit the scaler on the training window only."""
-    split = chronological_split(panel.timestamps, train_end, val_end, horizon)
+def prepare(panel: Panel, train_end: str, val_end: str, horizon: int, embargo: int = 0) -> Prepared:
+    """Split ``panel`` with a purge gap of ``horizon`` (plus ``embargo``); fit the scaler on the training window."""
+    split = chronological_split(panel.timestamps, train_end, val_end, horizon, embargo)
     scaler = Scaler.fit(panel.features, split.train[1])
     y_scale = float(np.nanstd(panel.labels[:, : split.train[1]]))
     return Prepared(panel, split, scaler, scaler.transform(panel.features), y_scale or 1.0)

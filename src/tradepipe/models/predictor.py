@@ -16,7 +16,7 @@ from tradepipe.config import FeatureParams
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
 from tradepipe.models.panel import F32, Panel, Scaler, Windows, make_panel
-from tradepipe.models.training import build_model, predict_windows
+from tradepipe.models.training import REGRESSION, build_model, predict_windows, to_forecast
 
 
 @dataclass
@@ -28,17 +28,22 @@ class Predictor:
     features: FeatureParams
     scaler: Scaler
     y_scale: float
+    forecast_scale: float = 1.0  # std of the forecasts on the training window, to normalize them downstream
 
     @property
     def seq_len(self) -> int:
         return int(self.hp["seq_len"])
+
+    @property
+    def task(self) -> str:
+        return str(self.hp.get("task", REGRESSION))
 
     def predict_panel(self, panel: Panel) -> F32:
         """(N, T) forecasts of the forward log return; NaN where the window is incomplete."""
         windows = Windows(self.scaler.transform(panel.features), panel.labels, self.seq_len,
                           (0, len(panel.timestamps)), need_label=False)
         out = np.full(panel.labels.shape, np.nan, dtype=np.float32)
-        out[windows.sym, windows.t] = predict_windows(self.model, windows) * self.y_scale
+        out[windows.sym, windows.t] = to_forecast(predict_windows(self.model, windows), self.task, self.y_scale)
         return out
 
     def predict_bars(self, bars: pd.DataFrame) -> pd.DataFrame:
@@ -48,13 +53,14 @@ class Predictor:
         pred = self.predict_panel(panel)
         frame = pd.DataFrame(pred.T, index=panel.timestamps, columns=panel.symbols)
         long = frame.rename_axis(index="timestamp", columns="symbol").stack().rename("prediction")
-        return long.reset_index()
+        return long.dropna().reset_index()
 
     def save(self, directory: Path) -> None:
         """Write the bundle into ``directory`` (weights, scaler, recipe)."""
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.model.state_dict(), directory / "weights.pt")
         meta = {"hp": self.hp, "features": self.features.model_dump(), "y_scale": self.y_scale,
+                "forecast_scale": self.forecast_scale,
                 "scaler_mean": self.scaler.mean.tolist(), "scaler_std": self.scaler.std.tolist()}
         (directory / "predictor.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
@@ -67,7 +73,7 @@ class Predictor:
         model.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
         model.eval()
         scaler = Scaler(np.asarray(meta["scaler_mean"], np.float32), np.asarray(meta["scaler_std"], np.float32))
-        return cls(model, meta["hp"], features, scaler, float(meta["y_scale"]))
+        return cls(model, meta["hp"], features, scaler, float(meta["y_scale"]), float(meta["forecast_scale"]))
 
 
 class PredictorModel(PythonModel):

@@ -15,7 +15,8 @@ from torch import nn
 from tradepipe.models.cnn_lstm import CNNLSTM
 from tradepipe.models.panel import F32, Windows
 
-MODEL_KEYS = ("conv_filters", "kernel_size", "lstm_hidden", "lstm_layers", "dropout")
+MODEL_KEYS = ("conv_filters", "kernel_size", "lstm_hidden", "lstm_layers", "dropout", "attention")
+REGRESSION, CLASSIFICATION = "regression", "classification"
 
 
 def seed_everything(seed: int) -> None:
@@ -52,16 +53,34 @@ def predict_windows(model: nn.Module, windows: Windows, batch_size: int = 4096) 
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def _val_loss(model: nn.Module, val: Windows, y_scale: float) -> float:
-    pred = predict_windows(model, val)
-    y = val.batch(np.arange(len(val)))[1] / y_scale
-    return float(np.mean((pred - y) ** 2))
+def to_forecast(raw: F32, task: str, y_scale: float) -> F32:
+    """Network outputs → forecasts: a forward log return (regression) or P(up) - 0.5 (classification)."""
+    if task == CLASSIFICATION:
+        return (1.0 / (1.0 + np.exp(-raw)) - 0.5).astype(np.float32)
+    return (raw * y_scale).astype(np.float32)
 
 
-def fit(train: Windows, val: Windows, hp: dict[str, Any], *, max_epochs: int, batch_size: int,
+def _loss(task: str, out: torch.Tensor, y: torch.Tensor, y_scale: float) -> torch.Tensor:
+    if task == CLASSIFICATION:
+        return nn.functional.binary_cross_entropy_with_logits(out, (y > 0).float())
+    return nn.functional.mse_loss(out, y / y_scale)
+
+
+def _val_loss(model: nn.Module, val: Windows, task: str, y_scale: float) -> float:
+    pred = torch.from_numpy(predict_windows(model, val))
+    y = torch.from_numpy(val.batch(np.arange(len(val)))[1])
+    return float(_loss(task, pred, y, y_scale))
+
+
+def fit(train: Windows, val: Windows | None, hp: dict[str, Any], *, max_epochs: int, batch_size: int,
         patience: int, weight_decay: float, grad_clip: float, y_scale: float, seed: int,
         on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
-    """Train on ``train`` (targets divided by ``y_scale``), early-stop on ``val``; return the best model."""
+    """Train on ``train`` and return the model with the best ``val`` loss (early stopping after ``patience``).
+
+    ``hp["task"]`` picks the loss: MSE on targets divided by ``y_scale`` (regression, the default) or binary
+    cross-entropy on the sign (classification). Without ``val`` it trains ``max_epochs`` and returns the last model.
+    """
+    task = hp.get("task", REGRESSION)
     seed_everything(seed)
     n_features = train.view.shape[2]
     model = build_model(n_features, hp)
@@ -75,18 +94,19 @@ def fit(train: Windows, val: Windows, hp: dict[str, Any], *, max_epochs: int, ba
         total = 0.0
         for start in range(0, len(order), batch_size):
             x, y = train.batch(order[start:start + batch_size])
-            loss = nn.functional.mse_loss(model(torch.from_numpy(x)), torch.from_numpy(y / y_scale))
+            loss = _loss(task, model(torch.from_numpy(x)), torch.from_numpy(y), y_scale)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
             total += loss.item() * len(x)
         sched.step()
-        record = {"epoch": epoch + 1, "train_loss": total / len(order), "val_loss": _val_loss(model, val, y_scale)}
+        record = {"epoch": epoch + 1, "train_loss": total / len(order),
+                  "val_loss": _val_loss(model, val, task, y_scale) if val is not None else float("nan")}
         best.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if record["val_loss"] < best.best_val_loss:
+        if val is None or record["val_loss"] < best.best_val_loss:
             best.model, best.best_val_loss, best.best_epoch = copy.deepcopy(model), record["val_loss"], epoch + 1
         elif epoch + 1 - best.best_epoch >= patience:
             break

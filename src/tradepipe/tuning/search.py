@@ -56,9 +56,9 @@ def _trainable(config: dict[str, Any], data: TrainingData, train: TrainParams, s
 
     torch.set_num_threads(1)
     train_w, val_w = data.windows(int(config["seq_len"]))
-    fit(train_w, val_w, config, max_epochs=max_epochs, batch_size=train.batch_size, patience=max_epochs,
-        weight_decay=train.weight_decay, grad_clip=train.grad_clip, y_scale=data.y_scale, seed=seed,
-        on_epoch=lambda rec: tune.report({METRIC: rec["val_loss"], "train_loss": rec["train_loss"]}))
+    fit(train_w, val_w, {**config, "task": train.task}, max_epochs=max_epochs, batch_size=train.batch_size,
+        patience=max_epochs, weight_decay=train.weight_decay, grad_clip=train.grad_clip, y_scale=data.y_scale,
+        seed=seed, on_epoch=lambda rec: tune.report({METRIC: rec["val_loss"], "train_loss": rec["train_loss"]}))
 
 
 @dataclass(frozen=True)
