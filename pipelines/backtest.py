@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 import mlflow
-from tradepipe.agents.policy import TradingPolicy, rollout
+from tradepipe.agents.policy import TradingPolicy
 from tradepipe.backtest.engine import Execution, execute
 from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.report import equity_plot_csv, write_report
@@ -40,7 +40,7 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     cost = policy.spec.cost_rate
     ew = equal_weight(n_bars, n_assets)
     runs: dict[str, Execution] = {
-        "agent": execute(rollout(policy.agent, policy.spec.env(test)), test.returns, cost),
+        "agent": execute(policy.targets(test), test.returns, cost),
         "forecast_top_quartile": execute(top_k_forecast(test.predictions, max(1, n_assets // 4)), test.returns, cost),
         "equal_weight_daily": execute(ew, test.returns, cost),
         "equal_weight_monthly": execute(periodic_rebalance(ew, test.returns, month_starts(test.timestamps)),

@@ -126,13 +126,55 @@ class TrainParams(_Section):
     max_train_samples: int = Field(ge=100)
 
 
-class RLParams(_Section):
-    algo: Literal["sac", "td3", "ppo"] = "sac"
-    total_timesteps: int = Field(ge=1)
+Algo = Literal["sac", "td3", "ppo"]
+
+
+class AgentParams(_Section):
+    """Hyperparameters of one SB3 algorithm; SAC/TD3 ignore ``n_steps``, PPO ignores ``buffer_size``."""
+
     learning_rate: float = Field(3e-4, gt=0)
     batch_size: int = Field(256, ge=1)
     buffer_size: int = Field(50_000, ge=1)
+    n_steps: int = Field(256, ge=2)         # PPO: steps per env between updates
+    n_envs: int = Field(1, ge=1)            # books stepped together in PortfolioVecEnv
+    gamma: float = Field(0.99, gt=0, le=1)
+    net_arch: list[int] = Field(default_factory=lambda: [64, 64])
+
+
+class RLParams(_Section):
+    algos: list[Algo] = Field(default_factory=lambda: ["sac"], min_length=1)  # type: ignore[arg-type]
+    ensemble: Literal["select", "blend"] = "select"
+    validation_fraction: float = Field(0.25, gt=0, lt=1)  # last part of the RL window, held out to pick/blend
+    total_timesteps: int = Field(ge=1)                    # per agent
+    episode_length: int = Field(252, ge=1)
     lookback: int = Field(1, ge=1)
+    sac: AgentParams = AgentParams()
+    td3: AgentParams = AgentParams()
+    ppo: AgentParams = AgentParams(learning_rate=3e-4, batch_size=64, n_steps=128, n_envs=8)
+
+    def agent(self, algo: Algo) -> AgentParams:
+        """The hyperparameters of ``algo``."""
+        return {"sac": self.sac, "td3": self.td3, "ppo": self.ppo}[algo]
+
+
+class RiskParams(_Section):
+    """Risk manager between every policy and the market (see tradepipe.risk); null disables a rule."""
+
+    long_only: bool = True
+    max_weight: float = Field(0.25, gt=0)                  # per-asset |weight| cap
+    max_gross: float = Field(1.0, gt=0)                    # sum of |weights| cap
+    target_vol: float | None = Field(0.20, gt=0)           # annualised, ex ante from trailing covariance
+    vol_window: int = Field(63, ge=2)
+    max_vol_scale: float = Field(1.0, gt=0)                # vol targeting never scales exposure up beyond this
+    max_drawdown: float | None = Field(0.25, gt=0, lt=1)   # breaker: cut to cash beyond this drawdown of equity
+    breaker_cooldown: int = Field(21, ge=1)                # bars in cash before re-entry (peak reset at re-entry)
+    stop_loss: float | None = Field(0.25, gt=0, lt=1)      # per position, from its entry price
+    take_profit: float | None = Field(1.0, gt=0)
+    stop_cooldown: int = Field(5, ge=1)                    # bars a stopped asset stays flat
+    turbulence_window: int = Field(252, ge=2)              # trailing bars for the mean/covariance and quantile
+    turbulence_quantile: float | None = Field(0.99, gt=0, lt=1)  # threshold: trailing quantile of turbulence
+    turbulence_scale: float = Field(0.0, ge=0, le=1)       # exposure multiplier while turbulent (0: all cash)
+    min_periods: int = Field(21, ge=2)                     # history needed before vol/turbulence rules act
 
 
 class CostParams(_Section):
@@ -178,6 +220,7 @@ class Params(_Section):
     tune: TuneParams
     train: TrainParams
     rl_train: RLParams
+    risk: RiskParams = RiskParams()
     costs: CostParams = CostParams()
     backtest: BacktestParams = BacktestParams()
     register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")

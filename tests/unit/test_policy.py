@@ -1,59 +1,87 @@
-"""The trading policy: weights on the simplex, reproducible training, and no look-ahead when serving."""
+"""The trading policy: risk-managed weights, reproducible training, save/load, and no look-ahead when serving."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from tradepipe.agents.algorithms import make_agent
-from tradepipe.agents.market import build_market
-from tradepipe.agents.policy import PolicySpec, TradingPolicy, rollout
-from tradepipe.config import FeatureParams, RLParams
+from tradepipe.agents.market import Market, build_market
+from tradepipe.agents.policy import PolicySpec, TradingPolicy, TradingPolicyModel
+from tradepipe.config import AgentParams, Algo, FeatureParams, RiskParams
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
 from tradepipe.models.panel import Scaler
 from tradepipe.models.predictor import Predictor
 
 FP = FeatureParams(indicators=["rsi_14", "sma_ratio_50"], return_horizons=[1, 5], label_horizon=5)
-RL = RLParams(algo="sac", total_timesteps=200, batch_size=32, buffer_size=1000)
+AGENT = AgentParams(batch_size=32, buffer_size=1000, n_steps=32, n_envs=2)
+STEPS = 200
+RISK = RiskParams(max_weight=0.3, max_drawdown=0.1, breaker_cooldown=5)
+
+
+def _policy(market: Market, predictor: Predictor, algo: Algo = "sac", seed: int = 3) -> TradingPolicy:
+    spec = PolicySpec(market.symbols, lookback=1, cost_rate=0.001, risk=RISK)
+    agent = make_agent(algo, spec.env(market, episode_length=50), spec.risk_manager(market), AGENT, STEPS, seed)
+    agent.learn(STEPS)
+    return TradingPolicy({algo: agent}, {algo: 1.0}, spec, predictor)
 
 
 @pytest.fixture(scope="module")
-def policy(bars: pd.DataFrame) -> TradingPolicy:
+def market_and_predictor(bars: pd.DataFrame) -> tuple[Market, Predictor]:
     cols = feature_columns(FP)
-    feats = build_features(bars, FP)
     scaler = Scaler(np.zeros(len(cols), np.float32), np.ones(len(cols), np.float32) * 0.1)
     predictor = Predictor(CNNLSTM(len(cols), 4, 3, 4).eval(), {"seq_len": 5, "conv_filters": 4, "lstm_hidden": 4},
                           FP, scaler, 0.02)
-    market = build_market(bars, feats, predictor.predict_bars(bars), cols, scaler, predictor.y_scale)
-    spec = PolicySpec("sac", market.symbols, lookback=1, cost_rate=0.001)
-    agent = make_agent(spec.env(market, episode_length=50), RL, seed=3)
-    agent.learn(RL.total_timesteps)
-    return TradingPolicy(agent, spec, predictor)
+    market = build_market(bars, build_features(bars, FP), predictor.predict_bars(bars), cols, scaler,
+                          predictor.y_scale)
+    return market, predictor
 
 
-def test_weights_sum_to_one_and_are_long_only(policy: TradingPolicy, bars: pd.DataFrame) -> None:
+@pytest.fixture(scope="module")
+def policy(market_and_predictor: tuple[Market, Predictor]) -> TradingPolicy:
+    return _policy(*market_and_predictor)
+
+
+def test_weights_sum_to_one_long_only_and_capped(policy: TradingPolicy, bars: pd.DataFrame) -> None:
     w = policy.target_weights(bars)
     assert list(w.index) == [*policy.spec.symbols, "CASH"]
     assert np.isclose(w.sum(), 1.0) and (w >= 0).all()
+    targets = policy.targets(policy.market(bars))
+    assert targets.max() <= RISK.max_weight + 1e-12 and (targets >= 0).all()
 
 
 def test_serving_uses_no_future_bars(policy: TradingPolicy, bars: pd.DataFrame) -> None:
-    full = rollout(policy.agent, policy.spec.env(policy.market(bars)))
+    full = policy.targets(policy.market(bars))
     dates = bars["timestamp"].drop_duplicates().sort_values()
     for cut in (dates.iloc[400], dates.iloc[800]):
-        truncated = bars[bars["timestamp"] <= cut]
-        part = rollout(policy.agent, policy.spec.env(policy.market(truncated)))
+        part = policy.targets(policy.market(bars[bars["timestamp"] <= cut]))
         np.testing.assert_allclose(part, full[: len(part)], atol=1e-6)
 
 
-def test_training_is_reproducible(policy: TradingPolicy, bars: pd.DataFrame) -> None:
+@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+def test_same_seed_same_weights(algo: Algo, market_and_predictor: tuple[Market, Predictor]) -> None:
+    market = market_and_predictor[0]
+    first, again = (_policy(*market_and_predictor, algo=algo).targets(market) for _ in range(2))
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first).sum() > 0.0
+
+
+def test_save_load_and_pyfunc_give_the_same_weights(policy: TradingPolicy, bars: pd.DataFrame,
+                                                    tmp_path: Path) -> None:
+    policy.save(tmp_path / "policy")
+    loaded = TradingPolicy.load(tmp_path / "policy")
+    assert loaded.spec == policy.spec and loaded.blend == policy.blend
     market = policy.market(bars)
-    again = make_agent(policy.spec.env(market, episode_length=50), RL, seed=3)
-    again.learn(RL.total_timesteps)
-    np.testing.assert_array_equal(rollout(again, policy.spec.env(market)),
-                                  rollout(policy.agent, policy.spec.env(market)))
+    np.testing.assert_array_equal(loaded.targets(market), policy.targets(market))
+    model = TradingPolicyModel()
+    model.load_context(SimpleNamespace(artifacts={"policy": str(tmp_path / "policy")}))
+    served = model.predict(None, bars.assign(timestamp=bars["timestamp"].astype(str)))
+    np.testing.assert_allclose(served["weight"].to_numpy(), policy.target_weights(bars).to_numpy())
 
 
 def test_wrong_universe_is_refused(policy: TradingPolicy, bars: pd.DataFrame) -> None:

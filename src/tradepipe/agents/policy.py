@@ -1,9 +1,10 @@
-"""The trading policy: an agent plus everything needed to turn market arrays into target weights."""
+"""The trading policy: agents, risk manager and observation builder turning market arrays into target weights."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,51 +15,84 @@ from mlflow.pyfunc import PythonModel
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from tradepipe.agents.algorithms import load_agent
+from tradepipe.agents.env import BookEnv
 from tradepipe.agents.market import Market, build_market
-from tradepipe.envs.portfolio import PortfolioEnv
+from tradepipe.config import RiskParams
+from tradepipe.envs.portfolio import Obs, action_to_book
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.predictor import Predictor
+from tradepipe.risk import RiskManager
 
 CASH = "CASH"
+Array = npt.NDArray[np.float64]
+Actor = Callable[[Obs], Array]  # observations (B, obs) -> proposed books (B, N + 1)
 
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """How the agent sees the market: its universe (in order), look-back and execution settings."""
+    """How the policy sees and trades the market: universe (in order), look-back, costs and risk limits."""
 
-    algo: str
     symbols: list[str]
     lookback: int
     cost_rate: float
     long_only: bool = True
+    risk: RiskParams = field(default_factory=RiskParams)
 
-    def env(self, market: Market, **kwargs: Any) -> PortfolioEnv:
-        """A PortfolioEnv over ``market`` configured as this policy was trained."""
+    def env(self, market: Market, **kwargs: Any) -> BookEnv:
+        """The env over ``market`` configured as this policy was trained (it executes given books)."""
         if market.symbols != self.symbols:
             raise ValueError(f"the policy trades {self.symbols}; the data holds {market.symbols}")
-        return PortfolioEnv(market.returns, market.features, predictions=market.predictions,
-                            cost_rate=self.cost_rate, lookback=self.lookback, long_only=self.long_only, **kwargs)
+        return BookEnv(market.returns, market.features, predictions=market.predictions, cost_rate=self.cost_rate,
+                       lookback=self.lookback, long_only=self.long_only, **kwargs)
+
+    def risk_manager(self, market: Market) -> RiskManager:
+        """The risk manager over ``market``'s returns."""
+        return RiskManager(self.risk, market.returns)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``from_json`` reads it back."""
+        return {"symbols": self.symbols, "lookback": self.lookback, "cost_rate": self.cost_rate,
+                "long_only": self.long_only, "risk": self.risk.model_dump()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PolicySpec:
+        """The spec written by ``to_json``."""
+        return cls(**{**data, "risk": RiskParams(**data["risk"])})
 
 
-def rollout(agent: BaseAlgorithm, env: PortfolioEnv) -> npt.NDArray[np.float64]:
-    """Deterministic target weights (T, N) decided at every bar from ``lookback - 1`` on (zeros before)."""
+def agent_actor(agents: dict[str, BaseAlgorithm], blend: dict[str, float], long_only: bool) -> Actor:
+    """Deterministic proposed books: the ``blend``-weighted mean of each agent's book."""
+    def act(obs: Obs) -> Array:
+        books = [weight * action_to_book(agents[name].predict(obs, deterministic=True)[0], long_only)
+                 for name, weight in blend.items()]
+        return np.asarray(np.sum(books, axis=0), dtype=np.float64)
+    return act
+
+
+def rollout(act: Actor, env: BookEnv, risk: RiskManager) -> Array:
+    """Risk-managed target weights (T, N) decided at every bar from ``lookback - 1`` on (zeros before).
+
+    One book: the actor proposes from the observation at t, the risk manager rules with the equity at close
+    t, the env fills at close t + 1 (``backtest.engine.execute`` of the result replays the same equity).
+    """
     targets = np.zeros((env.n_bars, env.n_assets))
+    state = risk.start(1)
     obs, info = env.reset()
-    t = int(info["t"])
     while True:
-        action, _ = agent.predict(obs, deterministic=True)
-        targets[t] = env.action_weights(action)
+        t = int(info["t"])
+        book = risk.apply(state, act(obs[None]), np.array([t]), np.array([info["equity"]]))[0]
+        targets[t] = book[:-1]
         if t == env.n_bars - 1:
             return targets
-        obs, _, _, _, info = env.step(action)
-        t = int(info["t"])
+        obs, _, _, _, info = env.step(book)
 
 
 @dataclass
 class TradingPolicy:
-    """Agent + spec + predictor: recent bars in, target weights out, identically in backtest and serving."""
+    """Agents + blend + spec (risk limits included) + predictor: recent bars in, target weights out."""
 
-    agent: BaseAlgorithm
+    agents: dict[str, BaseAlgorithm]
+    blend: dict[str, float]
     spec: PolicySpec
     predictor: Predictor
 
@@ -72,28 +106,37 @@ class TradingPolicy:
         return self.market_from_tables(bars, build_features(bars, self.predictor.features),
                                        self.predictor.predict_bars(bars))
 
+    def targets(self, market: Market) -> Array:
+        """Risk-managed target weights (T, N) over ``market``, replaying the policy from its first bar."""
+        act = agent_actor(self.agents, self.blend, self.spec.long_only)
+        return rollout(act, self.spec.env(market), self.spec.risk_manager(market))
+
     def target_weights(self, bars: pd.DataFrame) -> pd.Series:
         """Weights to hold after the last bar (assets, then cash), replaying the policy over ``bars``."""
         market = self.market(bars)
-        weights = rollout(self.agent, self.spec.env(market))[-1]
+        weights = self.targets(market)[-1]
         return pd.Series([*weights, 1.0 - weights.sum()], index=[*market.symbols, CASH], name="weight")
 
     def save(self, directory: Path) -> None:
-        """Write agent, spec and predictor into ``directory``."""
+        """Write agents, blend, spec and predictor into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
-        self.agent.save(directory / "agent.zip")
-        (directory / "policy.json").write_text(json.dumps(asdict(self.spec), indent=2, sort_keys=True))
+        for name in self.blend:
+            self.agents[name].save(directory / f"{name}.zip")
+        policy = {"spec": self.spec.to_json(), "blend": self.blend}
+        (directory / "policy.json").write_text(json.dumps(policy, indent=2, sort_keys=True))
         self.predictor.save(directory / "predictor")
 
     @classmethod
     def load(cls, directory: Path) -> TradingPolicy:
         """Read a policy written by :meth:`save`."""
-        spec = PolicySpec(**json.loads((directory / "policy.json").read_text()))
-        return cls(load_agent(spec.algo, str(directory / "agent.zip")), spec, Predictor.load(directory / "predictor"))
+        policy = json.loads((directory / "policy.json").read_text())
+        blend = {str(name): float(weight) for name, weight in policy["blend"].items()}
+        agents = {name: load_agent(name, str(directory / f"{name}.zip")) for name in blend}
+        return cls(agents, blend, PolicySpec.from_json(policy["spec"]), Predictor.load(directory / "predictor"))
 
 
 class TradingPolicyModel(PythonModel):
-    """MLflow pyfunc: recent canonical bars of the policy's universe in, target weights out."""
+    """MLflow pyfunc: recent canonical bars of the policy's universe in, risk-managed target weights out."""
 
     def load_context(self, context: Any) -> None:
         self.policy = TradingPolicy.load(Path(context.artifacts["policy"]))

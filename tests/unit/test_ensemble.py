@@ -1,0 +1,47 @@
+"""Ensembles: selection and blending by validation Sharpe; a blend proposes the weighted mean of its agents' books."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+
+from tradepipe.agents.ensemble import combine
+from tradepipe.agents.policy import agent_actor
+from tradepipe.envs.portfolio import PortfolioEnv, action_to_book
+
+
+def test_select_takes_the_best_validation_sharpe() -> None:
+    blend, reason = combine({"sac": 0.4, "td3": 1.1, "ppo": -0.2}, "select")
+    assert blend == {"td3": 1.0}
+    assert reason.startswith("select: td3") and "sac 0.400" in reason
+
+
+def test_blend_weights_positive_sharpes_proportionally() -> None:
+    blend, reason = combine({"sac": 0.5, "td3": 1.5, "ppo": -0.2}, "blend")
+    assert blend == pytest.approx({"sac": 0.25, "td3": 0.75})
+    assert "proportional" in reason
+
+
+def test_blend_falls_back_to_equal_weights() -> None:
+    blend, reason = combine({"sac": -0.5, "ppo": -0.1}, "blend")
+    assert blend == {"sac": 0.5, "ppo": 0.5}
+    assert "equal weights" in reason
+
+
+def test_no_agents_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no agents"):
+        combine({}, "select")
+
+
+def test_blended_actor_is_the_weighted_mean_of_the_books() -> None:
+    rng = np.random.default_rng(0)
+    env = PortfolioEnv(rng.normal(0, 0.01, (30, 3)), rng.normal(size=(30, 3, 2)))
+    agents = {name: PPO("MlpPolicy", env, seed=seed, device="cpu", n_steps=16, batch_size=16)
+              for seed, name in enumerate(("a", "b"))}
+    obs = np.stack([env.observation_space.sample() for _ in range(5)])
+    books = agent_actor(agents, {"a": 0.3, "b": 0.7}, long_only=True)(obs)
+    expected = sum(w * action_to_book(agents[k].predict(obs, deterministic=True)[0]) for k, w in
+                   {"a": 0.3, "b": 0.7}.items())
+    np.testing.assert_allclose(books, expected, rtol=1e-12)
+    np.testing.assert_allclose(books.sum(axis=1), 1.0)

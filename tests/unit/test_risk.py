@@ -1,0 +1,149 @@
+"""The risk manager: limits hold for any actions and prices, the breaker fires and re-enters, causal series."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from tradepipe.agents.env import BookEnv
+from tradepipe.agents.policy import rollout
+from tradepipe.backtest.engine import execute
+from tradepipe.config import RiskParams
+from tradepipe.envs.portfolio import action_to_book
+from tradepipe.risk import RiskManager, trailing_quantile, turbulence
+
+OFF = RiskParams(max_weight=10.0, max_gross=10.0, target_vol=None, max_drawdown=None, stop_loss=None,
+                 take_profit=None, turbulence_quantile=None)
+N = 4
+
+
+def _run(params: RiskParams, returns: npt.NDArray[np.float64], actions: npt.NDArray[np.float64],
+         long_only: bool = True) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Risk-managed targets of a fixed action sequence, and the engine's equity of those targets."""
+    env = BookEnv(returns, np.zeros((*returns.shape, 1)), cost_rate=0.001, long_only=long_only)
+    actions_iter = iter(actions)
+    targets = rollout(lambda obs: action_to_book(next(actions_iter)[None], long_only), env,
+                      RiskManager(params, returns))
+    return targets, execute(targets, returns, 0.001).equity
+
+
+markets = st.integers(10, 60).flatmap(lambda t: st.tuples(
+    arrays(np.float64, (t, N), elements=st.floats(-0.3, 0.3)),
+    arrays(np.float64, (t, N + 1), elements=st.floats(-1.0, 1.0))))
+limits = st.builds(RiskParams, long_only=st.booleans(), max_weight=st.floats(0.05, 1.0),
+                   max_gross=st.floats(0.1, 1.5), target_vol=st.none() | st.floats(0.05, 0.5),
+                   max_drawdown=st.none() | st.floats(0.05, 0.5), stop_loss=st.none() | st.floats(0.02, 0.5),
+                   take_profit=st.none() | st.floats(0.02, 0.5), turbulence_quantile=st.none() | st.floats(0.5, 0.95),
+                   vol_window=st.integers(2, 20), turbulence_window=st.integers(2, 20), min_periods=st.integers(2, 10))
+
+
+@settings(max_examples=60, deadline=None)
+@given(markets, limits, st.booleans())
+def test_executed_weights_respect_every_limit(market: tuple[np.ndarray, np.ndarray], params: RiskParams,
+                                              long_only_actions: bool) -> None:
+    returns, actions = market
+    targets, _ = _run(params, returns, actions, long_only=long_only_actions)
+    assert np.all(np.abs(targets) <= params.max_weight + 1e-12)
+    assert np.all(np.abs(targets).sum(axis=1) <= params.max_gross + 1e-12)
+    if params.long_only:
+        assert np.all(targets >= 0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(markets, st.floats(0.05, 0.4), st.integers(1, 8))
+def test_breaker_cuts_to_cash_and_reenters_after_cooldown(market: tuple[np.ndarray, np.ndarray], limit: float,
+                                                          cooldown: int) -> None:
+    returns, actions = market
+    params = OFF.model_copy(update={"max_drawdown": limit, "breaker_cooldown": cooldown})
+    free, _ = _run(OFF, returns, actions)
+    targets, equity = _run(params, returns, actions)
+    # Independent replay of the rule on the engine's equity: equity[t] is the equity at close t.
+    peak, left = 1.0, 0
+    for t in range(len(returns)):
+        waiting = left > 0
+        left = max(left - 1, 0)
+        peak = equity[t] if waiting and left == 0 else max(peak, equity[t])
+        if not waiting and equity[t] < peak * (1.0 - limit):
+            left = cooldown
+        expected = np.zeros(N) if left > 0 else free[t]
+        np.testing.assert_allclose(targets[t], expected, atol=1e-12)
+
+
+def test_breaker_fires_on_a_crash_and_reenters() -> None:
+    returns = np.zeros((30, N))
+    returns[5] = -0.5  # every asset halves at close 5
+    targets, _ = _run(OFF.model_copy(update={"max_drawdown": 0.2, "breaker_cooldown": 3}), returns,
+                      np.zeros((30, N + 1)))
+    np.testing.assert_allclose(targets[:5], 0.2)        # 1/(N+1) each before the crash
+    np.testing.assert_allclose(targets[5:8], 0.0)       # three decisions in cash
+    np.testing.assert_allclose(targets[8:], 0.2)        # re-entry: peak reset to the equity at close 8
+
+
+def test_volatility_targeting_scales_by_target_over_ex_ante_vol() -> None:
+    rng = np.random.default_rng(0)
+    returns = rng.normal(0.0, 0.02, (40, 2))
+    params = OFF.model_copy(update={"target_vol": 0.1, "vol_window": 10, "min_periods": 5})
+    manager = RiskManager(params, returns)
+    book = np.array([[0.6, 0.4, 0.0]])
+    out = manager.apply(manager.start(1), book, np.array([30]), np.array([1.0]))
+    w = book[0, :2]
+    vol = np.sqrt(w @ np.cov(returns[21:31].T) @ w * 252)   # the 10 bars up to and including t = 30
+    np.testing.assert_allclose(out[0, :2], w * min(1.0, 0.1 / vol), rtol=1e-10)
+    np.testing.assert_allclose(out[0, 2], 1.0 - out[0, :2].sum())
+
+
+def test_turbulence_matches_mahalanobis_of_the_trailing_window() -> None:
+    rng = np.random.default_rng(1)
+    returns = rng.normal(0.0, 0.01, (80, 3)) * [1.0, 2.0, 0.5]
+    got = turbulence(returns, 30, 10)
+    for t in (10, 25, 50, 79):
+        history = returns[max(0, t - 30):t]
+        gap = returns[t] - history.mean(axis=0)
+        np.testing.assert_allclose(got[t], gap @ np.linalg.inv(np.cov(history.T)) @ gap, rtol=1e-8)
+    assert np.isnan(got[:10]).all()
+
+
+def test_turbulence_threshold_uses_only_past_values() -> None:
+    x = np.arange(10.0)
+    q = trailing_quantile(x, 4, 0.5, 2)
+    np.testing.assert_allclose(q[2:], [np.median(x[max(0, t - 4):t]) for t in range(2, 10)])
+    assert np.isnan(q[:2]).all()
+
+
+def test_turbulent_bars_go_to_cash() -> None:
+    rng = np.random.default_rng(2)
+    returns = rng.normal(0.0, 0.01, (60, N))
+    returns[40] = 0.2  # an extreme joint move
+    params = OFF.model_copy(update={"turbulence_quantile": 0.9, "turbulence_window": 30, "min_periods": 10})
+    targets, _ = _run(params, returns, np.zeros((60, N + 1)))
+    assert RiskManager(params, returns).turbulent[40]
+    np.testing.assert_allclose(targets[40], 0.0)
+    np.testing.assert_allclose(targets[39], 0.2)
+
+
+def test_stop_loss_flattens_the_position_for_the_cooldown() -> None:
+    returns = np.zeros((20, N))
+    returns[4, 0] = -0.3  # asset 0 falls 30% after its entry at close 1
+    params = OFF.model_copy(update={"stop_loss": 0.2, "stop_cooldown": 3})
+    targets, _ = _run(params, returns, np.zeros((20, N + 1)))
+    np.testing.assert_allclose(targets[:4, 0], 0.2)
+    np.testing.assert_allclose(targets[4:7, 0], 0.0)   # stopped at close 4 for three decisions
+    np.testing.assert_allclose(targets[7:, 0], 0.2)    # a new position, new entry price
+    np.testing.assert_allclose(targets[:, 1:], 0.2)
+
+
+def test_env_equity_is_the_engines() -> None:
+    rng = np.random.default_rng(3)
+    returns = rng.normal(0.0, 0.02, (50, N))
+    env = BookEnv(returns, np.zeros((50, N, 1)), cost_rate=0.002)
+    targets = rollout(lambda obs: action_to_book(rng.uniform(-1, 1, (1, N + 1))), env,
+                      RiskManager(RiskParams(), returns))
+    env_equity = [1.0]
+    _, info = env.reset()
+    for t in range(49):
+        info = env.step(np.r_[targets[t], 1.0 - targets[t].sum()])[4]
+        env_equity.append(info["equity"])
+    np.testing.assert_allclose(env_equity, execute(targets, returns, 0.002).equity, rtol=1e-12)
