@@ -63,7 +63,7 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
     predictor = Predictor.load(root / PREDICTOR)
     market = build_market(pd.read_parquet(root / BARS), pd.read_parquet(root / FEATURES),
                           pd.read_parquet(root / PREDICTIONS), feature_columns(params.features),
-                          predictor.scaler, predictor.y_scale)
+                          predictor.scaler, predictor.forecast_scale)
     # Train where the predictor's forecasts are out-of-sample and the backtest has not begun.
     window = market.window(pd.Timestamp(params.split.train_end, tz="UTC"),
                            pd.Timestamp(params.split.val_end, tz="UTC") + pd.Timedelta(days=1))

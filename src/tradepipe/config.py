@@ -58,6 +58,7 @@ class DataParams(_Section):
 class SplitParams(_Section):
     train_end: str
     val_end: str
+    embargo: int = Field(0, ge=0)  # bars skipped after each boundary, on top of the label-horizon purge
 
 
 class ValidateParams(_Section):
@@ -117,7 +118,14 @@ class TuneParams(_Section):
     search_space: dict[str, SearchDim]
 
 
+class WalkForwardParams(_Section):
+    start: str | None = None  # first refit date; None: no forecasts before the validation window
+    refit_years: int = Field(4, ge=1)
+
+
 class TrainParams(_Section):
+    task: Literal["regression", "classification"] = "regression"
+    walk_forward: WalkForwardParams = WalkForwardParams()
     max_epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     patience: int = Field(ge=1)

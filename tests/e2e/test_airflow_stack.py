@@ -71,7 +71,7 @@ def test_training_pipeline_deploys_its_champion_through_the_asset(stack: Airflow
         ("tradepipe-champion", "training_pipeline", run_id, decision["agent_version"])]
 
     champion = client(project).get_model_version_by_alias("tradepipe-agent", "champion")
-    assert champion.version == str(decision["agent_version"])
+    assert str(champion.version) == str(decision["agent_version"])
     assert DEPLOYED_TAG in champion.tags
     new_data = api.request("GET", "/assets/events", params={"name_pattern": "tradepipe-new-data"})["asset_events"]
     assert [(e["source_dag_id"], e["source_run_id"]) for e in new_data] == [("training_pipeline", run_id)]
@@ -81,6 +81,6 @@ def test_training_pipeline_deploys_its_champion_through_the_asset(stack: Airflow
     mlc = client(project)
     experiment = mlc.get_experiment_by_name("tradepipe-monitoring")
     (run,) = mlc.search_runs([experiment.experiment_id])
-    assert run.data.tags["tradepipe.champion_version"] == champion.version
+    assert run.data.tags["tradepipe.champion_version"] == str(champion.version)
     assert {"live.sharpe", "live.max_drawdown", "drifted_features", "retrain"} <= set(run.data.metrics)
     assert run.data.metrics["live.bars"] == 62.0  # the 63-bar live window, first bar only decides

@@ -38,7 +38,7 @@ def market_and_predictor(bars: pd.DataFrame) -> tuple[Market, Predictor]:
     predictor = Predictor(CNNLSTM(len(cols), 4, 3, 4).eval(), {"seq_len": 5, "conv_filters": 4, "lstm_hidden": 4},
                           FP, scaler, 0.02)
     market = build_market(bars, build_features(bars, FP), predictor.predict_bars(bars), cols, scaler,
-                          predictor.y_scale)
+                          predictor.forecast_scale)
     return market, predictor
 
 

@@ -99,7 +99,7 @@ class TradingPolicy:
     def market_from_tables(self, bars: pd.DataFrame, features: pd.DataFrame, predictions: pd.DataFrame) -> Market:
         """Market arrays from precomputed feature and forecast tables, scaled as in training."""
         return build_market(bars, features, predictions, feature_columns(self.predictor.features),
-                            self.predictor.scaler, self.predictor.y_scale)
+                            self.predictor.scaler, self.predictor.forecast_scale)
 
     def market(self, bars: pd.DataFrame) -> Market:
         """Market arrays for raw canonical ``bars``: features and forecasts computed with the predictor's recipe."""
