@@ -44,10 +44,13 @@ def publish_champion(tracking_uri: str, policy_dir: Path) -> str:
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        with mlflow.start_run() as run:
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name("serving-tests")
+        # an explicit experiment: mlflow caches the active experiment id across tracking URIs
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment("serving-tests")
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             info = mlflow.pyfunc.log_model(name="policy", python_model=TradingPolicyModel(),
                                            artifacts={"policy": str(policy_dir)})
-        client = MlflowClient()
         if not client.search_registered_models(f"name='{AGENT_MODEL}'"):
             client.create_registered_model(AGENT_MODEL)
         version = str(client.create_model_version(AGENT_MODEL, info.model_uri, run_id=run.info.run_id).version)
