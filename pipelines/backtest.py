@@ -1,4 +1,9 @@
-"""Stage backtest: the agent out of sample against the forecast strategy and the benchmarks, same costs."""
+"""Stage backtest: the walk-forward agent out of sample against the forecast strategy and the benchmarks.
+
+Per walk-forward window the agents are refitted on that window's past only (the rl_train library code) and
+traded on its test slice; the stitched out-of-sample targets, the forecast strategy and every benchmark run
+through the same execution engine and costs over the same bars.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +13,98 @@ import numpy as np
 import pandas as pd
 
 import mlflow
-from tradepipe.agents.policy import TradingPolicy
+from tradepipe.agents.market import Market, build_market
+from tradepipe.agents.policy import PolicySpec, TradingPolicy
+from tradepipe.agents.training import fit_ensemble, split_tail
+from tradepipe.backtest.benchmarks import Method, trailing_allocation
 from tradepipe.backtest.engine import Execution, execute
 from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.report import equity_plot_csv, write_report
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
+from tradepipe.backtest.walk_forward import Window, walk_forward_targets, walk_forward_windows
 from tradepipe.config import Params
 from tradepipe.data.schema import to_wide
 from tradepipe.data.store import read_json, write_parquet
+from tradepipe.features import feature_columns
+from tradepipe.models.predictor import Predictor
 from tradepipe.stage import StageError, run_stage
 
 BARS = Path("data/raw/bars.parquet")
 BENCHMARK = Path("data/raw/benchmark.parquet")
 FEATURES = Path("data/features/features.parquet")
 PREDICTIONS = Path("data/predictions/predictions.parquet")
+PREDICTOR = Path("models/predictor")
 AGENT = Path("models/agent")
 BEST = Path("models/tune/best_config.json")
 REPORT = Path("reports/backtest/report.html")
 RETURNS = Path("data/backtest/returns.parquet")
+DECISIONS = Path("data/backtest/decisions.parquet")  # agent targets decided at each close
 PLOT = Path("plots/equity.csv")
 
 
+def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params) -> tuple[np.ndarray,
+                                                                                                    list[Window]]:
+    """Walk-forward targets of the agent ensemble over ``market`` (zero before the first test slice)."""
+    cfg, rl = params.backtest.walk_forward, params.rl_train
+    try:
+        windows = walk_forward_windows(market.timestamps, pd.Timestamp(params.split.val_end, tz="UTC")
+                                       + pd.Timedelta(days=1), cfg,
+                                       purge=params.features.label_horizon + params.split.embargo,
+                                       history_start=pd.Timestamp(params.split.train_end, tz="UTC"))
+    except ValueError as exc:
+        raise StageError(f"params.yaml backtest.walk_forward: {exc}") from exc
+    log: list[dict[str, object]] = []
+
+    def fit(train: Market, window: Window) -> TradingPolicy:
+        k = len(log)
+        try:
+            head, val = split_tail(train, rl.validation_fraction, rl.lookback)
+        except ValueError as exc:
+            raise StageError(f"walk-forward window {window.describe(market.timestamps)}: {exc}; lengthen "
+                             "backtest.walk_forward.train_years in params.yaml") from exc
+        fitted = fit_ensemble(head, val, spec, predictor, rl, params.seed, label=f"window {k + 1}/{len(windows)} ")
+        mlflow.log_metrics({f"walk_forward.{name}": value for name, value in fitted.metrics.items()}, step=k)
+        log.append({"window": k + 1, "span": window.describe(market.timestamps), "reason": fitted.reason,
+                    "blend": fitted.policy.blend})
+        return fitted.policy
+
+    targets = walk_forward_targets(market, windows, fit, cfg.warmup_bars)
+    mlflow.log_dict({"windows": log}, "backtest/walk_forward.json")
+    return targets, windows
+
+
 def backtest(params: Params, root: Path) -> dict[str, float]:
-    policy = TradingPolicy.load(root / AGENT)
+    predictor = Predictor.load(root / PREDICTOR)
     bars = pd.read_parquet(root / BARS)
-    market = policy.market_from_tables(bars, pd.read_parquet(root / FEATURES), pd.read_parquet(root / PREDICTIONS))
-    test = market.window(pd.Timestamp(params.split.val_end, tz="UTC") + pd.Timedelta(days=1))
+    market = build_market(bars, pd.read_parquet(root / FEATURES), pd.read_parquet(root / PREDICTIONS),
+                          feature_columns(params.features), predictor.scaler, predictor.forecast_scale)
+    spec = PolicySpec(symbols=market.symbols, lookback=params.rl_train.lookback, cost_rate=params.costs.rate,
+                      risk=params.risk)
+    targets, windows = _agent_targets(market, spec, predictor, params)
+    first = windows[0].test.start
+    test = market.take(slice(first, None))
     if len(test.timestamps) < 3:
         raise StageError(f"no test bars after split.val_end={params.split.val_end}; extend data.end")
     n_bars, n_assets = test.returns.shape
-    cost = policy.spec.cost_rate
+    cost = spec.cost_rate
     ew = equal_weight(n_bars, n_assets)
     runs: dict[str, Execution] = {
-        "agent": execute(policy.targets(test), test.returns, cost),
+        "agent": execute(targets[first:], test.returns, cost),
+        "agent_fixed": execute(TradingPolicy.load(root / AGENT).targets(test), test.returns, cost),
         "forecast_top_quartile": execute(top_k_forecast(test.predictions, max(1, n_assets // 4)), test.returns, cost),
         "equal_weight_daily": execute(ew, test.returns, cost),
         "equal_weight_monthly": execute(periodic_rebalance(ew, test.returns, month_starts(test.timestamps)),
                                         test.returns, cost),
     }
+    # Allocations refitted monthly on the trailing window (it starts before the test, on data already known).
+    window = params.backtest.benchmark_window
+    history = market.take(slice(max(0, first - window), None))
+    months = month_starts(history.timestamps)
+    refitted: dict[str, Method] = {"inverse_vol_monthly": "inverse_vol", "min_variance_monthly": "mean_variance",
+                                   "hrp_monthly": "hrp"}
+    for name, method in refitted.items():
+        allocation = trailing_allocation(history.returns, months, method, window, min_periods=min(window, 63))
+        runs[name] = execute(allocation[-n_bars:], test.returns, cost)
     # From the first fill on (bar 1): bar 0 only decides.
     index = test.timestamps[1:]
     returns = {name: pd.Series(run.net_returns[1:], index=index, name=name) for name, run in runs.items()}
@@ -56,7 +115,8 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
         index_returns = close.pct_change(fill_method=None).reindex(index).fillna(0.0)
         returns[f"buy_and_hold_{close.name}"] = index_returns.rename(f"buy_and_hold_{close.name}")
 
-    n_trials = int(read_json(root / BEST)["n_trials"]) + 1  # predictor configurations tried + the agent
+    # Trials behind the agent's selection: predictor configurations tuned + agent algorithms compared.
+    n_trials = int(read_json(root / BEST)["n_trials"]) + len(set(params.rl_train.algos))
     cfg = params.backtest
     metrics: dict[str, dict[str, float]] = {}
     for name, series in returns.items():
@@ -73,15 +133,22 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
                  costs=pd.Series(agent.costs[1:], index=index),
                  title=f"tradepipe out-of-sample backtest {index[0].date()} to {index[-1].date()}",
                  notes=[f"Universe: {', '.join(test.symbols)} ({params.data.source}).",
+                        f"agent: walk-forward, {len(windows)} {cfg.walk_forward.scheme} windows of "
+                        f"{cfg.walk_forward.test_years} test year(s), agents refitted on each window's past "
+                        f"({', '.join(w.describe(market.timestamps) for w in windows)}). agent_fixed: the "
+                        "rl_train policy (the one registered), never refitted.",
                         f"Costs: {params.costs.cost_bps} bps + slippage {params.costs.slippage_bps} bps per unit "
                         "turnover; decisions at the close of bar t are filled at the close of bar t+1.",
                         f"Deflated Sharpe ratio counts {n_trials} trials."])
     equity_plot_csv(returns, root / PLOT)
     write_parquet(pd.DataFrame(returns).rename_axis("timestamp").reset_index(), root / RETURNS)
+    decisions = pd.DataFrame(targets[first:], index=test.timestamps, columns=test.symbols)
+    write_parquet(decisions.rename_axis("timestamp").reset_index(), root / DECISIONS)
     mlflow.log_artifact(str(root / REPORT), "backtest")
-    return {f"{name}.{key}": float(value) for name, m in metrics.items() for key, value in m.items()
-            if np.isfinite(value)}
+    return {"walk_forward.windows": float(len(windows)),
+            **{f"{name}.{key}": float(value) for name, m in metrics.items() for key, value in m.items()
+               if np.isfinite(value)}}
 
 
 if __name__ == "__main__":
-    run_stage("backtest", backtest, sections=("backtest", "costs", "split"))
+    run_stage("backtest", backtest, sections=("backtest", "rl_train", "risk", "costs", "split"))

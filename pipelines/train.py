@@ -77,24 +77,29 @@ def train(params: Params, root: Path) -> dict[str, float]:
     mlflow.log_artifact(str(plot_calibration(table, root / CALIBRATION, "test-window calibration")), "train")
     mlflow.log_table(table, "train/calibration.json")
 
-    # Out-of-sample forecasts: walk-forward refits before the validation window, then the trained model.
-    val_start = prep.split.val[0]
-    after = Windows(prep.scaled, panel.labels, seq_len, (val_start, len(panel.timestamps)), need_label=False)
-    frames = [_frame(panel, after, _forecasts(predictor, after))]
+    # Out-of-sample forecasts: walk-forward refits from train.walk_forward.start to the end of the data (each
+    # block from a model fitted only before it); without a start, the trained model's from the validation window.
     if cfg.walk_forward.start:
+        if pd.Timestamp(cfg.walk_forward.start, tz="UTC") > pd.Timestamp(params.split.train_end, tz="UTC"):
+            raise StageError(f"params.yaml train.walk_forward.start={cfg.walk_forward.start} is after "
+                             f"split.train_end={params.split.train_end}: the RL window would have no forecasts")
         try:
-            history = walk_forward_forecasts(panel, hp, cfg, start=cfg.walk_forward.start, stop=val_start,
-                                             horizon=horizon, epochs=max(result.best_epoch, 1), seed=params.seed)
+            forecasts = walk_forward_forecasts(panel, hp, cfg, start=cfg.walk_forward.start,
+                                               stop=len(panel.timestamps), horizon=horizon,
+                                               epochs=max(result.best_epoch, 1), seed=params.seed)
         except ValueError as exc:
             raise StageError(f"params.yaml train.walk_forward: {exc}") from exc
-        frames.insert(0, history)
-        labels = panel.labels[np.searchsorted(panel.symbols, history["symbol"]),
-                              panel.timestamps.searchsorted(history["timestamp"])]
+        labels = panel.labels[np.searchsorted(panel.symbols, forecasts["symbol"]),
+                              panel.timestamps.searchsorted(forecasts["timestamp"])]
         ok = np.isfinite(labels)
-        wf = forecast_metrics(history["prediction"].to_numpy()[ok], labels[ok],
-                              history["timestamp"].to_numpy()[ok])
+        wf = forecast_metrics(forecasts["prediction"].to_numpy()[ok], labels[ok],
+                              forecasts["timestamp"].to_numpy()[ok])
         metrics.update({f"walk_forward_{k}": v for k, v in wf.items()})
-    write_parquet(pd.concat(frames, ignore_index=True), root / PREDICTIONS)
+    else:
+        after = Windows(prep.scaled, panel.labels, seq_len, (prep.split.val[0], len(panel.timestamps)),
+                        need_label=False)
+        forecasts = _frame(panel, after, _forecasts(predictor, after))
+    write_parquet(forecasts, root / PREDICTIONS)
 
     bars = pd.read_parquet(root / BARS)
     example = bars.groupby("symbol").tail(seq_len + 210)

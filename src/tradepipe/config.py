@@ -195,9 +195,20 @@ class CostParams(_Section):
         return (self.cost_bps + self.slippage_bps) / 1e4
 
 
+class BacktestWindowParams(_Section):
+    """Walk-forward windows of the backtest: agents are refitted per window and traded on its test slice."""
+
+    scheme: Literal["rolling", "expanding"] = "rolling"  # rolling: train_years before each slice; expanding: all
+    train_years: int = Field(4, ge=1)                    # rolling history (expanding: from split.train_end)
+    test_years: int = Field(2, ge=1)                     # test slice length and step between windows
+    warmup_bars: int = Field(63, ge=0)                   # bars rolled out before a slice to warm the risk manager
+
+
 class BacktestParams(_Section):
     periods_per_year: int = 252
     risk_free_rate: float = 0.0
+    walk_forward: BacktestWindowParams = BacktestWindowParams()
+    benchmark_window: int = Field(252, ge=20)            # trailing bars the inverse-vol/MV/HRP benchmarks fit on
 
 
 class RegisterParams(_Section):

@@ -25,13 +25,18 @@ class Market:
     features: F32       # (T, N, F), scaled; 0 where missing
     predictions: F32    # (T, N); 0 where missing
 
+    def take(self, bars: slice) -> Market:
+        """The bars at positions ``bars``."""
+        return Market(self.timestamps[bars], self.symbols, self.returns[bars], self.features[bars],
+                      self.predictions[bars])
+
     def window(self, start: pd.Timestamp, stop: pd.Timestamp | None = None) -> Market:
         """The bars with ``start <= timestamp`` (``< stop`` when given)."""
         mask = self.timestamps >= start
         if stop is not None:
             mask &= self.timestamps < stop
-        return Market(self.timestamps[mask], self.symbols, self.returns[mask], self.features[mask],
-                      self.predictions[mask])
+        positions = np.flatnonzero(mask)
+        return self.take(slice(positions[0], positions[-1] + 1) if len(positions) else slice(0, 0))
 
 
 def build_market(bars: pd.DataFrame, features: pd.DataFrame, predictions: pd.DataFrame, columns: list[str],
