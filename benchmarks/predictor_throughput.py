@@ -101,7 +101,10 @@ def main() -> None:
     parser.add_argument("--min-reps", type=int, default=10, help="fewest timed calls per latency figure")
     parser.add_argument("--bars", type=int, default=260, help="recent bars per symbol in one pyfunc call")
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["default", "small"])
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     params = load_params(args.params)
     batch_size = args.batch_size or params.train.batch_size
 
