@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -27,7 +28,7 @@ err = Console(stderr=True, soft_wrap=True)
 STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
@@ -116,19 +117,52 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           poll_seconds: float = typer.Option(30.0, help="Re-read the alias this often (0: only POST /v1/reload)."),
           torch_threads: int = typer.Option(1, help="Torch threads per request (1 suits small models).")) -> None:
     """Serve target weights over HTTP (POST /v1/signals, /v1/reload, GET /health, /metrics); token from
-    TRADEPIPE_API_TOKEN."""
+    TRADEPIPE_API_TOKEN. With TRADEPIPE_WEBHOOK_SECRET set it also relays MLflow's champion-alias webhooks to
+    Airflow's deploy_champion (POST /v1/webhooks/mlflow; TRADEPIPE_AIRFLOW_URL/_USER/_PASSWORD)."""
     import torch
     import uvicorn
 
+    from tradepipe.orchestration.relay import relay_router_from_env
     from tradepipe.serving import create_app
 
     token = os.environ.get("TRADEPIPE_API_TOKEN", "")
     if not token:
         _fail("set TRADEPIPE_API_TOKEN to the bearer token clients must send", 2)
+    relay = None
+    if os.environ.get("TRADEPIPE_WEBHOOK_SECRET"):
+        if not os.environ.get("TRADEPIPE_AIRFLOW_PASSWORD"):
+            _fail("TRADEPIPE_WEBHOOK_SECRET is set: also set TRADEPIPE_AIRFLOW_PASSWORD (and TRADEPIPE_AIRFLOW_URL, "
+                  "TRADEPIPE_AIRFLOW_USER) so the relay can trigger deploy_champion", 2)
+        relay = relay_router_from_env()
     torch.set_num_threads(torch_threads)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
-    uvicorn.run(create_app(model_uri, uri, token=token, poll_seconds=poll_seconds), host=host, port=port,
-                log_level="info")
+    uvicorn.run(create_app(model_uri, uri, token=token, poll_seconds=poll_seconds, relay=relay), host=host,
+                port=port, log_level="info")
+
+
+@app.command()
+def webhook(url: str = typer.Argument(..., help="The relay, e.g. http://serving:8000/v1/webhooks/mlflow."),
+            tracking_uri: str = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
+                                                        "sqlite:///mlflow.db).")) -> None:
+    """Create the MLflow registry webhook that sends champion-alias moves to the serving app's relay, signed
+    with TRADEPIPE_WEBHOOK_SECRET."""
+    from mlflow import MlflowClient
+    from tradepipe.orchestration.relay import register_champion_webhook
+
+    secret = os.environ.get("TRADEPIPE_WEBHOOK_SECRET", "")
+    if not secret:
+        _fail("set TRADEPIPE_WEBHOOK_SECRET to the secret the serving app's relay checks", 2)
+    if not os.environ.get("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"):  # else MLflow encrypts with a one-off key
+        _fail("set MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY (a Fernet key: python -c 'from cryptography.fernet import "
+              "Fernet; print(Fernet.generate_key().decode())') here and in the MLflow server's environment, so the "
+              "server can read the webhook's secret back", 2)
+    client = MlflowClient(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+    try:
+        webhook_id = register_champion_webhook(client, url, secret)
+    except Exception as exc:  # MLflow refuses http/private URLs unless allowed: say how
+        _fail(f"MLflow refused the webhook: {exc}. For a relay on loopback or a private network set "
+              "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true", 1)
+    console.print(f"webhook [bold]{webhook_id}[/] posts tradepipe-agent@champion moves to {url}")
 
 
 if __name__ == "__main__":

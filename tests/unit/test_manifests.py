@@ -122,6 +122,15 @@ def test_compose_wiring(compose: dict[str, Any]) -> None:
         assert s[name]["environment"]["AWS_ACCESS_KEY_ID"] == example["MINIO_ROOT_USER"], name
     assert s["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert s["serving"]["command"][:2] == ["tradepipe", "serve"]
+    # `tradepipe serve` refuses to start without a token; deploy_champion reloads serving with the same token
+    assert s["serving"]["environment"]["TRADEPIPE_API_TOKEN"] == example["TRADEPIPE_API_TOKEN"]
+    assert s["airflow-scheduler"]["environment"]["TRADEPIPE_API_TOKEN"] == example["TRADEPIPE_API_TOKEN"]
+    assert s["airflow-scheduler"]["environment"]["TRADEPIPE_SERVING_URL"] == "http://serving:8000"
+    # webhook relay: serving checks the secret and logs into Airflow; MLflow decrypts the secret with its key
+    assert s["serving"]["environment"]["TRADEPIPE_AIRFLOW_URL"] == "http://airflow-api-server:8080"
+    assert s["serving"]["environment"]["TRADEPIPE_AIRFLOW_PASSWORD"] == example["AIRFLOW_ADMIN_PASSWORD"]
+    assert s["serving"]["environment"]["TRADEPIPE_WEBHOOK_SECRET"] == example["TRADEPIPE_WEBHOOK_SECRET"]
+    assert mlflow_env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == example["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
     assert s["serving"]["build"]["target"] == "serving" and s["mlflow"]["build"]["target"] == "pipeline"
     assert "local/tradepipe local/mlflow" in s["minio-init"]["command"][0]  # DVC remote bucket and artifacts bucket
 

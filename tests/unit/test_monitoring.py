@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +21,7 @@ from tradepipe.monitoring.decision import drifted_features, retrain_reasons
 from tradepipe.monitoring.performance import performance
 from tradepipe.orchestration.events import champion_changed, new_data
 from tradepipe.orchestration.relay import register_champion_webhook, relay_router, sign
+from tradepipe.serving import create_app
 
 GRID = stats.norm.ppf((np.arange(20_000) + 0.5) / 20_000)  # a standard normal sample without sampling noise
 
@@ -110,8 +110,9 @@ def _relay() -> tuple[TestClient, list[dict[str, object]]]:
         triggered.append(conf)
         return f"run-{len(triggered)}"
 
-    app = FastAPI()
-    app.include_router(relay_router(SECRET, trigger))
+    # Mounted in the serving app as `tradepipe serve` does; its lifespan (model loading) is not entered.
+    app = create_app("models:/tradepipe-agent@champion", "sqlite:///unused.db", token="t",
+                     relay=relay_router(SECRET, trigger))
     return TestClient(app), triggered
 
 

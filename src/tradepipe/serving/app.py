@@ -1,4 +1,5 @@
-"""The FastAPI app: ``POST /v1/signals``, ``POST /v1/reload``, ``GET /health``, ``GET /metrics``."""
+"""The FastAPI app: ``POST /v1/signals``, ``POST /v1/reload``, ``GET /health``, ``GET /metrics`` and, when given,
+the MLflow webhook relay (``POST /v1/webhooks/mlflow``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -44,9 +45,10 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(model_uri: str = DEFAULT_MODEL_URI, tracking_uri: str = "sqlite:///mlflow.db", *, token: str,
-               poll_seconds: float = 30.0) -> FastAPI:
-    """The serving app for ``model_uri``; ``token`` guards /v1/*; the alias is re-read every ``poll_seconds``
-    (0 disables polling; ``POST /v1/reload`` or ``app.state.models.reload()`` reload on demand).
+               poll_seconds: float = 30.0, relay: APIRouter | None = None) -> FastAPI:
+    """The serving app for ``model_uri``; ``token`` guards /v1/signals and /v1/reload; the alias is re-read every
+    ``poll_seconds`` (0 disables polling; ``POST /v1/reload`` or ``app.state.models.reload()`` reload on demand).
+    ``relay`` (see :mod:`tradepipe.orchestration.relay`) is mounted as is: it authenticates by HMAC signature.
     """
     if not token:
         raise ValueError("an API token is required (set TRADEPIPE_API_TOKEN)")
@@ -114,6 +116,8 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, tracking_uri: str = "sqlite:/
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    if relay is not None:
+        app.include_router(relay)
     app.add_middleware(MetricsMiddleware, metrics=metrics,
                        routes=frozenset(r.path for r in app.routes if hasattr(r, "path")))
     return app
