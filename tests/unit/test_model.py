@@ -64,6 +64,12 @@ def test_predictor_roundtrip_and_no_lookahead(trained, bars: pd.DataFrame, tmp_p
     expected = full[full["timestamp"] <= cut].reset_index(drop=True)
     pd.testing.assert_frame_equal(past, expected, check_exact=False, rtol=1e-5)
     assert full["prediction"].std() > 0
+    # the pyfunc's live path forecasts only each symbol's last window, with the same values
+    ragged = bars[(bars["symbol"] != bars["symbol"].iloc[0]) | (bars["timestamp"] <= cut)]  # one symbol ends early
+    every = loaded.predict_bars(ragged)
+    last = every.sort_values("timestamp").groupby("symbol").tail(1).sort_values(["timestamp", "symbol"])
+    pd.testing.assert_frame_equal(loaded.predict_bars(ragged, latest_only=True).sort_values(["timestamp", "symbol"])
+                                  .reset_index(drop=True), last.reset_index(drop=True), rtol=1e-5)
 
 
 def test_classification_head_with_attention_learns_probabilities(trained, bars: pd.DataFrame) -> None:

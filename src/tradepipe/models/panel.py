@@ -117,6 +117,13 @@ class Windows:
         x = self.view[sym, t - self.seq_len + 1]
         return np.ascontiguousarray(x, dtype=np.float32), self.labels[sym, t]
 
+    def last_per_symbol(self) -> Windows:
+        """Keep each symbol's most recent sample (what a live forecast needs)."""
+        _, from_end = np.unique(self.sym[::-1], return_index=True)
+        keep = np.sort(len(self.sym) - 1 - from_end)
+        self.sym, self.t = self.sym[keep], self.t[keep]
+        return self
+
     def newest(self, n: int) -> Windows:
         """Keep only the ``n`` most recent samples (bounds CPU time on long histories)."""
         if n < len(self):

@@ -38,19 +38,23 @@ class Predictor:
     def task(self) -> str:
         return str(self.hp.get("task", REGRESSION))
 
-    def predict_panel(self, panel: Panel) -> F32:
-        """(N, T) forecasts of the forward log return; NaN where the window is incomplete."""
+    def predict_panel(self, panel: Panel, latest_only: bool = False) -> F32:
+        """(N, T) forecasts of the forward log return; NaN where the window is incomplete (and, with
+        ``latest_only``, everywhere but each symbol's last complete window)."""
         windows = Windows(self.scaler.transform(panel.features), panel.labels, self.seq_len,
                           (0, len(panel.timestamps)), need_label=False)
+        if latest_only:
+            windows.last_per_symbol()
         out = np.full(panel.labels.shape, np.nan, dtype=np.float32)
         out[windows.sym, windows.t] = to_forecast(predict_windows(self.model, windows), self.task, self.y_scale)
         return out
 
-    def predict_bars(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """Forecasts for every (timestamp, symbol) of canonical ``bars`` with a full window."""
+    def predict_bars(self, bars: pd.DataFrame, latest_only: bool = False) -> pd.DataFrame:
+        """Forecasts for every (timestamp, symbol) of canonical ``bars`` with a full window (``latest_only``:
+        each symbol's last one)."""
         feats = build_features(bars, self.features)
         panel = make_panel(feats, feature_columns(self.features))
-        pred = self.predict_panel(panel)
+        pred = self.predict_panel(panel, latest_only)
         frame = pd.DataFrame(pred.T, index=panel.timestamps, columns=panel.symbols)
         long = frame.rename_axis(index="timestamp", columns="symbol").stack().rename("prediction")
         return long.dropna().reset_index()
@@ -85,6 +89,5 @@ class PredictorModel(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
                 ) -> pd.DataFrame:
         bars = model_input.assign(timestamp=pd.to_datetime(model_input["timestamp"], utc=True))
-        preds = self.predictor.predict_bars(bars)
-        latest = preds.sort_values("timestamp").groupby("symbol").tail(1)
+        latest = self.predictor.predict_bars(bars, latest_only=True).sort_values(["timestamp", "symbol"])
         return latest.assign(timestamp=latest["timestamp"].astype(str)).reset_index(drop=True)
