@@ -20,6 +20,7 @@ from typing import Any
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from tradepipe import paths
 from tradepipe.orchestration import events
 
 STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
@@ -29,8 +30,8 @@ BIN = Path(sys.executable).parent
 PROFILE = "{% if params.profile %}tradepipe profile {{ params.profile }} --root . && {% endif %}"
 REPRO = "dvc repro {{ '--force --single-item ' if params.force else '' }}"
 # Which stage announces what: (state file it changes, the event's extra when it changed, the asset).
-ANNOUNCES = {"ingest": (events.MANIFEST, events.new_data, events.NEW_DATA),
-             "register": (events.DECISION, events.champion_changed, events.CHAMPION)}
+ANNOUNCES = {"ingest": (paths.MANIFEST, events.new_data, events.NEW_DATA),
+             "register": (paths.DECISION, events.champion_changed, events.CHAMPION)}
 
 
 class StageOperator(BashOperator):

@@ -27,19 +27,20 @@ from tradepipe.data.schema import to_wide
 from tradepipe.data.store import read_json, write_parquet
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
+from tradepipe.paths import (
+    AGENT,
+    BACKTEST_REPORT,
+    BACKTEST_RETURNS,
+    BARS,
+    BENCHMARK,
+    BEST_CONFIG,
+    DECISIONS,
+    EQUITY_PLOT,
+    FEATURES,
+    PREDICTIONS,
+    PREDICTOR,
+)
 from tradepipe.stage import StageError, run_stage
-
-BARS = Path("data/raw/bars.parquet")
-BENCHMARK = Path("data/raw/benchmark.parquet")
-FEATURES = Path("data/features/features.parquet")
-PREDICTIONS = Path("data/predictions/predictions.parquet")
-PREDICTOR = Path("models/predictor")
-AGENT = Path("models/agent")
-BEST = Path("models/tune/best_config.json")
-REPORT = Path("reports/backtest/report.html")
-RETURNS = Path("data/backtest/returns.parquet")
-DECISIONS = Path("data/backtest/decisions.parquet")  # agent targets decided at each close
-PLOT = Path("plots/equity.csv")
 
 
 def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params) -> tuple[np.ndarray,
@@ -116,7 +117,7 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
         returns[f"buy_and_hold_{close.name}"] = index_returns.rename(f"buy_and_hold_{close.name}")
 
     # Trials behind the agent's selection: predictor configurations tuned + agent algorithms compared.
-    n_trials = int(read_json(root / BEST)["n_trials"]) + len(set(params.rl_train.algos))
+    n_trials = int(read_json(root / BEST_CONFIG)["n_trials"]) + len(set(params.rl_train.algos))
     cfg = params.backtest
     metrics: dict[str, dict[str, float]] = {}
     for name, series in returns.items():
@@ -129,7 +130,7 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
 
     agent = runs["agent"]
     weights = pd.DataFrame(agent.weights[1:], index=index, columns=test.symbols)
-    write_report(root / REPORT, returns=returns, metrics=metrics, weights=weights,
+    write_report(root / BACKTEST_REPORT, returns=returns, metrics=metrics, weights=weights,
                  costs=pd.Series(agent.costs[1:], index=index),
                  title=f"tradepipe out-of-sample backtest {index[0].date()} to {index[-1].date()}",
                  notes=[f"Universe: {', '.join(test.symbols)} ({params.data.source}).",
@@ -140,11 +141,11 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
                         f"Costs: {params.costs.cost_bps} bps + slippage {params.costs.slippage_bps} bps per unit "
                         "turnover; decisions at the close of bar t are filled at the close of bar t+1.",
                         f"Deflated Sharpe ratio counts {n_trials} trials."])
-    equity_plot_csv(returns, root / PLOT)
-    write_parquet(pd.DataFrame(returns).rename_axis("timestamp").reset_index(), root / RETURNS)
+    equity_plot_csv(returns, root / EQUITY_PLOT)
+    write_parquet(pd.DataFrame(returns).rename_axis("timestamp").reset_index(), root / BACKTEST_RETURNS)
     decisions = pd.DataFrame(targets[first:], index=test.timestamps, columns=test.symbols)
     write_parquet(decisions.rename_axis("timestamp").reset_index(), root / DECISIONS)
-    mlflow.log_artifact(str(root / REPORT), "backtest")
+    mlflow.log_artifact(str(root / BACKTEST_REPORT), "backtest")
     return {"walk_forward.windows": float(len(windows)),
             **{f"{name}.{key}": float(value) for name, m in metrics.items() for key, value in m.items()
                if np.isfinite(value)}}

@@ -9,11 +9,8 @@ import pandas as pd
 from tradepipe.config import Params
 from tradepipe.data.store import write_parquet
 from tradepipe.features import build_features, build_labels, feature_columns, indicator_names
+from tradepipe.paths import BARS, FEATURES, LABELS
 from tradepipe.stage import StageError, console, run_stage
-
-BARS = Path("data/raw/bars.parquet")
-FEATURES = Path("data/features/features.parquet")
-LABELS = Path("data/features/labels.parquet")
 
 
 def features(params: Params, root: Path) -> dict[str, float]:

@@ -19,12 +19,8 @@ from tradepipe.config import DataParams, Params
 from tradepipe.data.incremental import changes_record, describe, merge_bars
 from tradepipe.data.sources import fetch, select
 from tradepipe.data.store import write_json, write_parquet
+from tradepipe.paths import ARCHIVE, BARS, BENCHMARK, MANIFEST
 from tradepipe.stage import StageError, console, run_stage
-
-BARS = Path("data/raw/bars.parquet")
-BENCHMARK = Path("data/raw/benchmark.parquet")
-MANIFEST = Path("data/raw/manifest.json")
-ARCHIVE = Path("data/raw/archive")
 
 
 def archive_name(cfg: DataParams) -> str:

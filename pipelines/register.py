@@ -12,16 +12,12 @@ from mlflow import MlflowClient
 from tradepipe.agents.policy import TradingPolicy, TradingPolicyModel
 from tradepipe.config import Params
 from tradepipe.data.store import read_json, write_json
+from tradepipe.paths import AGENT, BACKTEST_METRICS, BARS, DECISION, PREDICTOR_RUN
 from tradepipe.registry.gates import decide
 from tradepipe.registry.versions import AGENT_MODEL, PREDICTOR_MODEL, champion, register, set_aliases
 from tradepipe.stage import StageError, run_stage
 from tradepipe.tracking import git_commit, input_hashes, pipeline_run_id
 
-BARS = Path("data/raw/bars.parquet")
-BACKTEST = Path("metrics/backtest.json")
-AGENT = Path("models/agent")
-PREDICTOR_RUN = Path("models/predictor/mlflow.json")
-DECISION = Path("reports/register.json")
 HISTORY_BARS = 260
 
 
@@ -42,7 +38,7 @@ def _log_policy(policy_dir: Path, bars: pd.DataFrame) -> str:
 
 
 def register_stage(params: Params, root: Path) -> dict[str, float]:
-    results = read_json(root / BACKTEST)
+    results = read_json(root / BACKTEST_METRICS)
     sharpe, drawdown = results["agent.sharpe"], results["agent.max_drawdown"]
     client = MlflowClient()
     current = champion(client, AGENT_MODEL)

@@ -19,13 +19,8 @@ from tradepipe.agents.training import actor_sharpe, executed_sharpe, fit_ensembl
 from tradepipe.config import Params
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
+from tradepipe.paths import AGENT, BARS, FEATURES, PREDICTIONS, PREDICTOR
 from tradepipe.stage import StageError, run_stage
-
-BARS = Path("data/raw/bars.parquet")
-FEATURES = Path("data/features/features.parquet")
-PREDICTIONS = Path("data/predictions/predictions.parquet")
-PREDICTOR = Path("models/predictor")
-AGENT = Path("models/agent")
 
 
 def rl_train(params: Params, root: Path) -> dict[str, float]:

@@ -19,15 +19,8 @@ from tradepipe.models.panel import Panel, Windows, make_panel, prepare
 from tradepipe.models.predictor import Predictor, PredictorModel
 from tradepipe.models.training import fit, predict_windows, to_forecast
 from tradepipe.models.walk_forward import walk_forward_forecasts
+from tradepipe.paths import BARS, BEST_CONFIG, CALIBRATION, FEATURES, LABELS, PREDICTIONS, PREDICTOR
 from tradepipe.stage import StageError, run_stage
-
-BARS = Path("data/raw/bars.parquet")
-FEATURES = Path("data/features/features.parquet")
-LABELS = Path("data/features/labels.parquet")
-BEST = Path("models/tune/best_config.json")
-PREDICTOR = Path("models/predictor")
-PREDICTIONS = Path("data/predictions/predictions.parquet")
-CALIBRATION = Path("reports/train/calibration.png")
 
 
 def _forecasts(predictor: Predictor, windows: Windows) -> np.ndarray:
@@ -54,7 +47,7 @@ def train(params: Params, root: Path) -> dict[str, float]:
     horizon = params.features.label_horizon
     panel = make_panel(pd.read_parquet(root / FEATURES), columns, pd.read_parquet(root / LABELS))
     prep = prepare(panel, params.split.train_end, params.split.val_end, horizon, params.split.embargo)
-    hp = {**read_json(root / BEST)["config"], "task": params.train.task}
+    hp = {**read_json(root / BEST_CONFIG)["config"], "task": params.train.task}
     seq_len = int(hp["seq_len"])
     cfg = params.train
     train_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.train).newest(cfg.max_train_samples)

@@ -11,12 +11,9 @@ from tradepipe.config import Params
 from tradepipe.data.store import write_json
 from tradepipe.features import feature_columns
 from tradepipe.models.panel import make_panel, prepare
+from tradepipe.paths import BEST_CONFIG, FEATURES, LABELS
 from tradepipe.stage import run_stage
 from tradepipe.tuning.search import TrainingData, run_search
-
-FEATURES = Path("data/features/features.parquet")
-LABELS = Path("data/features/labels.parquet")
-BEST = Path("models/tune/best_config.json")
 
 
 def tune(params: Params, root: Path) -> dict[str, float]:
@@ -32,7 +29,7 @@ def tune(params: Params, root: Path) -> dict[str, float]:
             mlflow.log_params(trial["config"])
             mlflow.log_metrics({"val_loss": trial["val_loss"], "epochs": trial["epochs"]})
     write_json({"config": result.best_config, "val_loss": result.best_val_loss,
-                "n_trials": len(result.trials)}, root / BEST)
+                "n_trials": len(result.trials)}, root / BEST_CONFIG)
     mlflow.log_dict(result.best_config, "best_config.json")
     return {"n_trials": float(len(result.trials)), "best_val_loss": result.best_val_loss}
 

@@ -9,19 +9,17 @@ import pandas as pd
 import mlflow
 from tradepipe.config import Params
 from tradepipe.data.store import write_json
+from tradepipe.paths import BARS, VALIDATION_REPORT
 from tradepipe.stage import StageError, run_stage
 from tradepipe.validation import validate_bars, write_data_docs
-
-BARS = Path("data/raw/bars.parquet")
-REPORT_DIR = Path("reports/validation")
 
 
 def validate(params: Params, root: Path) -> dict[str, float]:
     bars = pd.read_parquet(root / BARS)
     report = validate_bars(bars, params.validate_, name=str(BARS))
-    docs = write_data_docs(bars, params.validate_, root / REPORT_DIR)
+    docs = write_data_docs(bars, params.validate_, root / VALIDATION_REPORT)
     mlflow.log_artifacts(str(docs.parent), "validation_report")
-    write_json(report.to_dict(), root / REPORT_DIR / "summary.json")
+    write_json(report.to_dict(), root / VALIDATION_REPORT / "summary.json")
     if not report.success:
         raise StageError(f"{report.summary()}\nFull report: {docs}")
     return {"rows": float(report.n_rows), "expectations": float(report.evaluated),

@@ -9,9 +9,10 @@ import boto3
 import pandas as pd
 import pytest
 
-from pipelines.ingest import ARCHIVE, BARS, MANIFEST, archive_name, ingest
+from pipelines.ingest import archive_name, ingest
 from tradepipe.config import Params, S3Params
 from tradepipe.data.incremental import content_hash
+from tradepipe.paths import ARCHIVE, BARS, MANIFEST
 from tradepipe.stage import StageError
 
 CUT = pd.Timestamp("2013-01-01", tz="UTC")

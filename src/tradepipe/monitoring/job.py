@@ -13,12 +13,11 @@ from tradepipe.config import load_params
 from tradepipe.monitoring.decision import drifted_features, retrain_reasons
 from tradepipe.monitoring.drift import feature_drift
 from tradepipe.monitoring.performance import live_returns, performance
+from tradepipe.paths import BARS, FEATURES
 from tradepipe.registry.versions import AGENT_MODEL, champion
 from tradepipe.tracking import configure
 
 EXPERIMENT = "tradepipe-monitoring"
-BARS = Path("data/raw/bars.parquet")
-FEATURES = Path("data/features/features.parquet")
 KEYS = ("timestamp", "symbol")
 
 

@@ -22,11 +22,11 @@ import pandas as pd
 import mlflow
 from mlflow import MlflowClient
 from tradepipe.config import load_params
+from tradepipe.paths import BARS
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
 from tradepipe.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
-BARS = Path("data/raw/bars.parquet")
 HISTORY_BARS = 300  # bars per symbol handed to the policy: indicators (SMA 200) and the predictor's window
 DEPLOYED_TAG = "tradepipe.deployed_at"
 SERVING_URL_ENV = "TRADEPIPE_SERVING_URL"

@@ -8,8 +8,6 @@ from typing import Any
 
 NEW_DATA = "tradepipe-new-data"
 CHAMPION = "tradepipe-champion"
-MANIFEST = Path("data/raw/manifest.json")
-DECISION = Path("reports/register.json")
 
 
 def read_state(path: Path) -> dict[str, Any] | None:

@@ -1,0 +1,32 @@
+"""Where the stages read and write, relative to the project root: the same paths as ``dvc.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# ingest
+BARS = Path("data/raw/bars.parquet")
+BENCHMARK = Path("data/raw/benchmark.parquet")  # the index the backtest compares against
+MANIFEST = Path("data/raw/manifest.json")
+ARCHIVE = Path("data/raw/archive")
+# validate
+VALIDATION_REPORT = Path("reports/validation")
+# features
+FEATURES = Path("data/features/features.parquet")
+LABELS = Path("data/features/labels.parquet")
+# tune, train
+BEST_CONFIG = Path("models/tune/best_config.json")
+PREDICTOR = Path("models/predictor")
+PREDICTOR_RUN = Path("models/predictor/mlflow.json")
+PREDICTIONS = Path("data/predictions/predictions.parquet")  # walk-forward, out-of-sample
+CALIBRATION = Path("reports/train/calibration.png")
+# rl_train
+AGENT = Path("models/agent")
+# backtest
+BACKTEST_METRICS = Path("metrics/backtest.json")
+BACKTEST_REPORT = Path("reports/backtest/report.html")
+BACKTEST_RETURNS = Path("data/backtest/returns.parquet")
+DECISIONS = Path("data/backtest/decisions.parquet")  # agent targets decided at each close
+EQUITY_PLOT = Path("plots/equity.csv")
+# register
+DECISION = Path("reports/register.json")
