@@ -54,9 +54,9 @@ def pipeline_run_id() -> str:
 
 
 def git_commit(root: Path) -> str:
-    """The current git commit, or 'unknown' outside a git checkout."""
+    """The current git commit; outside a git checkout (a container image) $TRADEPIPE_GIT_COMMIT, else 'unknown'."""
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+    return out.stdout.strip() if out.returncode == 0 else os.environ.get("TRADEPIPE_GIT_COMMIT") or "unknown"
 
 
 def input_hashes(stage: str, root: Path) -> dict[str, str]:
