@@ -21,7 +21,7 @@ from tradepipe.backtest.engine import Execution, execute
 from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.report import equity_plot_csv, write_report
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
-from tradepipe.backtest.walk_forward import Window, walk_forward_targets, walk_forward_windows
+from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
 from tradepipe.config import Params
 from tradepipe.data.schema import to_wide
 from tradepipe.data.store import read_json, write_parquet
@@ -37,41 +37,46 @@ from tradepipe.paths import (
     DECISIONS,
     EQUITY_PLOT,
     FEATURES,
+    LIVE_AGENT,
     PREDICTIONS,
     PREDICTOR,
 )
 from tradepipe.stage import StageError, run_stage
 
 
-def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params) -> tuple[np.ndarray,
-                                                                                                    list[Window]]:
-    """Walk-forward targets of the agent ensemble over ``market`` (zero before the first test slice)."""
+def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params
+                   ) -> tuple[np.ndarray, list[Window], TradingPolicy]:
+    """Walk-forward targets of the agent ensemble over ``market`` (zero before the first test slice), and the
+    same procedure fitted on the live window (the latest history): the policy to deploy."""
     cfg, rl = params.backtest.walk_forward, params.rl_train
+    history_start = pd.Timestamp(params.split.train_end, tz="UTC")
     try:
         windows = walk_forward_windows(market.timestamps, pd.Timestamp(params.split.val_end, tz="UTC")
                                        + pd.Timedelta(days=1), cfg,
                                        purge=params.features.label_horizon + params.split.embargo,
-                                       history_start=pd.Timestamp(params.split.train_end, tz="UTC"))
+                                       history_start=history_start)
     except ValueError as exc:
         raise StageError(f"params.yaml backtest.walk_forward: {exc}") from exc
     log: list[dict[str, object]] = []
 
     def fit(train: Market, window: Window) -> TradingPolicy:
         k = len(log)
+        span = window.describe(market.timestamps)
         try:
             head, val = split_tail(train, rl.validation_fraction, rl.lookback)
         except ValueError as exc:
-            raise StageError(f"walk-forward window {window.describe(market.timestamps)}: {exc}; lengthen "
+            raise StageError(f"walk-forward window {span}: {exc}; lengthen "
                              "backtest.walk_forward.train_years in params.yaml") from exc
-        fitted = fit_ensemble(head, val, spec, predictor, rl, params.seed, label=f"window {k + 1}/{len(windows)} ")
+        fitted = fit_ensemble(head, val, spec, predictor, rl, params.seed, label=f"window {k + 1}/{len(windows) + 1} ")
         mlflow.log_metrics({f"walk_forward.{name}": value for name, value in fitted.metrics.items()}, step=k)
-        log.append({"window": k + 1, "span": window.describe(market.timestamps), "reason": fitted.reason,
-                    "blend": fitted.policy.blend})
+        log.append({"window": k + 1, "span": span, "reason": fitted.reason, "blend": fitted.policy.blend})
         return fitted.policy
 
     targets = walk_forward_targets(market, windows, fit, cfg.warmup_bars)
+    live = live_window(market.timestamps, cfg, history_start)
+    live_policy = fit(market.take(live.train), live)
     mlflow.log_dict({"windows": log}, "backtest/walk_forward.json")
-    return targets, windows
+    return targets, windows, live_policy
 
 
 def backtest(params: Params, root: Path) -> dict[str, float]:
@@ -81,7 +86,8 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
                           feature_columns(params.features), predictor.scaler, predictor.forecast_scale)
     spec = PolicySpec(symbols=market.symbols, lookback=params.rl_train.lookback, cost_rate=params.costs.rate,
                       risk=params.risk)
-    targets, windows = _agent_targets(market, spec, predictor, params)
+    targets, windows, live_policy = _agent_targets(market, spec, predictor, params)
+    live_policy.save(root / LIVE_AGENT)
     first = windows[0].test.start
     test = market.take(slice(first, None))
     if len(test.timestamps) < 3:

@@ -213,6 +213,7 @@ class BacktestParams(_Section):
 
 class RegisterParams(_Section):
     min_sharpe: float = 0.0
+    min_dsr: float = Field(0.0, ge=0, le=1)  # Deflated Sharpe Ratio: P(true Sharpe > best of the trials by luck)
     max_drawdown: float = Field(0.5, gt=0, le=1)
     must_beat_benchmark: bool = True
 

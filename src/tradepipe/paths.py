@@ -27,6 +27,7 @@ BACKTEST_METRICS = Path("metrics/backtest.json")
 BACKTEST_REPORT = Path("reports/backtest/report.html")
 BACKTEST_RETURNS = Path("data/backtest/returns.parquet")
 DECISIONS = Path("data/backtest/decisions.parquet")  # agent targets decided at each close
+LIVE_AGENT = Path("models/agent_live")  # the live window's fit: what register registers
 EQUITY_PLOT = Path("plots/equity.csv")
 # register
 DECISION = Path("reports/register.json")

@@ -69,6 +69,16 @@ def input_hashes(stage: str, root: Path) -> dict[str, str]:
     return {d["path"]: d.get("md5", d.get("hash", "")) for d in deps if "path" in d}
 
 
+def output_hashes(root: Path) -> dict[str, str]:
+    """Content hashes of every stage output recorded in dvc.lock so far (data, features, models...)."""
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    return {o["path"]: o.get("md5", o.get("hash", "")) for stage in stages.values() for o in stage.get("outs", [])
+            if "path" in o}
+
+
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested mappings into dotted keys (for mlflow.log_params)."""
     out: dict[str, Any] = {}

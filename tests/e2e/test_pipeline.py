@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import mlflow
 from tests.e2e.conftest import client, run
@@ -54,6 +55,12 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     assert decision["promoted"] is True
     for name in ("tradepipe-agent", "tradepipe-predictor"):
         assert str(mlc.get_model_version_by_alias(name, "champion").version) == "1"
+    agent = mlc.get_model_version_by_alias("tradepipe-agent", "champion")
+    assert "loads and predicts a valid book in a fresh process" in agent.description
+    assert float(agent.tags["oos_dsr"]) == pytest.approx(backtest["agent.dsr"], abs=1e-6)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    bars_md5 = next(o["md5"] for o in lock["ingest"]["outs"] if o["path"] == "data/raw/bars.parquet")
+    assert agent.tags["dvc.data/raw/bars.parquet"] == bars_md5 and len(agent.tags["git_commit"]) == 40
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/tradepipe-agent@champion")
     bars = pd.read_parquet(project / "data" / "raw" / "bars.parquet").groupby("symbol").tail(260)

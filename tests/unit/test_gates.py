@@ -5,22 +5,32 @@ from __future__ import annotations
 from tradepipe.config import RegisterParams
 from tradepipe.registry.gates import decide
 
-LIMITS = RegisterParams(min_sharpe=0.5, max_drawdown=0.3, must_beat_benchmark=True)
+LIMITS = RegisterParams(min_sharpe=0.5, min_dsr=0.9, max_drawdown=0.3, must_beat_benchmark=True)
 
 
 def test_promotes_when_every_check_passes() -> None:
-    d = decide(1.0, 0.2, 0.8, LIMITS, champion_sharpe=0.9)
+    d = decide(1.0, 0.95, 0.2, 0.8, LIMITS, champion_sharpe=0.9)
     assert d.promote and d.reason.startswith("promoted") and "FAIL" not in d.reason
+    assert len(d.checks) == 5
 
 
 def test_each_check_blocks() -> None:
-    assert not decide(0.4, 0.2, 0.3, LIMITS).promote                   # below minimum Sharpe
-    assert "FAIL: max drawdown 35.0%" in decide(1.0, 0.35, 0.3, LIMITS).reason
-    assert "FAIL: Sharpe 1.000 vs equal-weight 1.100" in decide(1.0, 0.2, 1.1, LIMITS).reason
-    d = decide(1.0, 0.2, 0.3, LIMITS, champion_sharpe=1.2)
+    assert not decide(0.4, 0.95, 0.2, 0.3, LIMITS).promote                   # below minimum Sharpe
+    assert "FAIL: Deflated Sharpe 0.800 < minimum 0.900" in decide(1.0, 0.8, 0.2, 0.3, LIMITS).reason
+    assert "FAIL: max drawdown 35.0%" in decide(1.0, 0.95, 0.35, 0.3, LIMITS).reason
+    assert "FAIL: Sharpe 1.000 vs equal-weight 1.100" in decide(1.0, 0.95, 0.2, 1.1, LIMITS).reason
+    d = decide(1.0, 0.95, 0.2, 0.3, LIMITS, champion_sharpe=1.2)
     assert not d.promote and "current champion 1.200" in d.reason
+
+
+def test_a_failed_smoke_check_blocks_a_passing_gate() -> None:
+    gate = decide(1.0, 0.95, 0.2, 0.8, LIMITS)
+    assert gate.with_check(True, "loads").promote
+    failed = gate.with_check(False, "v3 failed to load")
+    assert not failed.promote and failed.reason.startswith("kept as challenger")
+    assert failed.checks[-1] == "FAIL: v3 failed to load" and not gate.with_check(True, "x").checks[-1].startswith("F")
 
 
 def test_benchmark_check_is_optional() -> None:
     limits = RegisterParams(min_sharpe=0.0, max_drawdown=0.5, must_beat_benchmark=False)
-    assert decide(0.1, 0.1, 2.0, limits).promote
+    assert decide(0.1, 0.0, 0.1, 2.0, limits).promote

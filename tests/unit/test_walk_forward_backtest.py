@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tradepipe.agents.market import Market
-from tradepipe.backtest.walk_forward import Window, walk_forward_targets, walk_forward_windows
+from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
 from tradepipe.config import BacktestWindowParams
 
 DAYS = pd.bdate_range("2010-01-01", "2016-12-31", tz="UTC")
@@ -46,6 +46,16 @@ def test_windows_tile_the_test_span_and_purge_the_training_tail() -> None:
                                      history_start=pd.Timestamp("2011-01-01", tz="UTC"))
     assert [w.train.start for w in expanding] == [DAYS.searchsorted(pd.Timestamp("2011-01-01", tz="UTC"))] * 2
     assert [DAYS[w.test.start].year for w in expanding] == [2013, 2015]
+
+
+def test_live_window_fits_on_the_latest_history_like_the_next_window_would() -> None:
+    rolling = live_window(DAYS, BacktestWindowParams(scheme="rolling", train_years=2), DAYS[0])
+    assert rolling.train.stop == len(DAYS) and rolling.test == slice(len(DAYS), len(DAYS))
+    assert DAYS[rolling.train.start] == pd.Timestamp("2014-12-31", tz="UTC")  # two years before the next bar
+    history = pd.Timestamp("2011-06-01", tz="UTC")
+    expanding = live_window(DAYS, BacktestWindowParams(scheme="expanding"), history)
+    assert expanding.train == slice(int(DAYS.searchsorted(history)), len(DAYS))
+    assert expanding.describe(DAYS) == "train 2011-06-01..2016-12-30 | test live"
 
 
 def test_windows_refuse_a_test_slice_without_history() -> None:

@@ -14,24 +14,33 @@ class Decision:
     promote: bool
     checks: list[str] = field(default_factory=list)
 
+    def with_check(self, ok: bool, text: str) -> Decision:
+        """This decision with one more check (it promotes only if the check passes too)."""
+        return Decision(self.promote and ok, [*self.checks, f"{'pass' if ok else 'FAIL'}: {text}"])
+
     @property
     def reason(self) -> str:
         verdict = "promoted to champion" if self.promote else "kept as challenger"
         return f"{verdict}: " + "; ".join(self.checks)
 
 
-def decide(sharpe: float, max_drawdown: float, benchmark_sharpe: float, limits: RegisterParams,
+def _at_least(name: str, value: float, minimum: float) -> tuple[bool, str]:
+    ok = value >= minimum
+    return ok, f"{name} {value:.3f} {'>=' if ok else '<'} minimum {minimum:.3f}"
+
+
+def decide(sharpe: float, dsr: float, max_drawdown: float, benchmark_sharpe: float, limits: RegisterParams,
            champion_sharpe: float | None = None) -> Decision:
-    """Apply the out-of-sample gate: minimum Sharpe, maximum drawdown, beat 1/N, beat the champion."""
-    checks: list[tuple[bool, str]] = [
-        (sharpe >= limits.min_sharpe, f"Sharpe {sharpe:.3f} {'>=' if sharpe >= limits.min_sharpe else '<'} "
-                                      f"minimum {limits.min_sharpe:.3f}"),
-        (max_drawdown <= limits.max_drawdown, f"max drawdown {max_drawdown:.1%} "
-                                              f"{'<=' if max_drawdown <= limits.max_drawdown else '>'} "
-                                              f"limit {limits.max_drawdown:.1%}"),
-    ]
+    """Apply the out-of-sample gate: minimum Sharpe and Deflated Sharpe, maximum drawdown, beat 1/N and the
+    champion. The loads-and-predicts check is added by the caller (:meth:`Decision.with_check`)."""
+    shallow = max_drawdown <= limits.max_drawdown
+    checks = [_at_least("Sharpe", sharpe, limits.min_sharpe), _at_least("Deflated Sharpe", dsr, limits.min_dsr),
+              (shallow, f"max drawdown {max_drawdown:.1%} {'<=' if shallow else '>'} limit {limits.max_drawdown:.1%}")]
     if limits.must_beat_benchmark:
         checks.append((sharpe > benchmark_sharpe, f"Sharpe {sharpe:.3f} vs equal-weight {benchmark_sharpe:.3f}"))
     if champion_sharpe is not None:
         checks.append((sharpe > champion_sharpe, f"Sharpe {sharpe:.3f} vs current champion {champion_sharpe:.3f}"))
-    return Decision(all(ok for ok, _ in checks), [f"{'pass' if ok else 'FAIL'}: {text}" for ok, text in checks])
+    decision = Decision(True)
+    for ok, text in checks:
+        decision = decision.with_check(ok, text)
+    return decision
