@@ -224,11 +224,26 @@ def test_airflow_chart_values() -> None:
     for ref in values["secret"]:
         assert set(ref) == {"envName", "secretName", "secretKey"}
     assert not any(SECRET_NAME.search(e["name"]) for e in values["env"])  # secrets only through `secret`
+    workers = values["workers"]
     _validate_pod_template({"spec": {"containers": [{"name": "task", "image": mlflow_image, "env": values["env"],
-                                                     "resources": values["workers"]["resources"]}]}})
+                                                     "resources": workers["resources"],
+                                                     "volumeMounts": workers["extraVolumeMounts"]}],
+                                     "initContainers": workers["extraInitContainers"],
+                                     "volumes": workers["extraVolumes"]}})
     env = {e["name"]: e["value"] for e in values["env"]}
     service = _k8s_docs("infra/mlflow/mlflow.yaml")[1]
     assert env["MLFLOW_TRACKING_URI"] == (f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
                                           f".svc:{service['spec']['ports'][0]['port']}")
+    # task pods share the workspace the DAGs run DVC in, and the first one seeds it from the image's project
+    (pvc,) = _k8s_docs("infra/airflow/workspace-pvc.yaml")
+    kubernetes_validate.validate(pvc, K8S_VERSION, strict=True)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    (volume,) = workers["extraVolumes"]
+    assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    (mount,) = workers["extraVolumeMounts"]
+    assert env["TRADEPIPE_PROJECT"].startswith(mount["mountPath"] + "/")
+    (seed,) = workers["extraInitContainers"]
+    assert seed["image"] == mlflow_image
+    assert f"cp -a /opt/tradepipe/. {env['TRADEPIPE_PROJECT']}/" in seed["command"][-1]
     (cluster,) = _k8s_docs("infra/ray/raycluster.yaml")
     assert env["RAY_ADDRESS"] == f"ray://{cluster['metadata']['name']}-head-svc.tradepipe.svc:10001"
