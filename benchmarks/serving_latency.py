@@ -39,8 +39,9 @@ def _ms(values: list[float]) -> str:
 
 def _profile(policy: TradingPolicy, bars: object, repeat: int = 30) -> None:
     torch.set_num_threads(1)
+    features = build_features(bars, policy.predictor.features)
     steps = {"features": lambda: build_features(bars, policy.predictor.features),
-             "forecasts (features again + CNN-LSTM)": lambda: policy.predictor.predict_bars(bars),
+             "forecasts (CNN-LSTM on those features)": lambda: policy.predictor.predict_features(features),
              "market (both of the above + alignment)": lambda: policy.market(bars),
              "rollout (agent + risk manager per bar)": lambda: policy.targets(market),
              "target_weights (all)": lambda: policy.target_weights(bars)}

@@ -103,8 +103,8 @@ class TradingPolicy:
 
     def market(self, bars: pd.DataFrame) -> Market:
         """Market arrays for raw canonical ``bars``: features and forecasts computed with the predictor's recipe."""
-        return self.market_from_tables(bars, build_features(bars, self.predictor.features),
-                                       self.predictor.predict_bars(bars))
+        features = build_features(bars, self.predictor.features)
+        return self.market_from_tables(bars, features, self.predictor.predict_features(features))
 
     def targets(self, market: Market) -> Array:
         """Risk-managed target weights (T, N) over ``market``, replaying the policy from its first bar."""

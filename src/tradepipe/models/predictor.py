@@ -52,8 +52,11 @@ class Predictor:
     def predict_bars(self, bars: pd.DataFrame, latest_only: bool = False) -> pd.DataFrame:
         """Forecasts for every (timestamp, symbol) of canonical ``bars`` with a full window (``latest_only``:
         each symbol's last one)."""
-        feats = build_features(bars, self.features)
-        panel = make_panel(feats, feature_columns(self.features))
+        return self.predict_features(build_features(bars, self.features), latest_only)
+
+    def predict_features(self, features: pd.DataFrame, latest_only: bool = False) -> pd.DataFrame:
+        """:meth:`predict_bars` from the feature table ``build_features`` made of the bars (computed once)."""
+        panel = make_panel(features, feature_columns(self.features))
         pred = self.predict_panel(panel, latest_only)
         frame = pd.DataFrame(pred.T, index=panel.timestamps, columns=panel.symbols)
         long = frame.rename_axis(index="timestamp", columns="symbol").stack().rename("prediction")
