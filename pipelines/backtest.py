@@ -22,13 +22,14 @@ from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.report import equity_plot_csv, write_report
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
 from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
-from tradepipe.config import Params
+from tradepipe.config import Params, RLParams
 from tradepipe.data.schema import to_wide
 from tradepipe.data.store import read_json, write_parquet
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.paths import (
     AGENT,
+    AGENT_TUNING,
     BACKTEST_REPORT,
     BACKTEST_RETURNS,
     BARS,
@@ -44,11 +45,11 @@ from tradepipe.paths import (
 from tradepipe.stage import StageError, run_stage
 
 
-def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params
+def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params, rl: RLParams
                    ) -> tuple[np.ndarray, list[Window], TradingPolicy]:
-    """Walk-forward targets of the agent ensemble over ``market`` (zero before the first test slice), and the
-    same procedure fitted on the live window (the latest history): the policy to deploy."""
-    cfg, rl = params.backtest.walk_forward, params.rl_train
+    """Walk-forward targets of the agent ensemble (hyperparameters ``rl``) over ``market`` (zero before the first
+    test slice), and the same procedure fitted on the live window (the latest history): the policy to deploy."""
+    cfg = params.backtest.walk_forward
     history_start = pd.Timestamp(params.split.train_end, tz="UTC")
     try:
         windows = walk_forward_windows(market.timestamps, pd.Timestamp(params.split.val_end, tz="UTC")
@@ -86,7 +87,9 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
                           feature_columns(params.features), predictor.scaler, predictor.forecast_scale)
     spec = PolicySpec(symbols=market.symbols, lookback=params.rl_train.lookback, cost_rate=params.costs.rate,
                       risk=params.risk)
-    targets, windows, live_policy = _agent_targets(market, spec, predictor, params)
+    tuning = read_json(root / AGENT_TUNING)  # the rl_train stage's hyperparameters (tuned or as configured)
+    targets, windows, live_policy = _agent_targets(market, spec, predictor, params,
+                                                   params.rl_train.with_agents(tuning["hyperparameters"]))
     live_policy.save(root / LIVE_AGENT)
     first = windows[0].test.start
     test = market.take(slice(first, None))
@@ -122,8 +125,10 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
         index_returns = close.pct_change(fill_method=None).reindex(index).fillna(0.0)
         returns[f"buy_and_hold_{close.name}"] = index_returns.rename(f"buy_and_hold_{close.name}")
 
-    # Trials behind the agent's selection: predictor configurations tuned + agent algorithms compared.
-    n_trials = int(read_json(root / BEST_CONFIG)["n_trials"]) + len(set(params.rl_train.algos))
+    # Trials behind the agent's selection: predictor configurations tuned + agent algorithms compared + agent
+    # hyperparameter trials (rl_train.tune).
+    n_trials = (int(read_json(root / BEST_CONFIG)["n_trials"]) + len(set(params.rl_train.algos))
+                + int(tuning["n_trials"]))
     cfg = params.backtest
     metrics: dict[str, dict[str, float]] = {}
     for name, series in returns.items():

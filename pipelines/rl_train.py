@@ -2,7 +2,9 @@
 
 The window (split.train_end .. split.val_end, where the predictor's forecasts are out of sample) is cut in
 two: agents train on its first part and are scored on the last ``validation_fraction`` (chronologically
-after, no overlap); the ensemble selects the best or blends them by that validation Sharpe.
+after, no overlap); the ensemble selects the best or blends them by that validation Sharpe. With
+``rl_train.tune.num_samples`` > 0 each algorithm's hyperparameters are first searched (Ray Tune + Optuna + ASHA)
+on the same split; the hyperparameters used and the number of trials go to ``models/agent/tuning.json``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,30 @@ import numpy as np
 import pandas as pd
 
 import mlflow
-from tradepipe.agents.market import build_market
+from tradepipe.agents.market import Market, build_market
 from tradepipe.agents.policy import PolicySpec
 from tradepipe.agents.training import actor_sharpe, executed_sharpe, fit_ensemble, split_tail
-from tradepipe.config import Params
+from tradepipe.config import Params, RLParams
+from tradepipe.data.store import write_json
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
-from tradepipe.paths import AGENT, BARS, FEATURES, PREDICTIONS, PREDICTOR
+from tradepipe.paths import AGENT, AGENT_TUNING, BARS, FEATURES, PREDICTIONS, PREDICTOR
 from tradepipe.stage import StageError, run_stage
+
+
+def _tuned(train: Market, val: Market, spec: PolicySpec, cfg: RLParams, seed: int) -> tuple[RLParams, int]:
+    """``cfg`` with each algorithm's searched hyperparameters (trials logged as nested runs), and the trial count."""
+    from tradepipe.tuning.agents import tune_agent
+
+    best, n_trials = {}, 0
+    for algo in dict.fromkeys(cfg.algos):
+        search = tune_agent(algo, train, val, spec, cfg, seed)
+        for i, trial in enumerate(search.trials):
+            with mlflow.start_run(run_name=f"{algo}-trial-{i}", nested=True):
+                mlflow.log_params({"algo": algo, **trial["config"]})
+                mlflow.log_metrics({"val_sharpe": trial["val_sharpe"], "reports": trial["reports"]})
+        best[algo], n_trials = search.best.model_dump(), n_trials + len(search.trials)
+    return cfg.with_agents(best), n_trials
 
 
 def rl_train(params: Params, root: Path) -> dict[str, float]:
@@ -39,8 +57,11 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
                          "widen the split dates in params.yaml") from exc
     spec = PolicySpec(symbols=window.symbols, lookback=cfg.lookback, cost_rate=params.costs.rate,
                       risk=params.risk)
+    cfg, n_trials = _tuned(train, val, spec, cfg, params.seed) if cfg.tune.num_samples else (cfg, 0)
     fitted = fit_ensemble(train, val, spec, predictor, cfg, params.seed)
     fitted.policy.save(root / AGENT)
+    write_json({"n_trials": n_trials, "hyperparameters": {a: cfg.agent(a).model_dump() for a in cfg.algos}},
+               root / AGENT_TUNING)
     mlflow.set_tags({"ensemble.mode": cfg.ensemble, "ensemble.reason": fitted.reason,
                      "ensemble.blend": ", ".join(f"{name}={w:.3f}" for name, w in fitted.policy.blend.items())})
 
@@ -51,7 +72,7 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
             "equal_weight.val_sharpe": executed_sharpe(equal[:, :-1], val, spec),
             "equal_weight_risk_managed.val_sharpe": actor_sharpe(lambda obs: np.tile(equal[0], (len(obs), 1)), val,
                                                                  spec),
-            "timesteps": float(cfg.total_timesteps)}
+            "timesteps": float(cfg.total_timesteps), "tune.n_trials": float(n_trials)}
 
 
 if __name__ == "__main__":

@@ -149,6 +149,24 @@ class AgentParams(_Section):
     net_arch: list[int] = Field(default_factory=lambda: [64, 64])
 
 
+class RLTuneParams(_Section):
+    """Optional Ray Tune + Optuna + ASHA search over each algorithm's hyperparameters (off while num_samples is 0)."""
+
+    num_samples: int = Field(0, ge=0)       # trials per algorithm
+    reports: int = Field(4, ge=1)           # validation Sharpe checkpoints per trial (ASHA's time axis)
+    grace_period: int = Field(1, ge=1)      # checkpoints before ASHA may stop a trial
+    cpus: int = Field(2, ge=1)
+    address: str | None = None              # an existing Ray cluster; None starts a local one
+    search_space: dict[str, SearchDim] = Field(default_factory=dict)  # over AgentParams' scalar fields
+
+    @model_validator(mode="after")
+    def _check(self) -> RLTuneParams:
+        unknown = set(self.search_space) - (set(AgentParams.model_fields) - {"net_arch"})
+        if unknown:
+            raise ValueError(f"search_space: {sorted(unknown)} are not tunable agent hyperparameters")
+        return self
+
+
 class RLParams(_Section):
     algos: list[Algo] = Field(default_factory=lambda: ["sac"], min_length=1)  # type: ignore[arg-type]
     ensemble: Literal["select", "blend"] = "select"
@@ -159,10 +177,15 @@ class RLParams(_Section):
     sac: AgentParams = AgentParams()
     td3: AgentParams = AgentParams()
     ppo: AgentParams = AgentParams(learning_rate=3e-4, batch_size=64, n_steps=128, n_envs=8)
+    tune: RLTuneParams = RLTuneParams()
 
     def agent(self, algo: Algo) -> AgentParams:
         """The hyperparameters of ``algo``."""
         return {"sac": self.sac, "td3": self.td3, "ppo": self.ppo}[algo]
+
+    def with_agents(self, hyperparameters: dict[str, dict[str, Any]]) -> RLParams:
+        """These params with some algorithms' hyperparameters replaced (e.g. by tuned ones), validated."""
+        return RLParams.model_validate({**self.model_dump(), **hyperparameters})
 
 
 class RiskParams(_Section):

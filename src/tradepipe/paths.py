@@ -22,6 +22,7 @@ PREDICTIONS = Path("data/predictions/predictions.parquet")  # walk-forward, out-
 CALIBRATION = Path("reports/train/calibration.png")
 # rl_train
 AGENT = Path("models/agent")
+AGENT_TUNING = Path("models/agent/tuning.json")  # the agents' hyperparameters and how many trials chose them
 # backtest
 BACKTEST_METRICS = Path("metrics/backtest.json")
 BACKTEST_REPORT = Path("reports/backtest/report.html")

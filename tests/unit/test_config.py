@@ -32,6 +32,14 @@ def test_bad_value_names_the_key(tmp_path: Path) -> None:
         load_params(root / "params.yaml")
 
 
+def test_rl_search_space_takes_only_tunable_agent_hyperparameters(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    text = (root / "params.yaml").read_text().replace("      gamma: {type: uniform", "      tau: {type: uniform")
+    (root / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"rl_train\.tune.*'tau'.*not tunable"):
+        load_params(root / "params.yaml")
+
+
 def test_dates_out_of_order_are_refused(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "params.yaml").write_text((root / "params.yaml").read_text().replace('"2010-12-31"', '"2016-12-31"'))

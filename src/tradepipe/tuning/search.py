@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,16 +72,25 @@ class SearchResult:
     trials: list[dict[str, Any]]
 
 
+@contextmanager
+def ray_session(address: str | None, cpus: int) -> Iterator[None]:
+    """Ray for one search: the cluster at ``address``, or a local Ray on ``cpus`` CPUs; shut down after."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if address:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cpus, include_dashboard=False, ignore_reinit_error=True,
+                 log_to_driver=False, object_store_memory=512 * 1024 * 1024)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainParams, seed: int
                ) -> SearchResult:
     """Run the search on a local Ray (``cpus`` CPUs) or on the cluster at ``tune_params.address``."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if tune_params.address:
-        ray.init(address=tune_params.address, ignore_reinit_error=True, log_to_driver=False)
-    else:
-        ray.init(num_cpus=tune_params.cpus, include_dashboard=False, ignore_reinit_error=True,
-                 log_to_driver=False, object_store_memory=512 * 1024 * 1024)
-    try:
+    with ray_session(tune_params.address, tune_params.cpus):
         trainable = tune.with_parameters(_trainable, data=data, train=train_params, seed=seed,
                                          max_epochs=tune_params.max_epochs)
         with tempfile.TemporaryDirectory(prefix="tradepipe-tune-") as storage:
@@ -103,7 +114,5 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
                 history, config, last = result.metrics_dataframe, result.config or {}, result.metrics or {}
                 best_loss = float(np.min(history[METRIC])) if history is not None else float(last[METRIC])
                 trials.append({"config": dict(config), METRIC: best_loss, "epochs": int(last["training_iteration"])})
-    finally:
-        ray.shutdown()
     best = min(trials, key=lambda r: float(r[METRIC]))
     return SearchResult(best_config=dict(best["config"]), best_val_loss=float(best[METRIC]), trials=trials)
