@@ -107,3 +107,21 @@ def test_walk_forward_forecasts_never_see_their_block(bars: pd.DataFrame) -> Non
     early = base["timestamp"] < panel.timestamps[cut]
     pd.testing.assert_frame_equal(base[early], changed[changed["timestamp"] < panel.timestamps[cut]])
     assert not np.allclose(base[~early]["prediction"], changed[~early.to_numpy()]["prediction"])
+
+
+def test_ic_and_rank_ic_are_means_of_daily_cross_sectional_correlations() -> None:
+    from tradepipe.models.evaluation import forecast_metrics
+
+    days = pd.to_datetime(["2020-01-01"] * 3 + ["2020-01-02"] * 3 + ["2020-01-03"] * 3 + ["2020-01-06"] * 2
+                          + ["2020-01-07"] * 3 + ["2020-01-08"] * 3).to_numpy()
+    pred = np.array([1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 5, 5, 5, 1, 2, 3], dtype=float)
+    actual = np.array([1, 2, 3,          # perfectly aligned: 1 and 1
+                       103, 101, 102,    # ranks reversed-ish: Pearson = Spearman = -0.5 (the +100 level is irrelevant)
+                       0, 1, 7,          # monotone but not linear: Pearson 7 / sqrt(2 * 86/3), Spearman 1
+                       2, 1,             # two samples: skipped
+                       1, 2, 3,          # constant forecast: skipped
+                       4, 4, 4], dtype=float)  # constant outcome: skipped
+    m = forecast_metrics(pred, actual, days)
+    assert m["ic"] == pytest.approx((1.0 - 0.5 + 7.0 / np.sqrt(2 * 86 / 3)) / 3)
+    assert m["rank_ic"] == pytest.approx((1.0 - 0.5 + 1.0) / 3)
+    assert forecast_metrics(np.ones(3), np.arange(3.0), days[:3])["ic"] == 0.0      # no usable day

@@ -1,4 +1,4 @@
-"""Forecast quality: MSE, directional accuracy, information coefficient and daily rank IC, with baselines."""
+"""Forecast quality: MSE, directional accuracy, daily information coefficient and rank IC, with baselines."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ import pandas as pd
 
 
 def forecast_metrics(pred: np.ndarray, actual: np.ndarray, timestamps: np.ndarray) -> dict[str, float]:
-    """MSE, directional accuracy, Pearson IC and the mean of daily cross-sectional Spearman ICs."""
+    """MSE, directional accuracy, and the means over days of the cross-sectional Pearson (IC) and Spearman
+    (rank IC) correlations of forecast and outcome.
+
+    A day counts when it has at least 3 samples and neither forecasts nor outcomes are all equal there (its
+    correlation is undefined otherwise); with no such day both ICs are 0.
+    """
     pred = np.asarray(pred, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
     frame = pd.DataFrame({"t": timestamps, "p": pred, "a": actual})
-    daily = frame.groupby("t").filter(lambda g: len(g) >= 3 and g["p"].nunique() > 1)
-    rank_ic = daily.groupby("t").apply(lambda g: g["p"].corr(g["a"], method="spearman"), include_groups=False)
-    ic = float(np.corrcoef(pred, actual)[0, 1]) if np.std(pred) > 0 else 0.0
+    daily = frame.groupby("t").filter(lambda g: len(g) >= 3 and g["p"].nunique() > 1 and g["a"].nunique() > 1)
+    by_day = daily.groupby("t")
+    ic = by_day.apply(lambda g: g["p"].corr(g["a"]), include_groups=False)
+    rank_ic = by_day.apply(lambda g: g["p"].corr(g["a"], method="spearman"), include_groups=False)
     return {
         "mse": float(np.mean((pred - actual) ** 2)),
         "directional_accuracy": float(np.mean(np.sign(pred) == np.sign(actual))),
-        "ic": ic,
+        "ic": float(ic.mean()) if len(ic) else 0.0,
         "rank_ic": float(rank_ic.mean()) if len(rank_ic) else 0.0,
     }
 
