@@ -16,7 +16,7 @@ import mlflow
 from tradepipe.agents.market import Market, build_market
 from tradepipe.agents.policy import PolicySpec, TradingPolicy
 from tradepipe.agents.training import fit_ensemble, split_tail
-from tradepipe.backtest.benchmarks import Method, trailing_allocation
+from tradepipe.backtest.benchmarks import Method, MVObjective, trailing_allocation
 from tradepipe.backtest.engine import Execution, execute
 from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.report import equity_plot_csv, write_report
@@ -110,10 +110,14 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     window = params.backtest.benchmark_window
     history = market.take(slice(max(0, first - window), None))
     months = month_starts(history.timestamps)
-    refitted: dict[str, Method] = {"inverse_vol_monthly": "inverse_vol", "min_variance_monthly": "mean_variance",
-                                   "hrp_monthly": "hrp"}
-    for name, method in refitted.items():
-        allocation = trailing_allocation(history.returns, months, method, window, min_periods=min(window, 63))
+    refitted: dict[str, tuple[Method, MVObjective]] = {
+        "inverse_vol_monthly": ("inverse_vol", "min_variance"),
+        "min_variance_monthly": ("mean_variance", "min_variance"),
+        "max_sharpe_monthly": ("mean_variance", "max_sharpe"),
+        "hrp_monthly": ("hrp", "min_variance")}
+    for name, (method, objective) in refitted.items():
+        allocation = trailing_allocation(history.returns, months, method, window, min_periods=min(window, 63),
+                                         mv_objective=objective)
         runs[name] = execute(allocation[-n_bars:], test.returns, cost)
     # From the first fill on (bar 1): bar 0 only decides.
     index = test.timestamps[1:]
@@ -123,7 +127,11 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     if not bench_bars.empty:
         close = to_wide(bench_bars).iloc[:, 0]
         index_returns = close.pct_change(fill_method=None).reindex(index).fillna(0.0)
-        returns[f"buy_and_hold_{close.name}"] = index_returns.rename(f"buy_and_hold_{close.name}")
+        # Bought like every strategy: decided at bar 0, filled (paying costs) at the close of bar 1, then held.
+        held = execute(np.ones((n_bars, 1)), index_returns.reindex(test.timestamps).fillna(0.0).to_numpy()[:, None],
+                       cost)
+        returns[f"buy_and_hold_{close.name}"] = pd.Series(held.net_returns[1:], index=index,
+                                                          name=f"buy_and_hold_{close.name}")
 
     # Trials behind the agent's selection: predictor configurations tuned + agent algorithms compared + agent
     # hyperparameter trials (rl_train.tune).
