@@ -2,12 +2,14 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The project needs Python 3.11 (pyproject: >=3.11,<3.12); plain python3 only where no python3.11 is on PATH.
+BASEPY ?= $(shell command -v python3.11 || command -v python3)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: install run smoke test lint mlflow-ui airflow clean
 
 $(STAMP): pyproject.toml requirements.lock
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(BASEPY) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
