@@ -108,3 +108,44 @@ def test_merge_appends_new_bars_and_reports_changed_history(bars: pd.DataFrame) 
 def test_merge_refuses_duplicate_incoming_bars(bars: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="share a \\(timestamp, symbol\\)"):
         merge_bars(None, pd.concat([bars, bars.iloc[:1]]))
+
+
+def test_files_offsets_that_change_across_dst_are_read_as_utc(tmp_path: Path) -> None:
+    # New York closes across the 2020-03-08 DST change: -05:00 then -04:00
+    (tmp_path / "ny.csv").write_text("Date,Close\n2020-03-06T16:00:00-05:00,10\n2020-03-09T16:00:00-04:00,11\n")
+    fmt = FormatParams(columns={"Date": "timestamp", "Close": "close"})
+    got = fetch(DataParams(source="files", path=str(tmp_path / "ny.csv"), start="2020-01-01", format=fmt))
+    assert got["timestamp"].tolist() == [pd.Timestamp("2020-03-06 21:00", tz="UTC"),
+                                         pd.Timestamp("2020-03-09 20:00", tz="UTC")]
+    assert got["symbol"].tolist() == ["ny", "ny"]
+
+
+def test_files_naive_times_are_local_and_a_naive_aware_mix_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ny.csv").write_text("Date,Close\n2020-03-06 16:00,10\n2020-03-09 16:00,11\n")
+    fmt = FormatParams(columns={"Date": "timestamp", "Close": "close"}, timezone="America/New_York")
+    got = fetch(DataParams(source="files", path=str(tmp_path / "ny.csv"), start="2020-01-01", format=fmt))
+    assert got["timestamp"].tolist() == [pd.Timestamp("2020-03-06 21:00", tz="UTC"),
+                                         pd.Timestamp("2020-03-09 20:00", tz="UTC")]
+    (tmp_path / "ny.csv").write_text("Date,Close\n2020-03-06T16:00:00-05:00,10\n2020-03-09 16:00,11\n")
+    with pytest.raises(BarsFileError, match=r"ny\.csv: column 'timestamp', row 2: '2020-03-09 16:00' has no UTC "
+                                            r"offset but row 1 '2020-03-06T16:00:00-05:00' has one"):
+        fetch(DataParams(source="files", path=str(tmp_path / "ny.csv"), start="2020-01-01", format=fmt))
+
+
+def test_files_rows_without_symbol_are_refused_naming_file_and_rows() -> None:
+    corpus = Path(__file__).resolve().parents[1] / "data" / "corrupt" / "missing_symbol.csv"
+    with pytest.raises(BarsFileError, match=r"missing_symbol\.csv: column 'symbol' is empty in 1 row\(s\) \(row 6\)"):
+        fetch(DataParams(source="files", path=str(corpus), start="2020-01-01"))
+
+
+def test_files_wide_layout_with_symbols_starting_on_different_dates(tmp_path: Path) -> None:
+    (tmp_path / "closes.csv").write_text("Date,AAA,BBB\n2020-01-02,1.0,\n2020-01-03,1.1,\n2020-01-06,1.2,5.0\n"
+                                         "2020-01-07,1.3,5.1\n")
+    fmt = FormatParams(layout="wide", columns={"Date": "timestamp"})
+    got = fetch(DataParams(source="files", path=str(tmp_path / "closes.csv"), start="2020-01-01", format=fmt))
+    assert got[["symbol", "close"]].values.tolist() == [["AAA", 1.0], ["AAA", 1.1], ["AAA", 1.2], ["BBB", 5.0],
+                                                         ["AAA", 1.3], ["BBB", 5.1]]
+    assert got["close"].notna().all()
+    (tmp_path / "closes.csv").write_text("Date,AAA\n2020-01-02,1.0\n2020-01-03,n/a?\n")
+    with pytest.raises(BarsFileError, match="'n/a\\?' is not a number"):
+        fetch(DataParams(source="files", path=str(tmp_path / "closes.csv"), start="2020-01-01", format=fmt))

@@ -14,6 +14,7 @@ import pandas as pd
 from tradepipe.config import FormatParams
 from tradepipe.data.schema import COLUMNS, KEY
 from tradepipe.validation import BarsFileError, read_bars_file
+from tradepipe.validation.reader import parse_timestamps
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -32,7 +33,7 @@ def bar_files(path: Path) -> list[Path]:
 
 def read_bars_path(path: str | Path, fmt: FormatParams) -> pd.DataFrame:
     """Read a file or a folder of files into canonical bars; a file without a symbol column is its stem's."""
-    frames = [read_one(file, fmt) for file in bar_files(Path(path))]
+    frames = [_refuse_missing_symbols(read_one(file, fmt), file) for file in bar_files(Path(path))]
     bars = pd.concat(frames, ignore_index=True)
     return bars.sort_values(KEY, kind="stable").reset_index(drop=True)
 
@@ -51,15 +52,28 @@ def read_one(path: Path, fmt: FormatParams) -> pd.DataFrame:
                             "map yours with data.format.columns, e.g. {Date: timestamp}")
     if fmt.layout == "wide":
         raw = raw.melt(id_vars="timestamp", var_name="symbol", value_name="close")
+        # an empty cell is no bar (the symbol had not started, or had ended): drop what the melt made of it
+        raw = raw[raw["close"].notna() & (raw["close"].astype(str).str.strip() != "")].reset_index(drop=True)
     elif "symbol" not in raw:
         raw = raw.assign(symbol=path.stem)
     if "close" not in raw:
         raise BarsFileError(f"{path}: no 'close' column; map yours with data.format.columns, e.g. {{Close: close}}")
-    out = pd.DataFrame({"timestamp": _timestamps(raw["timestamp"], fmt.timezone, path),
+    out = pd.DataFrame({"timestamp": parse_timestamps(raw["timestamp"], path, timezone=fmt.timezone),
                         "symbol": raw["symbol"].astype(str)})
     for column in (c for c in COLUMNS[2:] if c in raw):
         out[column] = _numbers(raw[column], column, path)
     return out
+
+
+def _refuse_missing_symbols(bars: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Refuse a file with rows that name no symbol: they cannot be assigned to a series."""
+    missing = bars["symbol"].isna() | (bars["symbol"].str.strip() == "")
+    if missing.any():
+        rows = [int(i) + 1 for i in missing.to_numpy().nonzero()[0]]
+        shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+        raise BarsFileError(f"{path}: column 'symbol' is empty in {len(rows)} row(s) (row {shown}); "
+                            "fill in the symbol or drop these rows")
+    return bars
 
 
 def _has_symbol(path: Path) -> bool:
@@ -87,20 +101,3 @@ def _numbers(series: pd.Series, column: str, path: Path) -> pd.Series:
     if bad.any():
         raise _first_bad(bad, series, column, path, "a number")
     return values
-
-
-def _timestamps(series: pd.Series, timezone: str, path: Path) -> pd.Series:
-    """Parse timestamps; values without an offset are local times in ``timezone``; all become UTC."""
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_convert("UTC").dt.as_unit("us")
-    parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
-    bad = parsed.isna() & series.notna()
-    if bad.any():
-        raise _first_bad(bad, series, "timestamp", path, "an ISO 8601 timestamp")
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert("UTC").dt.as_unit("us")
-    try:
-        local = parsed.dt.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
-    except (ValueError, KeyError) as exc:  # unknown zone, or a wall time that DST skips or repeats
-        raise BarsFileError(f"{path}: column 'timestamp' cannot be read in timezone {timezone!r}: {exc}") from exc
-    return local.dt.tz_convert("UTC").dt.as_unit("us")

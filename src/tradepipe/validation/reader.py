@@ -1,8 +1,9 @@
 """Read a bars file (.csv or .parquet) into canonical bars, refusing what cannot be read cleanly.
 
-Timestamp policy: values with a UTC offset (``Z``, ``+02:00``) are converted to UTC; a file whose
-timestamps all lack an offset is read as UTC (daily bars are usually written as plain dates); a
-file that mixes values with and without an offset is refused, because the naive ones are ambiguous.
+Timestamp policy: values with a UTC offset (``Z``, ``+02:00``, offsets that differ across DST) are
+converted to UTC; a file whose timestamps all lack an offset is read as UTC (daily bars are usually
+written as plain dates); a file that mixes values with and without an offset is refused, because the
+naive ones are ambiguous.
 
 Missing values (empty, ``NaN``, ``NA``, ``null``) are kept as missing so that the validation suite
 reports them with their rows; text that is not a number or a timestamp is refused here. Columns
@@ -161,13 +162,28 @@ def _symbols(series: pd.Series) -> pd.Series:
 
 
 def _timestamps(series: pd.Series, rows: _Rows) -> pd.Series:
+    return _parse_timestamps(series, rows, "timestamp", "UTC")
+
+
+def parse_timestamps(series: pd.Series, path: Path, column: str = "timestamp", timezone: str = "UTC",
+                     lines: list[int] | None = None) -> pd.Series:
+    """Parse a column of timestamps to UTC; raise BarsFileError naming file, column and first bad row.
+
+    Values with an offset are converted to UTC (offsets may differ, e.g. across DST); values without one
+    are wall times in ``timezone``. A column mixing both is refused. Missing values stay missing (NaT).
+    ``lines`` maps data rows to file lines for the message, when known.
+    """
+    return _parse_timestamps(series.reset_index(drop=True), _Rows(path, lines), column, timezone)
+
+
+def _parse_timestamps(series: pd.Series, rows: _Rows, column: str, timezone: str) -> pd.Series:
     if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_convert("UTC")
+        return series.dt.tz_convert("UTC").dt.as_unit("us")
     if pd.api.types.is_datetime64_dtype(series.dtype):
-        return series.dt.tz_localize("UTC")
+        return _localize(series, rows, column, timezone)
     if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
         raise BarsFileError(
-            f"{rows.path}: column 'timestamp' has dtype {series.dtype}; expected datetimes or ISO 8601 text"
+            f"{rows.path}: column {column!r} has dtype {series.dtype}; expected datetimes or ISO 8601 text"
         )
     missing = _missing(series)
     text = series.where(~missing).astype(str).str.strip()
@@ -176,12 +192,23 @@ def _timestamps(series: pd.Series, rows: _Rows) -> pd.Series:
     if aware.any() and naive.any():
         a, n = int(aware.to_numpy().argmax()), int(naive.to_numpy().argmax())
         raise BarsFileError(
-            f"{rows.where('timestamp', n)}: {text.iloc[n]!r} has no UTC offset but "
+            f"{rows.where(column, n)}: {text.iloc[n]!r} has no UTC offset but "
             f"{rows.row(a)} {text.iloc[a]!r} has one; mixed timezones are ambiguous: write every "
-            "timestamp with an offset (e.g. 2020-01-02T00:00:00Z) or none (read as UTC)"
+            f"timestamp with an offset (e.g. 2020-01-02T00:00:00Z) or none (read as {timezone})"
         )
-    parsed = pd.to_datetime(text.where(~missing), utc=True, format="ISO8601", errors="coerce")
+    parsed = pd.to_datetime(text.where(~missing), utc=bool(aware.any()), format="ISO8601", errors="coerce")
     bad = parsed.isna() & ~missing
     if bad.any():
-        raise BarsFileError(_first_bad(bad, series, "timestamp", rows, "an ISO 8601 timestamp"))
-    return parsed.dt.as_unit("us")
+        raise BarsFileError(_first_bad(bad, series, column, rows, "an ISO 8601 timestamp"))
+    if aware.any():
+        return parsed.dt.as_unit("us")
+    return _localize(parsed, rows, column, timezone)
+
+
+def _localize(naive: pd.Series, rows: _Rows, column: str, timezone: str) -> pd.Series:
+    try:
+        local = naive.dt.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
+    except (ValueError, KeyError) as exc:  # unknown zone, or a wall time that DST skips or repeats
+        raise BarsFileError(f"{rows.path}: column {column!r} cannot be read in timezone {timezone!r}: {exc}; "
+                            "write the timestamps with their UTC offset") from exc
+    return local.dt.tz_convert("UTC").dt.as_unit("us")
