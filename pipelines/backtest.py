@@ -85,8 +85,7 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     bars = pd.read_parquet(root / BARS)
     market = build_market(bars, pd.read_parquet(root / FEATURES), pd.read_parquet(root / PREDICTIONS),
                           feature_columns(params.features), predictor.scaler, predictor.forecast_scale)
-    spec = PolicySpec(symbols=market.symbols, lookback=params.rl_train.lookback, cost_rate=params.costs.rate,
-                      risk=params.risk)
+    spec = PolicySpec.from_params(market.symbols, params)
     tuning = read_json(root / AGENT_TUNING)  # the rl_train stage's hyperparameters (tuned or as configured)
     targets, windows, live_policy = _agent_targets(market, spec, predictor, params,
                                                    params.rl_train.with_agents(tuning["hyperparameters"]))

@@ -55,8 +55,7 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
     except ValueError as exc:
         raise StageError(f"the RL window {params.split.train_end} .. {params.split.val_end}: {exc}; "
                          "widen the split dates in params.yaml") from exc
-    spec = PolicySpec(symbols=window.symbols, lookback=cfg.lookback, cost_rate=params.costs.rate,
-                      risk=params.risk)
+    spec = PolicySpec.from_params(window.symbols, params)
     cfg, n_trials = _tuned(train, val, spec, cfg, params.seed) if cfg.tune.num_samples else (cfg, 0)
     fitted = fit_ensemble(train, val, spec, predictor, cfg, params.seed)
     fitted.policy.save(root / AGENT)

@@ -7,7 +7,7 @@ import pytest
 from stable_baselines3 import PPO
 
 from tradepipe.agents.ensemble import combine
-from tradepipe.agents.policy import agent_actor
+from tradepipe.agents.policy import PolicySpec, agent_actor
 from tradepipe.envs.portfolio import PortfolioEnv, action_to_book
 
 
@@ -40,7 +40,7 @@ def test_blended_actor_is_the_weighted_mean_of_the_books() -> None:
     agents = {name: PPO("MlpPolicy", env, seed=seed, device="cpu", n_steps=16, batch_size=16)
               for seed, name in enumerate(("a", "b"))}
     obs = np.stack([env.observation_space.sample() for _ in range(5)])
-    books = agent_actor(agents, {"a": 0.3, "b": 0.7}, long_only=True)(obs)
+    books = agent_actor(agents, {"a": 0.3, "b": 0.7}, PolicySpec(["x", "y", "z"], 1, 0.0))(obs)
     expected = sum(w * action_to_book(agents[k].predict(obs, deterministic=True)[0]) for k, w in
                    {"a": 0.3, "b": 0.7}.items())
     np.testing.assert_allclose(books, expected, rtol=1e-12)

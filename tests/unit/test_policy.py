@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import pytest
 from tradepipe.agents.algorithms import make_agent
 from tradepipe.agents.market import Market, build_market
 from tradepipe.agents.policy import PolicySpec, TradingPolicy, TradingPolicyModel
-from tradepipe.config import AgentParams, Algo, FeatureParams, RiskParams
+from tradepipe.config import AgentParams, Algo, FeatureParams, Params, RiskParams
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
 from tradepipe.models.panel import Scaler
@@ -24,8 +25,9 @@ STEPS = 200
 RISK = RiskParams(max_weight=0.3, max_drawdown=0.1, breaker_cooldown=5)
 
 
-def _policy(market: Market, predictor: Predictor, algo: Algo = "sac", seed: int = 3) -> TradingPolicy:
-    spec = PolicySpec(market.symbols, lookback=1, cost_rate=0.001, risk=RISK)
+def _policy(market: Market, predictor: Predictor, algo: Algo = "sac", seed: int = 3,
+            spec: PolicySpec | None = None) -> TradingPolicy:
+    spec = spec or PolicySpec(market.symbols, lookback=1, cost_rate=0.001, risk=RISK)
     agent = make_agent(algo, spec.env(market, episode_length=50), spec.risk_manager(market), AGENT, STEPS, seed)
     agent.learn(STEPS)
     return TradingPolicy({algo: agent}, {algo: 1.0}, spec, predictor)
@@ -87,3 +89,38 @@ def test_save_load_and_pyfunc_give_the_same_weights(policy: TradingPolicy, bars:
 def test_wrong_universe_is_refused(policy: TradingPolicy, bars: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="the policy trades"):
         policy.target_weights(bars[bars["symbol"] != "KO"])
+
+
+LONG_SHORT = RiskParams(long_only=False, max_weight=0.6, max_gross=1.5, target_vol=None, max_drawdown=None,
+                        stop_loss=None, take_profit=None, turbulence_quantile=None)
+
+
+def test_params_yaml_long_short_and_gross_cap_reach_the_policy(
+        params: Params, market_and_predictor: tuple[Market, Predictor], tmp_path: Path) -> None:
+    market, predictor = market_and_predictor
+    spec = PolicySpec.from_params(market.symbols, params.model_copy(update={"risk": LONG_SHORT}))
+    assert (spec.long_only, spec.max_leverage, spec.risk) == (False, 1.5, LONG_SHORT)
+    policy = _policy(market, predictor, spec=spec)
+    targets = policy.targets(market)
+    assert (targets < 0.0).any() and (targets > 0.0).any()
+    assert np.abs(targets).sum(axis=1).max() <= 1.5 + 1e-12 and np.abs(targets).max() <= 0.6 + 1e-12
+    # The first decision is the agent's long-short book at leverage 1.5, then the per-asset and gross caps.
+    obs, _ = spec.env(market).reset()
+    action = policy.agents["sac"].predict(obs[None], deterministic=True)[0][0]
+    proposed = 1.5 * action[:-1] / max(1.0, np.abs(action[:-1]).sum())
+    capped = np.clip(proposed, -0.6, 0.6)
+    np.testing.assert_allclose(targets[0], capped * min(1.0, 1.5 / np.abs(capped).sum()), rtol=1e-12)
+    policy.save(tmp_path / "policy")
+    loaded = TradingPolicy.load(tmp_path / "policy")
+    assert loaded.spec == spec
+    np.testing.assert_array_equal(loaded.targets(market), targets)
+
+
+def test_spec_json_round_trips_and_old_specs_load_with_defaults() -> None:
+    spec = PolicySpec(["A", "B"], lookback=2, cost_rate=0.002, long_only=False, max_leverage=1.7, risk=LONG_SHORT)
+    assert PolicySpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    old = {"symbols": ["A"], "lookback": 1, "cost_rate": 0.001, "long_only": True, "risk": RiskParams().model_dump()}
+    loaded = PolicySpec.from_json(old)
+    assert (loaded.long_only, loaded.max_leverage) == (True, 1.0)
+    with pytest.raises(ValueError, match="max_leverage must be > 0"):
+        PolicySpec(["A"], 1, 0.0, max_leverage=0.0)

@@ -17,7 +17,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from tradepipe.agents.algorithms import load_agent
 from tradepipe.agents.env import BookEnv
 from tradepipe.agents.market import Market, build_market
-from tradepipe.config import RiskParams
+from tradepipe.config import Params, RiskParams
 from tradepipe.envs.portfolio import Obs, action_to_book
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.predictor import Predictor
@@ -30,20 +30,41 @@ Actor = Callable[[Obs], Array]  # observations (B, obs) -> proposed books (B, N 
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """How the policy sees and trades the market: universe (in order), look-back, costs and risk limits."""
+    """How the policy sees and trades the market: universe (in order), look-back, costs and risk limits.
+
+    ``long_only`` and ``max_leverage`` shape the books the agents propose (``action_to_book``): long-only
+    softmax books, or long-short books of gross exposure up to ``max_leverage``. The risk manager then
+    enforces ``risk`` on them. ``from_params`` takes both from params.yaml's ``risk`` section.
+    """
 
     symbols: list[str]
     lookback: int
     cost_rate: float
     long_only: bool = True
+    max_leverage: float = 1.0
     risk: RiskParams = field(default_factory=RiskParams)
+
+    def __post_init__(self) -> None:
+        if not self.max_leverage > 0.0:
+            raise ValueError(f"PolicySpec.max_leverage must be > 0, got {self.max_leverage}")
+
+    @classmethod
+    def from_params(cls, symbols: list[str], params: Params) -> PolicySpec:
+        """The spec params.yaml configures for ``symbols``: ``risk.long_only`` and ``risk.max_gross`` shape the
+        proposed books, ``rl_train.lookback`` the observations, ``costs`` the fills."""
+        return cls(symbols=list(symbols), lookback=params.rl_train.lookback, cost_rate=params.costs.rate,
+                   long_only=params.risk.long_only, max_leverage=params.risk.max_gross, risk=params.risk)
+
+    def book(self, action: npt.ArrayLike) -> Array:
+        """The book (N asset weights, then cash) the policy proposes for raw ``action``, one or a batch."""
+        return action_to_book(action, self.long_only, self.max_leverage)
 
     def env(self, market: Market, **kwargs: Any) -> BookEnv:
         """The env over ``market`` configured as this policy was trained (it executes given books)."""
         if market.symbols != self.symbols:
             raise ValueError(f"the policy trades {self.symbols}; the data holds {market.symbols}")
         return BookEnv(market.returns, market.features, predictions=market.predictions, cost_rate=self.cost_rate,
-                       lookback=self.lookback, long_only=self.long_only, **kwargs)
+                       lookback=self.lookback, long_only=self.long_only, max_leverage=self.max_leverage, **kwargs)
 
     def risk_manager(self, market: Market) -> RiskManager:
         """The risk manager over ``market``'s returns."""
@@ -52,18 +73,18 @@ class PolicySpec:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; ``from_json`` reads it back."""
         return {"symbols": self.symbols, "lookback": self.lookback, "cost_rate": self.cost_rate,
-                "long_only": self.long_only, "risk": self.risk.model_dump()}
+                "long_only": self.long_only, "max_leverage": self.max_leverage, "risk": self.risk.model_dump()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PolicySpec:
-        """The spec written by ``to_json``."""
+        """The spec written by ``to_json``; keys added since (``max_leverage``) default when absent."""
         return cls(**{**data, "risk": RiskParams(**data["risk"])})
 
 
-def agent_actor(agents: dict[str, BaseAlgorithm], blend: dict[str, float], long_only: bool) -> Actor:
-    """Deterministic proposed books: the ``blend``-weighted mean of each agent's book."""
+def agent_actor(agents: dict[str, BaseAlgorithm], blend: dict[str, float], spec: PolicySpec) -> Actor:
+    """Deterministic proposed books: the ``blend``-weighted mean of each agent's book (``spec.book``)."""
     def act(obs: Obs) -> Array:
-        books = [weight * action_to_book(agents[name].predict(obs, deterministic=True)[0], long_only)
+        books = [weight * spec.book(agents[name].predict(obs, deterministic=True)[0])
                  for name, weight in blend.items()]
         return np.asarray(np.sum(books, axis=0), dtype=np.float64)
     return act
@@ -108,7 +129,7 @@ class TradingPolicy:
 
     def targets(self, market: Market) -> Array:
         """Risk-managed target weights (T, N) over ``market``, replaying the policy from its first bar."""
-        act = agent_actor(self.agents, self.blend, self.spec.long_only)
+        act = agent_actor(self.agents, self.blend, self.spec)
         return rollout(act, self.spec.env(market), self.spec.risk_manager(market))
 
     def target_weights(self, bars: pd.DataFrame) -> pd.Series:

@@ -77,7 +77,7 @@ def fit_ensemble(train: Market, val: Market, spec: PolicySpec, predictor: Predic
     for algo in dict.fromkeys(cfg.algos):
         agents[algo], metrics[f"{algo}.train_steps_per_s"] = train_agent(algo, train, spec, cfg, seed, label)
         sharpes[algo] = metrics[f"{algo}.val_sharpe"] = actor_sharpe(
-            agent_actor(agents, {algo: 1.0}, spec.long_only), val, spec)
+            agent_actor(agents, {algo: 1.0}, spec), val, spec)
     blend, reason = combine(sharpes, cfg.ensemble)
     policy = TradingPolicy({name: agents[name] for name in blend}, blend, spec, predictor)
     metrics["ensemble.val_sharpe"] = executed_sharpe(policy.targets(val), val, spec)

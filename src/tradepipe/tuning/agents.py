@@ -36,7 +36,7 @@ def _trainable(config: dict[str, Any], algo: Algo, train: Market, val: Market, s
     reports = min(cfg.tune.reports, cfg.total_timesteps)
     for k in range(1, reports + 1):
         agent.learn(cfg.total_timesteps * k // reports - agent.num_timesteps, reset_num_timesteps=False)
-        tune.report({METRIC: actor_sharpe(agent_actor({algo: agent}, {algo: 1.0}, spec.long_only), val, spec)})
+        tune.report({METRIC: actor_sharpe(agent_actor({algo: agent}, {algo: 1.0}, spec), val, spec)})
 
 
 @dataclass(frozen=True)
