@@ -83,7 +83,7 @@ def train_rate(prep: Prepared, params: Params, hp: dict[str, Any], samples: int,
     marks = [time.perf_counter()]
     result = fit(windows, None, hp, max_epochs=epochs, batch_size=batch_size, patience=cfg.patience,
                  weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=prep.y_scale, seed=params.seed,
-                 on_epoch=lambda _: marks.append(time.perf_counter()))
+                 on_epoch=lambda _rec, _best: marks.append(time.perf_counter()))
     marks.append(time.perf_counter())
     overall = epochs * len(windows) / (marks[-1] - marks[0])
     return overall, len(windows) / float(np.min(np.diff(marks[:-1]))), len(windows), result.model

@@ -55,7 +55,7 @@ def train(params: Params, root: Path) -> dict[str, float]:
     test_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.test)
     result = fit(train_w, val_w, hp, max_epochs=cfg.max_epochs, batch_size=cfg.batch_size, patience=cfg.patience,
                  weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=prep.y_scale, seed=params.seed,
-                 on_epoch=lambda rec: mlflow.log_metrics(rec, step=int(rec["epoch"])))
+                 on_epoch=lambda rec, _best: mlflow.log_metrics(rec, step=int(rec["epoch"])))
     predictor = Predictor(result.model, hp, params.features, prep.scaler, prep.y_scale)
     predictor.forecast_scale = float(np.std(_forecasts(predictor, train_w))) or 1.0
     predictor.save(root / PREDICTOR)

@@ -24,6 +24,7 @@ def tune(params: Params, root: Path) -> dict[str, float]:
     data = TrainingData(prep.scaled, panel.labels, prep.split.train, prep.split.val, prep.y_scale,
                         params.train.max_train_samples)
     result = run_search(data, params.tune, params.train, params.seed)
+    mlflow.set_tags({"tune.search_alg": result.search_alg, "tune.scheduler": result.scheduler})
     for i, trial in enumerate(result.trials):
         with mlflow.start_run(run_name=f"trial-{i}", nested=True):
             mlflow.log_params(trial["config"])

@@ -42,14 +42,42 @@ def test_same_seed_same_model(trained) -> None:
     assert a.history[0]["train_loss"] > a.history[-1]["train_loss"]
 
 
-def test_causal_convolution_ignores_later_steps() -> None:
+@pytest.mark.parametrize("dilations", [(1, 2), (1, 2, 4)])
+def test_causal_convolution_ignores_later_steps(dilations: tuple[int, ...]) -> None:
     torch.manual_seed(0)
-    net = CNNLSTM(3, conv_filters=4, kernel_size=3, lstm_hidden=4).eval()
-    x = torch.randn(2, 3, 12)
+    net = CNNLSTM(3, conv_filters=4, kernel_size=3, lstm_hidden=4, dilations=dilations).eval()
+    assert [layer.conv.dilation[0] for layer in net.convs] == list(dilations)
+    x = torch.randn(2, 3, 20)
     y = x.clone()
     y[:, :, 8:] += 5.0
     with torch.no_grad():
         torch.testing.assert_close(net.convs(x)[:, :, :8], net.convs(y)[:, :, :8])
+        # ... while the receptive field grows with the stack: 1 + (kernel - 1) * sum(dilations) steps
+        field = 1 + 2 * sum(dilations)
+        z = x.clone()
+        z[:, :, 19 - field] += 5.0
+        torch.testing.assert_close(net.convs(x)[:, :, 19], net.convs(z)[:, :, 19])
+        z[:, :, 20 - field] += 5.0
+        assert not torch.allclose(net.convs(x)[:, :, 19], net.convs(z)[:, :, 19])
+
+
+def test_bad_dilations_are_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="dilations must be a non-empty list of positive integers"):
+        CNNLSTM(3, dilations=[1, 0])
+
+
+def test_deeper_predictor_reloads_with_its_architecture(trained, bars: pd.DataFrame, tmp_path: Path) -> None:
+    prep, _, _ = trained
+    hp = {**HP, "dilations": [1, 2, 4], "lstm_layers": 2}
+    train = Windows(prep.scaled, prep.panel.labels, 10, prep.split.train)
+    result = fit(train, None, hp, max_epochs=1, batch_size=256, patience=1, weight_decay=0.0, grad_clip=1.0,
+                 y_scale=prep.y_scale, seed=3)
+    predictor = Predictor(result.model, hp, FP, prep.scaler, prep.y_scale)
+    predictor.save(tmp_path / "deep")
+    loaded = Predictor.load(tmp_path / "deep")
+    assert [layer.conv.dilation[0] for layer in loaded.model.convs] == [1, 2, 4]
+    assert loaded.model.lstm.num_layers == 2
+    pd.testing.assert_frame_equal(loaded.predict_bars(bars), predictor.predict_bars(bars))
 
 
 def test_predictor_roundtrip_and_no_lookahead(trained, bars: pd.DataFrame, tmp_path: Path) -> None:
@@ -70,6 +98,40 @@ def test_predictor_roundtrip_and_no_lookahead(trained, bars: pd.DataFrame, tmp_p
     last = every.sort_values("timestamp").groupby("symbol").tail(1).sort_values(["timestamp", "symbol"])
     pd.testing.assert_frame_equal(loaded.predict_bars(ragged, latest_only=True).sort_values(["timestamp", "symbol"])
                                   .reset_index(drop=True), last.reset_index(drop=True), rtol=1e-5)
+
+
+def test_resuming_from_a_checkpoint_ends_like_an_uninterrupted_run(trained, tmp_path: Path) -> None:
+    prep, _, _ = trained
+    train = Windows(prep.scaled, prep.panel.labels, 10, prep.split.train).newest(3000)
+    val = Windows(prep.scaled, prep.panel.labels, 10, prep.split.val)
+
+    def run(checkpoint_dir: Path | None, on_epoch=None):
+        return fit(train, val, HP, max_epochs=4, batch_size=128, patience=4, weight_decay=0.01, grad_clip=1.0,
+                   y_scale=prep.y_scale, seed=11, on_epoch=on_epoch, checkpoint_dir=checkpoint_dir)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_two(record: dict[str, float], improved: bool) -> None:
+        if record["epoch"] == 2:
+            raise Interrupted
+
+    uninterrupted = run(None)
+    with pytest.raises(Interrupted):
+        run(tmp_path, stop_after_two)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    best_so_far = min(uninterrupted.history[:2], key=lambda r: r["val_loss"])
+    assert saved["epoch"] == best_so_far["epoch"] and saved["best_val_loss"] == best_so_far["val_loss"]
+    replayed: list[float] = []
+    resumed = run(tmp_path, lambda record, improved: replayed.append(record["epoch"]))
+    assert replayed == list(range(saved["epoch"] + 1, 5))          # resumed, not restarted
+    assert resumed.history == uninterrupted.history
+    assert resumed.best_epoch == uninterrupted.best_epoch
+    for a, b in zip(resumed.model.parameters(), uninterrupted.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="belongs to another training run"):
+        fit(train, val, {**HP, "lr": 0.01}, max_epochs=4, batch_size=128, patience=4, weight_decay=0.01,
+            grad_clip=1.0, y_scale=prep.y_scale, seed=11, checkpoint_dir=tmp_path)
 
 
 def test_classification_head_with_attention_learns_probabilities(trained, bars: pd.DataFrame) -> None:

@@ -1,6 +1,8 @@
-"""The CNN-LSTM network: causal dilated Conv1d over time, an LSTM, and a regression head."""
+"""The CNN-LSTM network: a stack of causal dilated Conv1d over time, an LSTM, and a regression head."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -31,14 +33,22 @@ class AttentionPool(nn.Module):
 
 
 class CNNLSTM(nn.Module):
-    """(batch, features, time) → one output per sample (a return, or a logit of an up-move)."""
+    """(batch, features, time) → one output per sample (a return, or a logit of an up-move).
+
+    ``dilations`` sets the conv stack: one causal conv layer per entry, with that dilation (the default
+    ``(1, 2)`` is the original two-layer layout, so bundles saved before the option existed load unchanged).
+    """
 
     def __init__(self, n_features: int, conv_filters: int = 32, kernel_size: int = 3, lstm_hidden: int = 32,
-                 lstm_layers: int = 1, dropout: float = 0.1, attention: bool = False):
+                 lstm_layers: int = 1, dropout: float = 0.1, attention: bool = False,
+                 dilations: Sequence[int] = (1, 2)):
         super().__init__()
+        if not dilations or any(int(d) != d or d < 1 for d in dilations):
+            raise ValueError(f"dilations must be a non-empty list of positive integers, got {list(dilations)}")
         self.pool = AttentionPool(lstm_hidden) if attention else None
-        self.convs = nn.Sequential(CausalConv(n_features, conv_filters, kernel_size, dilation=1),
-                                   CausalConv(conv_filters, conv_filters, kernel_size, dilation=2))
+        widths = [n_features, *[conv_filters] * len(dilations)]
+        self.convs = nn.Sequential(*(CausalConv(c_in, c_out, kernel_size, dilation=int(d))
+                                     for c_in, c_out, d in zip(widths[:-1], widths[1:], dilations, strict=True)))
         self.lstm = nn.LSTM(conv_filters, lstm_hidden, num_layers=lstm_layers, batch_first=True,
                             dropout=dropout if lstm_layers > 1 else 0.0)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(lstm_hidden, 1))

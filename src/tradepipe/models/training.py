@@ -1,11 +1,14 @@
-"""Training loop: AdamW, cosine learning-rate schedule, gradient clipping, early stopping, fixed seeds."""
+"""Training loop: AdamW, cosine learning-rate schedule, gradient clipping, early stopping, fixed seeds, and
+optional checkpoints of the best state to resume from."""
 
 from __future__ import annotations
 
 import copy
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +18,9 @@ from torch import nn
 from tradepipe.models.cnn_lstm import CNNLSTM
 from tradepipe.models.panel import F32, Windows
 
-MODEL_KEYS = ("conv_filters", "kernel_size", "lstm_hidden", "lstm_layers", "dropout", "attention")
+MODEL_KEYS = ("conv_filters", "kernel_size", "lstm_hidden", "lstm_layers", "dropout", "attention", "dilations")
 REGRESSION, CLASSIFICATION = "regression", "classification"
+CHECKPOINT = "checkpoint.pt"  # inside a checkpoint directory
 
 
 def seed_everything(seed: int) -> None:
@@ -72,13 +76,26 @@ def _val_loss(model: nn.Module, val: Windows, task: str, y_scale: float) -> floa
     return float(_loss(task, pred, y, y_scale))
 
 
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (a temporary file in the same directory, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
 def fit(train: Windows, val: Windows | None, hp: dict[str, Any], *, max_epochs: int, batch_size: int,
         patience: int, weight_decay: float, grad_clip: float, y_scale: float, seed: int,
-        on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
+        on_epoch: Callable[[dict[str, float], bool], None] | None = None,
+        checkpoint_dir: Path | None = None) -> FitResult:
     """Train on ``train`` and return the model with the best ``val`` loss (early stopping after ``patience``).
 
     ``hp["task"]`` picks the loss: MSE on targets divided by ``y_scale`` (regression, the default) or binary
     cross-entropy on the sign (classification). Without ``val`` it trains ``max_epochs`` and returns the last model.
+    ``on_epoch(record, improved)`` sees every epoch's losses and whether it is the new best. With
+    ``checkpoint_dir``, each new best state (model, optimizer, schedule, random streams, epoch, history) is saved
+    there atomically, and a checkpoint already there is resumed from: the run then ends exactly as an
+    uninterrupted one would.
     """
     task = hp.get("task", REGRESSION)
     seed_everything(seed)
@@ -88,12 +105,29 @@ def fit(train: Windows, val: Windows | None, hp: dict[str, Any], *, max_epochs: 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs)
     rng = np.random.default_rng(seed)
     best = FitResult(copy.deepcopy(model), float("inf"), -1)
-    for epoch in range(max_epochs):
+    run = {"hp": hp, "n_features": n_features, "max_epochs": max_epochs, "batch_size": batch_size,
+           "weight_decay": weight_decay, "y_scale": y_scale, "seed": seed, "n_train": len(train),
+           "n_val": len(val) if val is not None else 0}
+    path = checkpoint_dir / CHECKPOINT if checkpoint_dir is not None else None
+    start = 0
+    if path is not None and path.exists():
+        state = torch.load(path, weights_only=True)
+        if state["run"] != run:
+            raise ValueError(f"checkpoint {path} belongs to another training run (hyperparameters or data "
+                             "differ); delete it or pass another checkpoint directory")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["epoch"])
+        best = FitResult(copy.deepcopy(model), float(state["best_val_loss"]), start, list(state["history"]))
+    for epoch in range(start, max_epochs):
         model.train()
         order = rng.permutation(len(train))
         total = 0.0
-        for start in range(0, len(order), batch_size):
-            x, y = train.batch(order[start:start + batch_size])
+        for lo in range(0, len(order), batch_size):
+            x, y = train.batch(order[lo:lo + batch_size])
             loss = _loss(task, model(torch.from_numpy(x)), torch.from_numpy(y), y_scale)
             opt.zero_grad()
             loss.backward()
@@ -104,10 +138,16 @@ def fit(train: Windows, val: Windows | None, hp: dict[str, Any], *, max_epochs: 
         record = {"epoch": epoch + 1, "train_loss": total / len(order),
                   "val_loss": _val_loss(model, val, task, y_scale) if val is not None else float("nan")}
         best.history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if val is None or record["val_loss"] < best.best_val_loss:
+        improved = val is None or record["val_loss"] < best.best_val_loss
+        if improved:
             best.model, best.best_val_loss, best.best_epoch = copy.deepcopy(model), record["val_loss"], epoch + 1
-        elif epoch + 1 - best.best_epoch >= patience:
+            if path is not None:
+                _save_checkpoint(path, {"run": run, "epoch": epoch + 1, "best_val_loss": record["val_loss"],
+                                        "history": best.history, "model": model.state_dict(),
+                                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                        "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+        if on_epoch is not None:
+            on_epoch(record, improved)
+        if not improved and epoch + 1 - best.best_epoch >= patience:
             break
     return best

@@ -1,17 +1,25 @@
-"""Ray Tune + OptunaSearch + ASHAScheduler over the CNN-LSTM's hyperparameters."""
+"""Ray Tune + OptunaSearch + ASHAScheduler over the CNN-LSTM's hyperparameters.
+
+Each trial reports its validation loss every epoch and, on every new best, a checkpoint of its training state
+(``tradepipe.models.training.fit``); a trial Ray restarts (a lost worker) resumes from its last checkpoint.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
 from ray import tune
+from ray.tune import Checkpoint
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -22,17 +30,28 @@ from tradepipe.models.training import fit
 METRIC = "val_loss"
 
 
+def _encoded(value: Any) -> Any:
+    """A choice value as Optuna can hold it: a list (e.g. conv dilations) or mapping becomes its JSON text."""
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
 def tune_space(space: dict[str, SearchDim]) -> dict[str, Any]:
-    """Translate params.yaml's search space into Ray Tune sampling domains."""
+    """Translate params.yaml's search space into Ray Tune sampling domains (see :func:`decode_config`)."""
     out: dict[str, Any] = {}
     for name, dim in space.items():
         if dim.type == "choice":
-            out[name] = tune.choice(list(dim.values or []))
+            out[name] = tune.choice([_encoded(v) for v in dim.values or []])
         else:
             low, high = float(dim.low or 0.0), float(dim.high or 0.0)  # validated present by SearchDim
             sampler = {"loguniform": tune.loguniform, "uniform": tune.uniform}.get(dim.type)
             out[name] = sampler(low, high) if sampler else tune.randint(int(low), int(high))
     return out
+
+
+def decode_config(config: dict[str, Any], space: dict[str, SearchDim]) -> dict[str, Any]:
+    """A configuration sampled from :func:`tune_space` with its choice values as params.yaml wrote them."""
+    lookup = {name: {_encoded(v): v for v in dim.values or []} for name, dim in space.items() if dim.type == "choice"}
+    return {key: lookup[key].get(value, value) if key in lookup else value for key, value in config.items()}
 
 
 @dataclass(frozen=True)
@@ -52,24 +71,38 @@ class TrainingData:
         return train, Windows(self.scaled, self.labels, seq_len, self.val_span)
 
 
-def _trainable(config: dict[str, Any], data: TrainingData, train: TrainParams, seed: int,
-               max_epochs: int) -> None:
+def _trainable(config: dict[str, Any], data: TrainingData, train: TrainParams, space: dict[str, SearchDim],
+               seed: int, max_epochs: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    train_w, val_w = data.windows(int(config["seq_len"]))
-    fit(train_w, val_w, {**config, "task": train.task}, max_epochs=max_epochs, batch_size=train.batch_size,
-        patience=max_epochs, weight_decay=train.weight_decay, grad_clip=train.grad_clip, y_scale=data.y_scale,
-        seed=seed, on_epoch=lambda rec: tune.report({METRIC: rec["val_loss"], "train_loss": rec["train_loss"]}))
+    hp = {**decode_config(config, space), "task": train.task}
+    train_w, val_w = data.windows(int(hp["seq_len"]))
+    with tempfile.TemporaryDirectory(prefix="tradepipe-trial-") as local:
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            with restored.as_directory() as saved:
+                shutil.copytree(saved, local, dirs_exist_ok=True)
+
+        def report(record: dict[str, float], improved: bool) -> None:
+            tune.report({METRIC: record["val_loss"], "train_loss": record["train_loss"]},
+                        checkpoint=Checkpoint.from_directory(local) if improved else None)
+
+        fit(train_w, val_w, hp, max_epochs=max_epochs, batch_size=train.batch_size, patience=max_epochs,
+            weight_decay=train.weight_decay, grad_clip=train.grad_clip, y_scale=data.y_scale, seed=seed,
+            on_epoch=report, checkpoint_dir=Path(local))
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The best configuration and one record per trial (config, last metrics, epochs run)."""
+    """The best configuration, one record per trial (config, best validation loss, epochs run) and the names of
+    the search algorithm and trial scheduler that produced them."""
 
     best_config: dict[str, Any]
     best_val_loss: float
     trials: list[dict[str, Any]]
+    search_alg: str
+    scheduler: str
 
 
 @contextmanager
@@ -89,22 +122,26 @@ def ray_session(address: str | None, cpus: int) -> Iterator[None]:
 
 def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainParams, seed: int
                ) -> SearchResult:
-    """Run the search on a local Ray (``cpus`` CPUs) or on the cluster at ``tune_params.address``."""
+    """Run the search on a local Ray (``cpus`` CPUs) or on the cluster at ``tune_params.address``; the best
+    configuration is the trial with the lowest validation loss of any epoch."""
+    space = tune_params.search_space
+    search_alg = OptunaSearch(seed=seed)
+    scheduler = ASHAScheduler(max_t=tune_params.max_epochs, grace_period=tune_params.grace_period, reduction_factor=2)
     with ray_session(tune_params.address, tune_params.cpus):
-        trainable = tune.with_parameters(_trainable, data=data, train=train_params, seed=seed,
+        trainable = tune.with_parameters(_trainable, data=data, train=train_params, space=space, seed=seed,
                                          max_epochs=tune_params.max_epochs)
         with tempfile.TemporaryDirectory(prefix="tradepipe-tune-") as storage:
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
-                param_space=tune_space(tune_params.search_space),
-                tune_config=tune.TuneConfig(
-                    metric=METRIC, mode="min", num_samples=tune_params.num_samples,
-                    search_alg=OptunaSearch(seed=seed),
-                    scheduler=ASHAScheduler(max_t=tune_params.max_epochs, grace_period=tune_params.grace_period,
-                                            reduction_factor=2),
-                    max_concurrent_trials=tune_params.cpus,
-                ),
-                run_config=tune.RunConfig(name="tune", storage_path=storage, verbose=0),
+                param_space=tune_space(space),
+                tune_config=tune.TuneConfig(metric=METRIC, mode="min", num_samples=tune_params.num_samples,
+                                            search_alg=search_alg, scheduler=scheduler,
+                                            max_concurrent_trials=tune_params.cpus),
+                run_config=tune.RunConfig(
+                    name="tune", storage_path=storage, verbose=0,
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
+                                                            checkpoint_score_order="min"),
+                    failure_config=tune.FailureConfig(max_failures=1)),
             )
             grid = tuner.fit()
             trials: list[dict[str, Any]] = []
@@ -113,6 +150,8 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
                     raise RuntimeError(f"tuning trial failed: {result.error}")
                 history, config, last = result.metrics_dataframe, result.config or {}, result.metrics or {}
                 best_loss = float(np.min(history[METRIC])) if history is not None else float(last[METRIC])
-                trials.append({"config": dict(config), METRIC: best_loss, "epochs": int(last["training_iteration"])})
+                trials.append({"config": decode_config(dict(config), space), METRIC: best_loss,
+                               "epochs": int(last["training_iteration"])})
     best = min(trials, key=lambda r: float(r[METRIC]))
-    return SearchResult(best_config=dict(best["config"]), best_val_loss=float(best[METRIC]), trials=trials)
+    return SearchResult(best_config=dict(best["config"]), best_val_loss=float(best[METRIC]), trials=trials,
+                        search_alg=type(search_alg).__name__, scheduler=type(scheduler).__name__)
