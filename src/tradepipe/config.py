@@ -79,8 +79,8 @@ class ValidateParams(_Section):
 class SentimentParams(_Section):
     path: str | None = None  # headlines (.csv/.parquet, local or s3://bucket/key); None: no sentiment features
     endpoint_url: str | None = None  # for an s3:// path on an S3-compatible store
-    close_time: str = "16:00"  # a bar's close, local time: headlines strictly before it count for that bar
-    timezone: str = "America/New_York"
+    close_time: str = "16:00"  # a daily bar's close, local time (intraday bars close at their own timestamp)
+    timezone: str = "America/New_York"  # of close_time, and of published_at values written without an offset
 
 
 class FeatureParams(_Section):

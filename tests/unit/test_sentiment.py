@@ -27,7 +27,7 @@ def test_lexicon_scores() -> None:
 
 
 def test_bar_close_is_new_york_four_pm_in_utc() -> None:
-    closes = bar_close(pd.Series(pd.to_datetime(["2013-01-02", "2013-07-01"], utc=True)), SENT)
+    closes = bar_close(_bars("AAPL", ["2013-01-02", "2013-07-01"]), SENT)
     assert closes.tolist() == [pd.Timestamp("2013-01-02 21:00", tz="UTC"), pd.Timestamp("2013-07-01 20:00", tz="UTC")]
 
 
@@ -79,3 +79,28 @@ def test_bad_headline_timestamp_names_file_row(tmp_path: Path) -> None:
     bad.write_text("published_at,symbol,headline\n2013-01-02T10:00:00Z,AAPL,ok\nyesterday,AAPL,bad\n")
     with pytest.raises(ValueError, match=r"h\.csv: column 'published_at', row 2: 'yesterday'"):
         read_headlines(SentimentParams(path=str(bad)))
+
+
+def test_headline_without_offset_is_new_york_time(tmp_path: Path) -> None:
+    # 17:30 New York on Jan 2 is 22:30 UTC: after that day's 16:00 close, so it belongs to Jan 3
+    path = tmp_path / "naive.csv"
+    path.write_text("published_at,symbol,headline\n2013-01-02 17:30,AAPL,Apple faces lawsuit and losses\n"
+                    "2013-01-02 15:00,AAPL,Apple reports record profit\n")
+    headlines = read_headlines(SentimentParams(path=str(path)))
+    assert headlines["published_at"].tolist() == [pd.Timestamp("2013-01-02 22:30", tz="UTC"),
+                                                  pd.Timestamp("2013-01-02 20:00", tz="UTC")]
+    got = sentiment_features(_bars("AAPL", ["2013-01-02", "2013-01-03"]), headlines, SENT)
+    np.testing.assert_allclose(got["sent_polarity"], [1.0, -1.0], atol=1e-5)
+    np.testing.assert_allclose(got["sent_count"], np.log1p([1, 1]))
+
+
+def test_hourly_bars_close_at_their_own_timestamp() -> None:
+    hours = pd.date_range("2017-06-01 00:00", periods=24, freq="h", tz="UTC")
+    bars = pd.DataFrame({"timestamp": hours, "symbol": "EURUSD", "close": 1.1})
+    assert bar_close(bars, SENT).tolist() == hours.tolist()
+    news = pd.DataFrame({"published_at": [pd.Timestamp("2017-06-01 15:00", tz="UTC")], "symbol": ["EURUSD"],
+                         "headline": ["euro zone reports record profit and strong growth"]})
+    got = sentiment_features(bars, news, SENT)
+    # the 15:00Z headline is news for the 16:00Z bar, not for any earlier bar of the day
+    assert got.index[got["sent_count"] > 0].tolist() == [16]
+    assert got.loc[16, "sent_polarity"] == pytest.approx(1.0, abs=1e-5)

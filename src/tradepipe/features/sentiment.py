@@ -1,9 +1,11 @@
 """Headline sentiment with the Loughran-McDonald lexicon, joined as of each bar's close.
 
-A bar's close is ``close_time`` local time (default 16:00 America/New_York) on the bar's date. A headline
-counts for the first bar of its symbol whose close is strictly after its publication: one published at
-16:00 or later belongs to the next bar, one from the weekend to Monday's. Bars without headlines get zero
-polarity and zero count, so that rows are not dropped.
+A daily bar's close is ``close_time`` local time (default 16:00 America/New_York) on the bar's date; an
+intraday bar (a symbol with more than one bar on some UTC date, e.g. hourly EURUSD) closes at its own
+timestamp. A headline counts for the first bar of its symbol whose close is strictly after its
+publication: one published at 16:00 or later belongs to the next daily bar, one from the weekend to
+Monday's. A ``published_at`` written without a UTC offset is a wall time in ``sentiment.timezone`` (like
+``close_time``). Bars without headlines get zero polarity and zero count, so that rows are not dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.config import SentimentParams
+from tradepipe.validation.reader import parse_timestamps
 
 COLUMNS = ("sent_polarity", "sent_count")
 HEADLINE_COLUMNS = ("published_at", "symbol", "headline")
@@ -36,41 +39,55 @@ def score(headlines: pd.Series) -> pd.Series:
 
 
 def read_headlines(params: SentimentParams) -> pd.DataFrame:
-    """Headlines (published_at UTC, symbol, headline) from a .csv/.parquet file, local or ``s3://``."""
+    """Headlines (published_at UTC, symbol, headline) from a .csv/.parquet file, local or ``s3://``.
+
+    A ``published_at`` without a UTC offset is read as local time in ``params.timezone``.
+    """
     if params.path is None:
         raise ValueError("features.sentiment.path is not set")
     if params.path.startswith("s3://"):
         from tradepipe.data.s3 import read_s3_object
 
         with tempfile.TemporaryDirectory(prefix="tradepipe-headlines-") as tmp:
-            return _read_file(read_s3_object(params.path, params.endpoint_url, Path(tmp)))
-    return _read_file(Path(params.path))
+            local = read_s3_object(params.path, params.endpoint_url, Path(tmp))
+            return _read_file(local, params.path, params.timezone)
+    return _read_file(Path(params.path), params.path, params.timezone)
 
 
-def _read_file(path: Path) -> pd.DataFrame:
-    frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype=str)
+def _read_file(path: Path, name: str, timezone: str) -> pd.DataFrame:
+    """Read the headlines file at ``path``; messages name it ``name`` (its s3:// URL for a download)."""
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype=str)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{name}: headlines cannot be read ({exc})") from exc
     missing = [c for c in HEADLINE_COLUMNS if c not in frame]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; headlines need {list(HEADLINE_COLUMNS)}")
-    published = pd.to_datetime(frame["published_at"], utc=True, format="ISO8601", errors="coerce")
+        raise ValueError(f"{name}: missing column(s) {missing}; headlines need {list(HEADLINE_COLUMNS)}")
+    published = parse_timestamps(frame["published_at"], Path(name), "published_at", timezone)
     if published.isna().any():
         pos = int(published.isna().to_numpy().argmax())
-        raise ValueError(f"{path}: column 'published_at', row {pos + 1}: {frame['published_at'].iloc[pos]!r} "
-                         "is not an ISO 8601 timestamp (write an offset, e.g. 2013-01-02T15:30:00-05:00)")
-    return pd.DataFrame({"published_at": published, "symbol": frame["symbol"].astype(str),
-                         "headline": frame["headline"].astype(str)})
+        raise ValueError(f"{name}: column 'published_at', row {pos + 1} is empty; every headline needs its "
+                         "publication time (e.g. 2013-01-02T15:30:00-05:00)")
+    return pd.DataFrame({"published_at": published, "symbol": frame["symbol"].astype(str).to_numpy(),
+                         "headline": frame["headline"].astype(str).to_numpy()})
 
 
-def bar_close(timestamps: pd.Series, params: SentimentParams) -> pd.Series:
-    """Each bar's close in UTC: ``close_time`` in ``timezone`` on the bar's calendar date."""
-    dates = timestamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+def bar_close(bars: pd.DataFrame, params: SentimentParams) -> pd.Series:
+    """Each bar's close in UTC: its own timestamp for intraday bars, else ``close_time`` local on its date.
+
+    A symbol's bars are intraday when two of them fall on the same UTC calendar date.
+    """
+    timestamps = bars["timestamp"].dt.tz_convert("UTC")
+    dates = timestamps.dt.tz_localize(None).dt.normalize()
+    intraday = dates.groupby(bars["symbol"]).transform(lambda d: d.duplicated().any()).astype(bool)
     local = dates + pd.Timedelta(params.close_time + ":00")
-    return local.dt.tz_localize(params.timezone, ambiguous="raise", nonexistent="shift_forward").dt.tz_convert("UTC")
+    daily = local.dt.tz_localize(params.timezone, ambiguous="raise", nonexistent="shift_forward").dt.tz_convert("UTC")
+    return timestamps.where(intraday, daily.dt.as_unit(timestamps.dt.unit))
 
 
 def sentiment_features(bars: pd.DataFrame, headlines: pd.DataFrame, params: SentimentParams) -> pd.DataFrame:
     """Mean polarity and log(1 + count) of each bar's headlines, aligned with ``bars``' index."""
-    keys = bars[["timestamp", "symbol"]].assign(close_utc=bar_close(bars["timestamp"], params))
+    keys = bars[["timestamp", "symbol"]].assign(close_utc=bar_close(bars, params))
     scored = headlines.assign(polarity=score(headlines["headline"])).sort_values("published_at")
     scored = scored.assign(published_at=scored["published_at"].dt.as_unit("ns"))
     right = keys.assign(close_utc=keys["close_utc"].dt.as_unit("ns")).sort_values("close_utc")
