@@ -1,11 +1,15 @@
 """The `deploy_champion` DAG: put the new `tradepipe-agent@champion` into service, or roll the alias back.
 
-Scheduled on the asset `tradepipe-champion` (emitted by training_pipeline's register task when it promoted a
-new version) and triggered through the REST API by the MLflow webhook relay when a person moves the alias.
+Runs on the asset `tradepipe-champion` (emitted by training_pipeline's register task when it promoted a new
+version), when the MLflow webhook relay triggers it through the REST API (conf `version`) after a person moved
+the alias, and every 10 minutes for promotions that neither announces (no webhook configured).
 
-resolve → smoke_test (a fresh process loads the version and predicts on recent bars) → switch_serving
-(`POST $TRADEPIPE_SERVING_URL/v1/reload`, skipped when unset) → mark_deployed. If the smoke test or the switch
-fails, roll_back points the alias at the last deployed version and the run fails.
+pending (a sensor: the champion alias points at a version not yet tagged `tradepipe.deployed_at`) → smoke_test
+(a fresh process loads the version and predicts on recent bars) → switch_serving (`POST
+$TRADEPIPE_SERVING_URL/v1/reload`, skipped when unset) → mark_deployed. A run triggered by the asset or the
+relay checks once; the scheduled (and a plain manual) run polls the alias every minute for up to 9 minutes. With
+nothing pending the run skips every task, so a champion announced twice (asset and webhook) deploys once. If the
+smoke test or the switch fails, roll_back points the alias at the last deployed version and the run fails.
 """
 
 from __future__ import annotations
@@ -15,27 +19,44 @@ import sys
 from pathlib import Path
 
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Asset, TriggerRule, get_current_context, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    PokeReturnValue,
+    TriggerRule,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowSkipException
 
 from tradepipe.orchestration.events import CHAMPION
 
 PROJECT = Path(os.environ.get("TRADEPIPE_PROJECT", Path(__file__).resolve().parents[1]))
 BIN = Path(sys.executable).parent
+POLL_EVERY = "*/10 * * * *"
+POKE_S, POLL_TIMEOUT_S = 60, 540  # the polling run gives up (skipped) before the next one starts
 
 
-@task
-def resolve() -> str:
-    """The agent version the champion alias points at now."""
-    from tradepipe.orchestration.deploy import DeployError, registry
-    from tradepipe.registry.versions import AGENT_MODEL, champion
+@task.sensor(mode="reschedule", poke_interval=POKE_S, timeout=POLL_TIMEOUT_S, soft_fail=True)
+def pending() -> PokeReturnValue:
+    """Done, with the version, once the champion alias points at a version not yet deployed.
+
+    A run triggered by the champion asset or by the webhook relay (conf ``version``) checks once and skips when
+    that champion is already deployed; any other run keeps polling until the sensor's timeout skips it.
+    """
+    from tradepipe.orchestration.deploy import pending_champion, registry
+    from tradepipe.registry.versions import AGENT_MODEL
 
     context = get_current_context()
-    current = champion(registry(PROJECT), AGENT_MODEL)
-    if current is None:
-        raise DeployError(f"{AGENT_MODEL} has no champion alias: nothing to deploy")
     events = [e.extra for evs in context["triggering_asset_events"].values() for e in evs]
-    print(f"deploying {AGENT_MODEL} v{current.version}; conf={context['params']} asset events={events}")
-    return current.version
+    conf = context["dag_run"].conf or {}
+    version = pending_champion(registry(PROJECT))
+    print(f"{AGENT_MODEL}@champion pending deployment: {version or 'none'}; conf={conf} asset events={events}")
+    if version is None and (events or "version" in conf):
+        raise AirflowSkipException(f"{AGENT_MODEL}@champion is already deployed (or unset): nothing to do")
+    return PokeReturnValue(is_done=version is not None, xcom_value=version)
 
 
 @task
@@ -59,7 +80,7 @@ def roll_back() -> None:
     """Point the champion alias back at the last deployed version, then fail the run."""
     from tradepipe.orchestration import deploy
 
-    version = get_current_context()["ti"].xcom_pull(task_ids="resolve")
+    version = get_current_context()["ti"].xcom_pull(task_ids="pending")
     previous = deploy.roll_back(deploy.registry(PROJECT), version)
     raise deploy.DeployError(f"v{version} was not deployed; champion is now {previous or 'unset'}")
 
@@ -67,16 +88,17 @@ def roll_back() -> None:
 with DAG(
     dag_id="deploy_champion",
     description="smoke-test the new champion, switch serving to it, roll back on failure",
-    schedule=[Asset(CHAMPION)],
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(POLL_EVERY, timezone="UTC"),
+                                 assets=[Asset(CHAMPION)]),
     catchup=False,
     max_active_runs=1,
     tags=["tradepipe"],
     doc_md=__doc__,
 ) as dag:
-    version = resolve()
+    version = pending()
     smoke_test = BashOperator(
         task_id="smoke_test",
-        bash_command="python -m tradepipe.orchestration.deploy {{ ti.xcom_pull(task_ids='resolve') }}",
+        bash_command="python -m tradepipe.orchestration.deploy {{ ti.xcom_pull(task_ids='pending') }}",
         cwd=str(PROJECT),
         env={"PATH": f"{BIN}:{os.environ.get('PATH', '')}"},
         append_env=True,

@@ -1,13 +1,20 @@
-"""The training_pipeline DAG under real Airflow (`dag.test()`), each task a DVC stage, on the smoke profile."""
+"""The DAGs under real Airflow (`dag.test()`): training_pipeline (each task a DVC stage, smoke profile) and
+deploy_champion (its alias sensor, on a real SQLite registry holding a tiny trained policy)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.e2e.conftest import client, run
+from tests.integration.policy_registry import publish_champion, tiny_policy
+from tradepipe.orchestration.deploy import DEPLOYED_TAG, mark_deployed
+from tradepipe.paths import BARS
+from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
 
 pytestmark = pytest.mark.e2e
 SCRIPT = """
@@ -42,3 +49,64 @@ def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -
     assert {r.data.tags["tradepipe.stage"] for r in runs} >= {"ingest", "train", "register"}
     assert (project / "dvc.lock").exists()
     assert "tradepipe-agent" in {m.name for m in mlc.search_registered_models()}
+
+
+DEPLOY_SCRIPT = """
+import json, sys
+sys.path.insert(0, "dags")
+from deploy_champion import dag
+sensor = dag.get_task("pending")
+sensor.poke_interval, sensor.timeout = 1, 4  # the 9-minute poll, shortened for the test
+dr = dag.test(run_conf=json.loads(sys.argv[1]))
+print("DAG_STATE", dr.state)
+for ti in dr.get_task_instances():
+    print("TASK", ti.task_id, ti.state)
+"""
+
+
+def airflow_env(project: Path, home: Path) -> dict[str, str]:
+    """A private Airflow home (migrated) serving the project's DAGs."""
+    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"), "TRADEPIPE_PROJECT": str(project)}
+    migrate = run(["airflow", "db", "migrate"], project, **env)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    return env
+
+
+def deploy_run(project: Path, env: dict[str, str], conf: dict[str, str]) -> dict[str, str]:
+    """One dag.test() run of deploy_champion with ``conf``; the task states (the run itself must succeed)."""
+    result = run([sys.executable, "-c", DEPLOY_SCRIPT, json.dumps(conf)], project, **env)
+    assert result.returncode == 0 and "DAG_STATE success" in result.stdout, \
+        result.stdout[-3000:] + result.stderr[-3000:]
+    return dict(line.split()[1:] for line in result.stdout.splitlines() if line.startswith("TASK "))
+
+
+def test_deploy_champion_sensor_deploys_only_an_undeployed_champion(project: Path, tmp_path: Path,
+                                                                   bars: pd.DataFrame,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRADEPIPE_SERVING_URL", raising=False)
+    (project / BARS).parent.mkdir(parents=True, exist_ok=True)
+    bars.to_parquet(project / BARS)
+    mlc = client(project)
+    mlc.create_experiment("serving-tests", artifact_location=(project / "mlartifacts").as_uri())
+    policy = tiny_policy(bars, tmp_path / "policy")
+    first = publish_champion(mlc.tracking_uri, policy)
+    mark_deployed(mlc, first)
+    second = publish_champion(mlc.tracking_uri, policy)
+    mlc.set_registered_model_alias(AGENT_MODEL, CHAMPION, first)  # v2 registered, the champion still deployed v1
+    env = airflow_env(project, tmp_path / "airflow")
+    skipped = {t: "skipped" for t in ("pending", "smoke_test", "switch_serving", "mark_deployed", "roll_back")}
+
+    # (a) nothing pending: the polling run times out into a skip, a relay-triggered duplicate skips at once
+    assert deploy_run(project, env, {}) == skipped
+    assert deploy_run(project, env, {"version": first, "source": "mlflow-webhook"}) == skipped
+    assert str(mlc.get_model_version_by_alias(AGENT_MODEL, CHAMPION).version) == first
+    assert DEPLOYED_TAG not in mlc.get_model_version(AGENT_MODEL, second).tags
+
+    # (b) a person moves the alias to v2 outside Airflow (no webhook): the polling run deploys it
+    mlc.set_registered_model_alias(AGENT_MODEL, CHAMPION, second)
+    assert deploy_run(project, env, {}) == {"pending": "success", "smoke_test": "success",
+                                            "switch_serving": "success", "mark_deployed": "success",
+                                            "roll_back": "skipped"}
+    assert str(mlc.get_model_version_by_alias(AGENT_MODEL, CHAMPION).version) == second
+    assert DEPLOYED_TAG in mlc.get_model_version(AGENT_MODEL, second).tags

@@ -23,7 +23,7 @@ import mlflow
 from mlflow import MlflowClient
 from tradepipe.config import load_params
 from tradepipe.paths import BARS
-from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
+from tradepipe.registry.versions import AGENT_MODEL, CHAMPION, champion
 from tradepipe.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,12 @@ def switch_serving(version: str, url: str | None, token: str | None) -> dict[str
 def mark_deployed(client: MlflowClient, version: str) -> None:
     """Tag ``version`` as deployed now: the version a later failed deploy rolls back to."""
     client.set_model_version_tag(AGENT_MODEL, version, DEPLOYED_TAG, datetime.now(UTC).isoformat())
+
+
+def pending_champion(client: MlflowClient) -> str | None:
+    """The version ``tradepipe-agent@champion`` points at when it is not yet tagged deployed, else None."""
+    current = champion(client, AGENT_MODEL)
+    return None if current is None or DEPLOYED_TAG in current.tags else str(current.version)
 
 
 def last_deployed(client: MlflowClient, other_than: str) -> str | None:
