@@ -174,10 +174,26 @@ class RLParams(_Section):
     total_timesteps: int = Field(ge=1)                    # per agent
     episode_length: int = Field(252, ge=1)
     lookback: int = Field(1, ge=1)
+    reward: Literal["log_return", "differential_sharpe", "drawdown_penalty"] = "log_return"  # training reward
+    reward_params: dict[str, float] = Field(default_factory=dict)  # keyword arguments of that reward
     sac: AgentParams = AgentParams()
     td3: AgentParams = AgentParams()
     ppo: AgentParams = AgentParams(learning_rate=3e-4, batch_size=64, n_steps=128, n_envs=8)
     tune: RLTuneParams = RLTuneParams()
+
+    @model_validator(mode="after")
+    def _check_reward(self) -> RLParams:
+        import inspect
+
+        from tradepipe.envs.rewards import REWARDS, make_reward
+
+        accepted = set(inspect.signature(REWARDS[self.reward].__init__).parameters) - {"self", "shape"}
+        unknown = set(self.reward_params) - accepted
+        if unknown:
+            raise ValueError(f"reward_params: {sorted(unknown)} are not parameters of reward {self.reward!r} "
+                             f"(it takes {sorted(accepted) or 'none'})")
+        make_reward(self.reward, (), self.reward_params)  # its own range checks, e.g. eta in (0, 1]
+        return self
 
     def agent(self, algo: Algo) -> AgentParams:
         """The hyperparameters of ``algo``."""

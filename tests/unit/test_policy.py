@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from tradepipe.agents.algorithms import make_agent
 from tradepipe.agents.market import Market, build_market
 from tradepipe.agents.policy import PolicySpec, TradingPolicy, TradingPolicyModel
-from tradepipe.config import AgentParams, Algo, FeatureParams, Params, RiskParams
+from tradepipe.agents.training import training_env
+from tradepipe.config import AgentParams, Algo, FeatureParams, Params, RiskParams, RLParams
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
 from tradepipe.models.panel import Scaler
@@ -124,3 +127,35 @@ def test_spec_json_round_trips_and_old_specs_load_with_defaults() -> None:
     assert (loaded.long_only, loaded.max_leverage) == (True, 1.0)
     with pytest.raises(ValueError, match="max_leverage must be > 0"):
         PolicySpec(["A"], 1, 0.0, max_leverage=0.0)
+
+
+def test_training_env_uses_the_configured_reward(market_and_predictor: tuple[Market, Predictor]) -> None:
+    market = market_and_predictor[0]
+    spec = PolicySpec(market.symbols, lookback=1, cost_rate=0.001, risk=RISK)
+    cfg = RLParams(total_timesteps=10, episode_length=60, reward="drawdown_penalty", reward_params={"penalty": 3.0})
+    env = training_env(market, spec, cfg)
+    assert (env.reward_name, env.reward_params, env.episode_length) == ("drawdown_penalty", {"penalty": 3.0}, 60)
+    vec = make_agent("sac", env, spec.risk_manager(market), AGENT, 10, seed=0).get_env()
+    assert vec is not None
+    vec.seed(0)
+    vec.reset()
+    rng = np.random.default_rng(0)
+    equity, peak, drawdown = np.ones(AGENT.n_envs), np.ones(AGENT.n_envs), np.zeros(AGENT.n_envs)
+    for _ in range(40):  # within the first episode of every book
+        _, rewards, dones, infos = vec.step(rng.uniform(-1, 1, (AGENT.n_envs, len(market.symbols) + 1)))
+        assert not dones.any()
+        new = np.array([info["equity"] for info in infos])
+        peak = np.maximum(peak, new)
+        expected = np.log(new / equity) - 3.0 * np.maximum(1.0 - new / peak - drawdown, 0.0)
+        equity, drawdown = new, 1.0 - new / peak
+        np.testing.assert_allclose(rewards, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("update", "message"), [
+    ({"reward": "sharpe"}, "reward"),
+    ({"reward": "differential_sharpe", "reward_params": {"penalty": 1.0}}, r"\['penalty'\] are not parameters"),
+    ({"reward": "differential_sharpe", "reward_params": {"eta": 2.0}}, r"eta must be in \(0, 1\]"),
+])
+def test_bad_reward_settings_are_refused_naming_the_key(update: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RLParams.model_validate({"total_timesteps": 10, **update})

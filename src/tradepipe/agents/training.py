@@ -15,6 +15,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from tradepipe.agents.algorithms import make_agent
 from tradepipe.agents.ensemble import combine
+from tradepipe.agents.env import BookEnv
 from tradepipe.agents.market import Market
 from tradepipe.agents.policy import Actor, PolicySpec, TradingPolicy, agent_actor, rollout
 from tradepipe.backtest.engine import execute
@@ -52,11 +53,17 @@ def actor_sharpe(act: Actor, market: Market, spec: PolicySpec) -> float:
     return executed_sharpe(rollout(act, spec.env(market), spec.risk_manager(market)), market, spec)
 
 
+def training_env(train: Market, spec: PolicySpec, cfg: RLParams) -> BookEnv:
+    """The env agents train on: ``spec``'s over ``train``, episodes of ``cfg.episode_length`` (at most the
+    data), rewarded with ``cfg.reward`` and ``cfg.reward_params``."""
+    episode = min(cfg.episode_length, len(train.timestamps) - spec.lookback)
+    return spec.env(train, episode_length=episode, reward=cfg.reward, reward_params=cfg.reward_params)
+
+
 def train_agent(algo: Algo, train: Market, spec: PolicySpec, cfg: RLParams, seed: int,
                 label: str = "") -> tuple[BaseAlgorithm, float]:
     """An agent trained on ``train`` and its training speed in env steps per second."""
-    episode = min(cfg.episode_length, len(train.timestamps) - spec.lookback)
-    agent = make_agent(algo, spec.env(train, episode_length=episode), spec.risk_manager(train), cfg.agent(algo),
+    agent = make_agent(algo, training_env(train, spec, cfg), spec.risk_manager(train), cfg.agent(algo),
                        cfg.total_timesteps, seed)
     start = time.perf_counter()
     with Progress(transient=True) as progress:

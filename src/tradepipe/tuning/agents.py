@@ -17,7 +17,7 @@ from ray.tune.search.optuna import OptunaSearch
 from tradepipe.agents.algorithms import make_agent
 from tradepipe.agents.market import Market
 from tradepipe.agents.policy import PolicySpec, agent_actor
-from tradepipe.agents.training import actor_sharpe
+from tradepipe.agents.training import actor_sharpe, training_env
 from tradepipe.config import AgentParams, Algo, RLParams
 from tradepipe.tuning.search import ray_session, tune_space
 
@@ -30,9 +30,8 @@ def _trainable(config: dict[str, Any], algo: Algo, train: Market, val: Market, s
 
     torch.set_num_threads(1)
     hp = AgentParams.model_validate({**cfg.agent(algo).model_dump(), **config})
-    episode = min(cfg.episode_length, len(train.timestamps) - spec.lookback)
-    agent = make_agent(algo, spec.env(train, episode_length=episode), spec.risk_manager(train), hp,
-                       cfg.total_timesteps, seed)
+    agent = make_agent(algo, training_env(train, spec, cfg), spec.risk_manager(train), hp, cfg.total_timesteps,
+                       seed)
     reports = min(cfg.tune.reports, cfg.total_timesteps)
     for k in range(1, reports + 1):
         agent.learn(cfg.total_timesteps * k // reports - agent.num_timesteps, reset_num_timesteps=False)
