@@ -18,8 +18,9 @@ def features(params: Params, root: Path) -> dict[str, float]:
     bars = pd.read_parquet(root / BARS)
     try:
         feats = build_features(bars, fp)
-    except ValueError as exc:
-        raise StageError(f"params.yaml features: {exc}") from exc
+    except (ValueError, OSError) as exc:  # OSError: a file the features read (headlines) is missing or unreadable
+        where = f" (features.sentiment.path {fp.sentiment.path})" if isinstance(exc, OSError) else ""
+        raise StageError(f"params.yaml features{where}: {exc}") from exc
     indicators = indicator_names(fp)
     kind = "OHLCV" if fp.ohlcv else "close-only"
     console.print(f"features: source {params.data.source!r} → {kind} indicators ({len(indicators)}): "

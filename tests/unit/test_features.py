@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import talib
 
-from tradepipe.config import FeatureParams, Params
+from tradepipe.config import FeatureParams, Params, SentimentParams
 from tradepipe.data.sources import load_source
 from tradepipe.features import INDICATORS, build_features, build_labels, cross_sectional_ranks, feature_columns
 from tradepipe.features.build import indicator_names
@@ -145,3 +148,19 @@ def test_ranks_use_only_the_same_timestamp(bars: pd.DataFrame, params: Params) -
     expected = day["logret_5"].rank().sub(1).div(len(day) - 1).sub(0.5)
     np.testing.assert_allclose(day["xrank_logret_5"], expected)
     assert indicator_names(params.features) == params.features.indicators  # close-only default universe
+
+
+def test_features_stage_with_missing_headlines_file_is_a_stage_error(tmp_path: Path, params: Params,
+                                                                    bars: pd.DataFrame) -> None:
+    from pipelines.features import features
+    from tradepipe.paths import BARS, FEATURES
+    from tradepipe.stage import StageError
+
+    (tmp_path / BARS).parent.mkdir(parents=True)
+    bars.to_parquet(tmp_path / BARS)
+    missing = tmp_path / "news" / "headlines.csv"
+    fp = params.features.model_copy(update={"sentiment": SentimentParams(path=str(missing))})
+    with pytest.raises(StageError, match=rf"features.sentiment.path {re.escape(str(missing))}: headlines cannot "
+                                         r"be read \(No such file or directory\)"):
+        features(params.model_copy(update={"features": fp}), tmp_path)
+    assert not (tmp_path / FEATURES).exists()

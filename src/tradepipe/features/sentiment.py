@@ -59,7 +59,9 @@ def _read_file(path: Path, name: str, timezone: str) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype=str)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{name}: headlines cannot be read ({exc})") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"features.sentiment.path {name}: headlines cannot be read ({reason}); point it at a "
+                         ".csv/.parquet file with columns published_at, symbol, headline") from exc
     missing = [c for c in HEADLINE_COLUMNS if c not in frame]
     if missing:
         raise ValueError(f"{name}: missing column(s) {missing}; headlines need {list(HEADLINE_COLUMNS)}")
