@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tradepipe.config import ConfigError
+from tradepipe.config import ConfigError, ValidateParams
 
 app = typer.Typer(help="tradepipe: versioned, tracked ML and RL trading research pipelines.",
                   no_args_is_help=True, add_completion=False)
@@ -73,15 +73,36 @@ def profile_cmd(name: str = typer.Argument(..., help="A profile in profiles/<nam
     _apply_profile(root, name)
 
 
+def _validate_limits(path: Path) -> ValidateParams:
+    """The ``validate:`` section of a params file (the rest is not read); defaults when the file is absent."""
+    import yaml
+    from pydantic import ValidationError
+
+    if not path.exists():
+        return ValidateParams()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        _fail(f"--params {path}: cannot be read as YAML: {exc}", 2)
+    if raw is not None and not isinstance(raw, dict):
+        _fail(f"--params {path}: expected a mapping of sections (e.g. validate:), found {type(raw).__name__}", 2)
+    section = (raw or {}).get("validate") or {}
+    try:
+        return ValidateParams.model_validate(section)
+    except ValidationError as exc:
+        keys = "; ".join(f"validate.{'.'.join(map(str, e['loc'])) or '(section)'}: {e['msg']}" for e in exc.errors())
+        _fail(f"--params {path}: invalid validate limits: {keys}", 2)
+
+
 @data_app.command("validate")
 def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file of bars."),
-                  params: Path = typer.Option(Path("params.yaml"), help="Where to read the validate limits.")
+                  params: Path = typer.Option(Path("params.yaml"), help="A params file whose validate: section "
+                                                                        "sets the limits (defaults if absent).")
                   ) -> None:
     """Validate a bars file with the pipeline's Great Expectations suite; exit 1 if it fails."""
-    from tradepipe.config import ValidateParams, load_params
     from tradepipe.validation import BarsFileError, read_bars_file, validate_bars
 
-    limits = load_params(params).validate_ if params.exists() else ValidateParams()
+    limits = _validate_limits(params)
     try:
         bars = read_bars_file(path)
     except BarsFileError as exc:
@@ -95,16 +116,18 @@ def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file o
 
 @report_app.command("metrics")
 def report_metrics(returns_csv: Path = typer.Argument(..., help="CSV: a date column and a daily returns column."),
-                   periods_per_year: int = 252, risk_free_rate: float = 0.0, n_trials: int = 1) -> None:
+                   periods_per_year: int = typer.Option(252, min=1), risk_free_rate: float = 0.0,
+                   n_trials: int = typer.Option(1, min=1, help="Strategies tried (for the Deflated Sharpe).")
+                   ) -> None:
     """Print performance metrics (Sharpe, drawdown, PSR, DSR, ...) of a daily returns series as JSON."""
     from tradepipe.backtest.metrics import performance_metrics, returns_from_csv
 
     try:
         returns = returns_from_csv(returns_csv)
+        metrics = performance_metrics(returns, periods_per_year=periods_per_year, risk_free_rate=risk_free_rate,
+                                      n_trials=n_trials)
     except ValueError as exc:
-        _fail(str(exc))
-    metrics = performance_metrics(returns, periods_per_year=periods_per_year, risk_free_rate=risk_free_rate,
-                                  n_trials=n_trials)
+        _fail(f"{returns_csv}: {exc}" if str(returns_csv) not in str(exc) else str(exc))
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 

@@ -103,3 +103,34 @@ def test_webhook_registers_the_champion_relay_in_mlflow(tmp_path: Path) -> None:
         ((webhook_id, hook_url, secret),) = db.execute("SELECT webhook_id, url, secret FROM webhooks").fetchall()
     assert hook_url == url and webhook_id in created.stdout
     assert Fernet(key.encode()).decrypt(secret.encode()).decode() == "s3cret"
+
+
+def test_data_validate_params_file_errors_are_clear_and_validate_only_file_is_enough(tmp_path: Path) -> None:
+    bars = load_source("skfolio_sp500", ["KO"], "2015-01-01", "2015-12-31")
+    good = tmp_path / "ko.csv"
+    bars.to_csv(good, index=False)
+    only = tmp_path / "limits.yaml"
+    only.write_text("validate:\n  min_rows_per_symbol: 300\n")
+    refused = _cli("data", "validate", str(good), "--params", str(only))
+    assert refused.returncode == 1 and "rows_per_symbol" in refused.stderr  # 252 rows < 300: the file's limit
+    only.write_text("validate:\n  min_rows_per_symbol: 200\n")
+    ok = _cli("data", "validate", str(good), "--params", str(only))
+    assert ok.returncode == 0, ok.stderr
+    for text, fragment in (("validate:\n  max_abs_return: -1\n", "validate.max_abs_return"),
+                           ("validate: [oops\n", "cannot be read as YAML"),
+                           ("just text\n", "expected a mapping")):
+        only.write_text(text)
+        out = _cli("data", "validate", str(good), "--params", str(only))
+        assert out.returncode == 2 and fragment in out.stderr and str(only) in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_report_metrics_too_few_returns_and_zero_trials_fail_clearly(tmp_path: Path) -> None:
+    one = tmp_path / "one.csv"
+    one.write_text("date,ret\n2020-01-02,0.01\n")
+    out = _cli("report", "metrics", str(one))
+    assert out.returncode == 1 and "at least 2 returns" in out.stderr and "Traceback" not in out.stderr
+    two = tmp_path / "two.csv"
+    two.write_text("date,ret\n2020-01-02,0.01\n2020-01-03,-0.01\n")
+    zero = _cli("report", "metrics", str(two), "--n-trials", "0")
+    assert zero.returncode == 2 and "--n-trials" in zero.stderr and "Traceback" not in zero.stderr
