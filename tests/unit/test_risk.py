@@ -147,3 +147,72 @@ def test_env_equity_is_the_engines() -> None:
         info = env.step(np.r_[targets[t], 1.0 - targets[t].sum()])[4]
         env_equity.append(info["equity"])
     np.testing.assert_allclose(env_equity, execute(targets, returns, 0.002).equity, rtol=1e-12)
+
+
+def _ex_ante_vol(returns: npt.NDArray[np.float64], w: npt.NDArray[np.float64], t: int, window: int) -> float:
+    """Annualised volatility of ``w`` under the sample covariance of the ``window`` rows up to t (np.cov)."""
+    rows = returns[max(0, t - window + 1):t + 1]
+    return float(np.sqrt(max(w @ np.atleast_2d(np.cov(rows.T)) @ w, 0.0) * 252))
+
+
+@settings(max_examples=40, deadline=None)
+@given(markets, st.floats(0.02, 0.5), st.floats(0.2, 3.0), st.integers(2, 15), st.integers(2, 8))
+def test_vol_targeting_caps_ex_ante_vol_and_never_scales_beyond_max_vol_scale(
+        market: tuple[np.ndarray, np.ndarray], target: float, max_scale: float, window: int,
+        min_periods: int) -> None:
+    returns, actions = market
+    params = OFF.model_copy(update={"long_only": False, "target_vol": target, "max_vol_scale": max_scale,
+                                    "vol_window": window, "min_periods": min_periods})
+    manager = RiskManager(params, returns)
+    t = np.arange(len(returns))
+    books = action_to_book(actions, long_only=False)     # one long-short book decided at each bar
+    out = manager.apply(manager.start(len(t)), books, t, np.ones(len(t)))[:, :-1]
+    for k in t:
+        w, got = books[k, :-1], out[k]
+        if min(k + 1, window) < max(min_periods, 2):  # no trailing covariance yet: untouched
+            np.testing.assert_array_equal(got, w)
+            continue
+        vol = _ex_ante_vol(returns, w, k, window)
+        scale = min(max_scale, target / vol) if vol > 0.0 else max_scale
+        np.testing.assert_allclose(got, w * scale, rtol=1e-6, atol=1e-12)
+        assert _ex_ante_vol(returns, got, k, window) <= target * (1.0 + 1e-6)
+        assert np.all(np.abs(got) <= max_scale * np.abs(w) + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(markets, st.floats(0.02, 0.4), st.none() | st.floats(0.02, 0.6), st.integers(1, 6))
+def test_stopped_assets_stay_flat_for_the_cooldown(market: tuple[np.ndarray, np.ndarray], stop: float,
+                                                   take: float | None, cooldown: int) -> None:
+    returns, actions = market
+    params = OFF.model_copy(update={"stop_loss": stop, "take_profit": take, "stop_cooldown": cooldown})
+    free, _ = _run(OFF, returns, actions)            # long-only softmax books: every asset always held
+    targets, _ = _run(params, returns, actions)
+    price = np.cumprod(1.0 + returns, axis=0)
+    for i in range(N):
+        entry, left = np.nan, 0
+        for t in range(len(returns)):
+            left = max(left - 1, 0)
+            held = t > 0 and targets[t - 1, i] > 0.0   # the decision at t - 1 was filled at close t
+            entry = (price[t, i] if np.isnan(entry) else entry) if held else np.nan
+            gain = price[t, i] / entry - 1.0 if held else 0.0
+            if held and (gain <= -stop or (take is not None and gain >= take)):
+                left = cooldown
+            np.testing.assert_allclose(targets[t, i], 0.0 if left > 0 else free[t, i], atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(markets, st.floats(0.0, 1.0), st.floats(0.3, 0.95), st.integers(3, 15), st.integers(2, 6))
+def test_turbulent_bars_scale_gross_exposure_by_turbulence_scale(
+        market: tuple[np.ndarray, np.ndarray], scale: float, q: float, window: int, min_periods: int) -> None:
+    returns, actions = market
+    params = OFF.model_copy(update={"long_only": False, "turbulence_quantile": q, "turbulence_scale": scale,
+                                    "turbulence_window": window, "min_periods": min_periods})
+    manager = RiskManager(params, returns)
+    t = np.arange(len(returns))
+    books = action_to_book(actions, long_only=False)
+    out = manager.apply(manager.start(len(t)), books, t, np.ones(len(t)))[:, :-1]
+    flagged = manager.turbulent
+    assert not flagged[:min_periods + 1].any()       # no trailing history of turbulence yet
+    gross, proposed = np.abs(out).sum(axis=1), np.abs(books[:, :-1]).sum(axis=1)
+    np.testing.assert_allclose(gross[flagged], scale * proposed[flagged], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(out[~flagged], books[~flagged, :-1])

@@ -13,7 +13,8 @@ the strategy's equity at close t and its own state. Rules, in the order applied 
    of its own past values, exposure is multiplied by ``turbulence_scale`` (0: all cash).
 4. Volatility targeting: exposure is scaled by ``min(max_vol_scale, target_vol / vol)`` where vol is the
    annualised ex-ante volatility ``sqrt(w' S w * periods_per_year)`` of the book under the sample
-   covariance S of the ``vol_window`` bars up to t.
+   covariance S of the ``vol_window`` bars up to t (``max_vol_scale`` when vol is 0; no scaling while S is
+   undefined: too little history, or a window holding non-finite moments, see ``risk.series``).
 5. Per-asset cap: weights are clipped to ``[-max_weight, max_weight]``; the excess goes to cash.
 6. Gross cap: when ``sum |w| > max_gross`` the weights are scaled down to ``max_gross``.
 7. Drawdown circuit breaker: when equity falls more than ``max_drawdown`` below its peak, the book goes
@@ -132,9 +133,11 @@ class RiskManager:
         p = self.params
         assert p.target_vol is not None
         cov = self.annual_cov[t]
-        vol = np.sqrt(np.maximum(np.einsum("bi,bij,bj->b", w, np.nan_to_num(cov), w), 0.0))
-        ok = ~np.isnan(cov[:, 0, 0]) & (vol > 0.0)
-        return np.where(ok, np.minimum(p.max_vol_scale, p.target_vol / np.where(ok, vol, 1.0)), 1.0)
+        defined = ~np.isnan(cov[:, 0, 0])
+        vol = np.sqrt(np.maximum(np.einsum("bi,bij,bj->b", w, np.where(defined[:, None, None], cov, 0.0), w), 0.0))
+        with np.errstate(divide="ignore"):  # zero vol: target / 0 = inf, so the scale is max_vol_scale
+            scale = np.minimum(p.max_vol_scale, p.target_vol / vol)
+        return np.where(defined, scale, 1.0)
 
     def _breaker(self, state: RiskState, equity: Array) -> npt.NDArray[np.bool_]:
         """Books (B,) the drawdown breaker holds in cash at this decision (see the module doc for re-entry)."""
