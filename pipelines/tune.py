@@ -28,7 +28,10 @@ def tune(params: Params, root: Path) -> dict[str, float]:
     for i, trial in enumerate(result.trials):
         with mlflow.start_run(run_name=f"trial-{i}", nested=True):
             mlflow.log_params(trial["config"])
-            mlflow.log_metrics({"val_loss": trial["val_loss"], "epochs": trial["epochs"]})
+            mlflow.log_metrics({"val_loss": trial["val_loss"], "epochs": trial["epochs"],
+                                "best_epoch": trial["best_epoch"]})
+            for epoch, loss in enumerate(trial["history"], start=1):
+                mlflow.log_metric("epoch_val_loss", loss, step=epoch)
     write_json({"config": result.best_config, "val_loss": result.best_val_loss,
                 "n_trials": len(result.trials)}, root / BEST_CONFIG)
     mlflow.log_dict(result.best_config, "best_config.json")

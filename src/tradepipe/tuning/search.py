@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
+import torch
 from ray import tune
 from ray.tune import Checkpoint
 from ray.tune.schedulers import ASHAScheduler
@@ -25,7 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tradepipe.config import SearchDim, TrainParams, TuneParams
 from tradepipe.models.panel import F32, Windows
-from tradepipe.models.training import fit
+from tradepipe.models.training import CHECKPOINT, fit
 
 METRIC = "val_loss"
 
@@ -73,8 +73,6 @@ class TrainingData:
 
 def _trainable(config: dict[str, Any], data: TrainingData, train: TrainParams, space: dict[str, SearchDim],
                seed: int, max_epochs: int) -> None:
-    import torch
-
     torch.set_num_threads(1)
     hp = {**decode_config(config, space), "task": train.task}
     train_w, val_w = data.windows(int(hp["seq_len"]))
@@ -95,8 +93,8 @@ def _trainable(config: dict[str, Any], data: TrainingData, train: TrainParams, s
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The best configuration, one record per trial (config, best validation loss, epochs run) and the names of
-    the search algorithm and trial scheduler that produced them."""
+    """The best configuration, one record per trial (config, best validation loss, epochs run, epoch of the best
+    checkpoint, validation loss per epoch) and the names of the search algorithm and scheduler used."""
 
     best_config: dict[str, Any]
     best_val_loss: float
@@ -139,8 +137,6 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
                                             max_concurrent_trials=tune_params.cpus),
                 run_config=tune.RunConfig(
                     name="tune", storage_path=storage, verbose=0,
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
-                                                            checkpoint_score_order="min"),
                     failure_config=tune.FailureConfig(max_failures=1)),
             )
             grid = tuner.fit()
@@ -148,10 +144,15 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
             for result in (grid[i] for i in range(len(grid))):
                 if result.error is not None:
                     raise RuntimeError(f"tuning trial failed: {result.error}")
-                history, config, last = result.metrics_dataframe, result.config or {}, result.metrics or {}
-                best_loss = float(np.min(history[METRIC])) if history is not None else float(last[METRIC])
-                trials.append({"config": decode_config(dict(config), space), METRIC: best_loss,
-                               "epochs": int(last["training_iteration"])})
+                if result.checkpoint is None or result.metrics_dataframe is None:
+                    raise RuntimeError(f"tuning trial {result.path} reported no checkpoint or no metrics")
+                with result.checkpoint.as_directory() as saved:  # the latest, saved on the last improvement
+                    best_epoch = int(torch.load(Path(saved) / CHECKPOINT, weights_only=True)["epoch"])
+                # one row per epoch (a restored trial re-reports the epochs after its checkpoint: keep the last)
+                rows = result.metrics_dataframe.drop_duplicates("training_iteration", keep="last")
+                losses = [float(v) for v in rows.sort_values("training_iteration")[METRIC]]
+                trials.append({"config": decode_config(dict(result.config or {}), space), METRIC: min(losses),
+                               "epochs": len(losses), "best_epoch": best_epoch, "history": losses})
     best = min(trials, key=lambda r: float(r[METRIC]))
     return SearchResult(best_config=dict(best["config"]), best_val_loss=float(best[METRIC]), trials=trials,
                         search_alg=type(search_alg).__name__, scheduler=type(scheduler).__name__)
