@@ -103,7 +103,7 @@ def test_champion_event_only_for_a_newly_promoted_version() -> None:
 SECRET = "s3cret"
 
 
-def _relay() -> tuple[TestClient, list[dict[str, object]]]:
+def _relay(tmp_path: Path) -> tuple[TestClient, list[dict[str, object]]]:
     triggered: list[dict[str, object]] = []
 
     def trigger(conf: dict[str, object]) -> str:
@@ -111,16 +111,21 @@ def _relay() -> tuple[TestClient, list[dict[str, object]]]:
         return f"run-{len(triggered)}"
 
     # Mounted in the serving app as `tradepipe serve` does; its lifespan (model loading) is not entered.
-    app = create_app("models:/tradepipe-agent@champion", "sqlite:///unused.db", token="t",
+    app = create_app("models:/tradepipe-agent@champion", f"sqlite:///{tmp_path / 'mlflow.db'}", token="t",
                      relay=relay_router(SECRET, trigger))
     return TestClient(app), triggered
 
 
 def _delivery(data: dict[str, str], entity: str = "model_version_alias") -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"entity": entity, "action": "created", "timestamp": "t", "data": data}).encode()
+    return body, _signed(body)
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    """Headers of a fresh delivery of ``body`` signed with SECRET."""
     ts = str(int(time.time()))
-    return body, {"X-MLflow-Delivery-Id": "d-1", "X-MLflow-Timestamp": ts,
-                  "X-MLflow-Signature": sign(SECRET, "d-1", ts, body), "Content-Type": "application/json"}
+    return {"X-MLflow-Delivery-Id": "d-1", "X-MLflow-Timestamp": ts,
+            "X-MLflow-Signature": sign(SECRET, "d-1", ts, body), "Content-Type": "application/json"}
 
 
 def test_relay_signature_matches_mlflows_own_signer() -> None:
@@ -129,16 +134,16 @@ def test_relay_signature_matches_mlflows_own_signer() -> None:
     assert sign(SECRET, "d", "17", b'{"a": 1}') == _generate_hmac_signature(SECRET, "d", "17", '{"a": 1}')
 
 
-def test_relay_triggers_deploy_on_a_valid_champion_delivery() -> None:
-    client, triggered = _relay()
+def test_relay_triggers_deploy_on_a_valid_champion_delivery(tmp_path: Path) -> None:
+    client, triggered = _relay(tmp_path)
     body, headers = _delivery({"name": "tradepipe-agent", "alias": "champion", "version": "7"})
     response = client.post("/v1/webhooks/mlflow", content=body, headers=headers)
     assert response.status_code == 200 and response.json() == {"triggered": "run-1"}
     assert triggered == [{"version": "7", "source": "mlflow-webhook"}]
 
 
-def test_relay_ignores_other_aliases_and_models() -> None:
-    client, triggered = _relay()
+def test_relay_ignores_other_aliases_and_models(tmp_path: Path) -> None:
+    client, triggered = _relay(tmp_path)
     for data in ({"name": "tradepipe-agent", "alias": "challenger", "version": "7"},
                  {"name": "tradepipe-predictor", "alias": "champion", "version": "7"}):
         body, headers = _delivery(data)
@@ -147,8 +152,8 @@ def test_relay_ignores_other_aliases_and_models() -> None:
 
 
 @pytest.mark.parametrize("tamper", ["body", "signature", "missing", "stale", "wrong-secret"])
-def test_relay_refuses_bad_signatures(tamper: str) -> None:
-    client, triggered = _relay()
+def test_relay_refuses_bad_signatures(tamper: str, tmp_path: Path) -> None:
+    client, triggered = _relay(tmp_path)
     body, headers = _delivery({"name": "tradepipe-agent", "alias": "champion", "version": "7"})
     if tamper == "body":
         body = body.replace(b'"7"', b'"8"')
@@ -163,6 +168,25 @@ def test_relay_refuses_bad_signatures(tamper: str) -> None:
         headers["X-MLflow-Signature"] = sign("other", "d-1", headers["X-MLflow-Timestamp"], body)
     response = client.post("/v1/webhooks/mlflow", content=body, headers=headers)
     assert response.status_code == 401
+    assert triggered == []
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b"{not json", 400, "webhook body is not valid JSON"),
+    (b"\xff\xfe", 400, "webhook body is not valid JSON"),
+    (b'["a list"]', 400, "must be a JSON object"),
+    (b'{"entity": "model_version_alias", "action": "created", "data": null}', 400, "must be a JSON object"),
+    (b'{"entity": "model_version_alias", "action": "created", "data": {"name": "tradepipe-agent", '
+     b'"alias": "champion"}}', 422, "without a model version number in data.version: 'None'"),
+    (b'{"entity": "model_version_alias", "action": "created", "data": {"name": "tradepipe-agent", '
+     b'"alias": "champion", "version": {"x": 1}}}', 422, "without a model version number"),
+])
+def test_relay_answers_a_signed_malformed_body_with_a_client_error(body: bytes, status: int, message: str,
+                                                                 tmp_path: Path) -> None:
+    client, triggered = _relay(tmp_path)
+    response = client.post("/v1/webhooks/mlflow", content=body, headers=_signed(body))
+    assert response.status_code == status
+    assert message in response.json()["detail"]
     assert triggered == []
 
 

@@ -51,6 +51,17 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float | None 
         raise HTTPException(401, "invalid webhook signature")
 
 
+def parse_event(body: bytes) -> dict[str, Any]:
+    """The delivery's JSON object, with ``data`` an object; HTTPException(400) naming what is wrong otherwise."""
+    try:
+        event = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise HTTPException(400, f"webhook body is not valid JSON: {err}") from err
+    if not isinstance(event, dict) or not isinstance(event.setdefault("data", {}), dict):
+        raise HTTPException(400, "webhook body must be a JSON object whose `data` is an object")
+    return event
+
+
 def relay_router(secret: str, trigger: Trigger) -> APIRouter:
     """POST /v1/webhooks/mlflow: verify, then ``trigger(conf)`` the deploy DAG for a new agent champion."""
     router = APIRouter()
@@ -59,12 +70,15 @@ def relay_router(secret: str, trigger: Trigger) -> APIRouter:
     async def mlflow_webhook(request: Request) -> dict[str, Any]:
         body = await request.body()
         verify(secret, {k.lower(): v for k, v in request.headers.items()}, body)
-        event = json.loads(body)
-        data = event.get("data", {})
+        event = parse_event(body)
+        data = event["data"]
         if (event.get("entity"), event.get("action")) != ("model_version_alias", "created") or \
                 (data.get("name"), data.get("alias")) != (AGENT_MODEL, CHAMPION):
             return {"triggered": None}
-        run_id = await run_in_threadpool(trigger, {"version": data["version"], "source": "mlflow-webhook"})
+        if not isinstance(data.get("version"), str | int) or not str(data["version"]).isdigit():
+            raise HTTPException(422, f"{AGENT_MODEL}@{CHAMPION} delivery without a model version number in "
+                                     f"data.version: {str(data.get('version'))[:100]!r}")
+        run_id = await run_in_threadpool(trigger, {"version": str(data["version"]), "source": "mlflow-webhook"})
         return {"triggered": run_id}
 
     return router
