@@ -68,8 +68,13 @@ class ValidateParams(_Section):
     # real crash (AAPL -52% on 2000-09-29) by this threshold alone.
     max_abs_return: float = Field(0.7, gt=0)
     min_rows_per_symbol: int = Field(300, ge=1)
-    # Longest US market closure in the data is 9/11 (7 calendar days); 10 allows holidays around it.
-    max_gap_days: int = Field(10, ge=1)
+    # Sessions of the universe's own bar grid (timestamps at which any symbol has a bar) missing between
+    # two consecutive bars of a symbol: market-wide closures (9/11) miss no session; works for hourly bars.
+    # The bundled 20-stock universe misses none; 5 (a trading week) flags a symbol halted or dropped.
+    # A one-symbol universe has nothing to compare with, so it never misses a session.
+    max_gap_sessions: int = Field(5, ge=0)
+    # Optional boolean column whose true rows are known large moves, exempt from max_abs_return.
+    return_flag_column: str | None = None
     # Bars in a row with an identical close. RRC's close stood still for up to 69 sessions in
     # 1990-93 (it rarely traded then), so the default only catches feeds frozen for more than about
     # a quarter; use ~5 for liquid universes or intraday bars.

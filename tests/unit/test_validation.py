@@ -10,6 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -28,7 +29,7 @@ from tradepipe.validation import (
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corrupt"
 CLEAN = CORPUS / "clean_reference.csv"
 # Tiny files: few rows per symbol, so the per-symbol thresholds are scaled down.
-PARAMS = ValidateParams(min_rows_per_symbol=3, max_gap_days=10, max_abs_return=0.5, max_stale_run=4)
+PARAMS = ValidateParams(min_rows_per_symbol=3, max_gap_sessions=3, max_abs_return=0.5, max_stale_run=4)
 
 # file -> message fragments that name what is wrong and where (file, column, line/row)
 FILE_ERRORS: dict[str, list[str]] = {
@@ -70,9 +71,14 @@ SUITE_FAILURES: dict[str, list[tuple[str, str, str | None, dict]]] = {
     "duplicate_bar.csv": [("expect_compound_columns_to_be_unique", "timestamp,symbol", "AAA",
                            {"row": 5, "timestamp": "2020-01-06T00:00:00+00:00"})],
     "unsorted.csv": [("expect_column_values_to_be_between", "timestamp_step_days", "AAA",
-                      {"row": 7, "timestamp": "2020-01-06T00:00:00+00:00", "timestamp_step_days": -1.0})],
-    "gap.csv": [("expect_column_values_to_be_between", "gap_days", "AAA",
-                 {"row": 7, "timestamp": "2020-01-21T00:00:00+00:00", "gap_days": 18.0})],
+                      {"row": 7, "timestamp": "2020-01-06T00:00:00+00:00", "timestamp_step_days": -1.0}),
+                     ("expect_column_values_to_be_between", "out_of_order", "BBB",
+                      {"row": 6, "timestamp": "2020-01-06T00:00:00+00:00", "out_of_order": 1.0}),
+                     ("expect_column_values_to_be_between", "out_of_order", "AAA",
+                      {"row": 7, "timestamp": "2020-01-06T00:00:00+00:00", "out_of_order": 1.0})],
+    "gap.csv": [("expect_column_values_to_be_between", "gap_sessions", "AAA",
+                 {"row": 9, "timestamp": "2020-01-10T00:00:00+00:00", "gap_sessions": 4.0,
+                  "gap_from": "2020-01-03T00:00:00+00:00"})],
     "spike.csv": [("expect_column_values_to_be_between", "abs_return", "AAA",
                    {"row": 9, "timestamp": "2020-01-08T00:00:00+00:00", "close": 1030.0})],
     "stale.csv": [("expect_column_values_to_be_between", "stale_run", "BBB",
@@ -127,8 +133,8 @@ def test_clean_file_reads_to_canonical_bars_and_passes() -> None:
     report = validate_bars(bars, PARAMS)
     assert report.success is True
     assert report.failures == []
-    assert (report.n_rows, report.evaluated) == (12, 33)
-    assert report.summary() == "bars: passed all 33 checks on 12 rows"
+    assert (report.n_rows, report.evaluated) == (12, 34)
+    assert report.summary() == "bars: passed all 34 checks on 12 rows"
 
 
 def test_parquet_with_offsets_reads_like_csv(tmp_path: Path) -> None:
@@ -179,7 +185,7 @@ def test_real_skfolio_data_passes_with_default_params() -> None:
     bars = load_source("skfolio_sp500")
     report = validate_bars(bars, ValidateParams(), name="skfolio_sp500")
     assert report.success is True, report.summary()
-    assert (report.n_rows, report.evaluated) == (166260, 17)
+    assert (report.n_rows, report.evaluated) == (166260, 18)
 
 
 def _series(closes: list[float], days: list[int] | None = None) -> pd.DataFrame:
@@ -191,17 +197,64 @@ def _series(closes: list[float], days: list[int] | None = None) -> pd.DataFrame:
     })
 
 
+def _with_reference(xyz: pd.DataFrame, days: int) -> pd.DataFrame:
+    """XYZ plus a symbol REF with a bar every day: the universe's session grid, sorted canonically."""
+    ref = _series([100.0 + 0.1 * i for i in range(days)]).assign(symbol="REF")
+    return pd.concat([xyz, ref]).sort_values(["timestamp", "symbol"], ignore_index=True)
+
+
 def test_thresholds_are_inclusive() -> None:
-    params = ValidateParams(min_rows_per_symbol=5, max_gap_days=10, max_abs_return=0.5, max_stale_run=3)
-    at_limit = _series([10.0, 15.0, 15.0, 15.0, 7.5], days=[0, 10, 11, 12, 22])
+    params = ValidateParams(min_rows_per_symbol=5, max_gap_sessions=9, max_abs_return=0.5, max_stale_run=3)
+    at_limit = _with_reference(_series([10.0, 15.0, 15.0, 15.0, 7.5], days=[0, 10, 11, 12, 22]), 23)
     assert validate_bars(at_limit, params).success is True
-    beyond = _series([10.0, 15.0, 15.0, 15.0, 15.0, 7.4], days=[0, 11, 12, 13, 14, 15])
+    beyond = _with_reference(_series([10.0, 15.0, 15.0, 15.0, 15.0, 7.4], days=[0, 11, 12, 13, 14, 15]), 16)
     failures = validate_bars(beyond, params).failures
     by_column = {f.column: f for f in failures}
-    assert set(by_column) == {"gap_days", "abs_return", "stale_run"}
-    assert by_column["gap_days"].examples[0]["gap_days"] == 11.0
-    assert by_column["abs_return"].examples[0]["row"] == 6
+    assert set(by_column) == {"gap_sessions", "abs_return", "stale_run"}
+    assert {f.symbol for f in failures} == {"XYZ"}
+    gap = by_column["gap_sessions"].examples[0]
+    assert (gap["gap_sessions"], gap["gap_from"], gap["timestamp"]) == (
+        10.0, "2021-03-01T00:00:00+00:00", "2021-03-12T00:00:00+00:00")
+    assert by_column["abs_return"].examples[0]["timestamp"] == "2021-03-16T00:00:00+00:00"
     assert by_column["stale_run"].examples[0]["stale_run"] == 4.0
+
+
+def test_gap_counts_sessions_of_the_universe_not_calendar_days() -> None:
+    params = ValidateParams(min_rows_per_symbol=1, max_gap_sessions=0)
+    # hourly bars: a weekend without any bar is no gap; an hour the other symbol traded is one
+    hours = pd.date_range("2021-03-05 20:00", periods=3, freq="h", tz="UTC").append(
+        pd.date_range("2021-03-07 22:00", periods=3, freq="h", tz="UTC"))
+    both = pd.DataFrame({"timestamp": hours.repeat(2), "symbol": ["AAA", "BBB"] * 6,
+                         "close": 1.0 + 0.01 * np.arange(12)})
+    assert validate_bars(both, params).success is True
+    holed = both.drop(index=[5]).reset_index(drop=True)  # BBB misses 2021-03-05 22:00
+    (failure,) = validate_bars(holed, params).failures
+    assert (failure.column, failure.symbol, failure.unexpected_count) == ("gap_sessions", "BBB", 1)
+    assert failure.examples[0] == {"row": 7, "timestamp": "2021-03-07T22:00:00+00:00", "symbol": "BBB",
+                                   "gap_sessions": 1.0, "gap_from": "2021-03-05T21:00:00+00:00"}
+    summary = validate_bars(holed, params).summary()
+    assert "sessions of the universe" in summary and "gap_from=2021-03-05T21:00:00+00:00" in summary
+
+
+def test_flagged_large_move_is_exempt_from_the_return_bound() -> None:
+    move = _series([10.0, 10.5, 25.0, 25.5, 26.0])  # +138% on day 2
+    params = ValidateParams(min_rows_per_symbol=1, max_abs_return=0.5, return_flag_column="flag_large_move")
+    refused = validate_bars(move, params).failures
+    assert [(f.column, f.examples[0]["row"]) for f in refused] == [("abs_return", 3)]
+    flagged = move.assign(flag_large_move=[False, False, True, False, False])
+    assert validate_bars(flagged, params).success is True
+    unflagged_spike = flagged.assign(close=[10.0, 10.5, 25.0, 60.0, 61.0])  # the flag covers its own bar only
+    assert [f.examples[0]["row"] for f in validate_bars(unflagged_spike, params).failures] == [4]
+    as_text = move.assign(flag_large_move=["no", "no", "yes", "no", "no"])
+    failed = {(f.expectation, f.column) for f in validate_bars(as_text, params).failures}
+    assert failed == {("expect_column_type_to_be", "flag_large_move"), ("expect_column_values_to_be_between",
+                                                                         "abs_return")}
+
+
+def test_rows_out_of_canonical_order_are_reported() -> None:
+    bars = read_bars_file(CLEAN).iloc[[0, 1, 3, 2, 4, 5]].reset_index(drop=True)  # BBB before AAA on Jan 3
+    (failure,) = validate_bars(bars, PARAMS.model_copy(update={"min_rows_per_symbol": 1})).failures
+    assert (failure.column, failure.symbol, failure.examples[0]["row"]) == ("out_of_order", "AAA", 4)
 
 
 def test_wrong_dtypes_and_missing_columns_in_memory() -> None:

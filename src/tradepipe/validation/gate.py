@@ -14,7 +14,7 @@ from tradepipe.validation.suite import build_docs, run_suite
 
 def validate_bars(bars: pd.DataFrame, params: ValidateParams, name: str = "bars") -> ValidationReport:
     """Validate canonical bars with the GX suite; the report's success is the GX verdict."""
-    batch = prepare(bars)
+    batch = prepare(bars, params.return_flag_column)
     return report_from_result(run_suite(batch, params, name), batch, name)
 
 
@@ -22,4 +22,4 @@ def write_data_docs(bars: pd.DataFrame, params: ValidateParams, out_dir: Path, n
     """Validate the bars and write GX Data Docs (HTML) into out_dir; return the path of index.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return build_docs(prepare(bars), params, name, out_dir)
+    return build_docs(prepare(bars, params.return_flag_column), params, name, out_dir)

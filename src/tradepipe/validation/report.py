@@ -15,7 +15,7 @@ from tradepipe.validation.derived import Batch
 MAX_EXAMPLES = 3  # offending rows kept per failure
 MAX_SYMBOLS = 10  # symbols shown per failed check in the summary
 # Helper columns are shown next to the input column they are computed from.
-_CONTEXT = {"abs_return": ("close",), "stale_run": ("close",)}
+_CONTEXT = {"abs_return": ("close",), "stale_run": ("close",), "gap_sessions": ("gap_from",)}
 
 
 @dataclass(frozen=True)

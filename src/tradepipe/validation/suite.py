@@ -70,6 +70,11 @@ def build_expectations(batch: Batch, params: ValidateParams) -> list[Expectation
             column_list=["timestamp", "symbol"],
             notes=("each (timestamp, symbol) must appear once: drop the duplicate bars"),
         ))
+    flag = params.return_flag_column
+    if flag and flag in batch.frame.columns:
+        exps.append(gxe.ExpectColumnTypeToBe(
+            column=flag, type_="bool",
+            notes=f"validate.return_flag_column {flag!r} must hold booleans (true: a known large move)"))
     exps += _derived_expectations(batch.frame.columns, params)
     return exps
 
@@ -81,12 +86,16 @@ def _derived_expectations(columns: Sequence[str], params: ValidateParams) -> lis
                             "drop the symbol or widen the date range"),
         "timestamp_step_days": (0, None, "timestamps go back in time within the symbol: sort the bars "
                                 "by symbol and timestamp"),
-        "gap_days": (None, params.max_gap_days,
-                     f"more than max_gap_days={params.max_gap_days} calendar days since the symbol's "
-                     "previous bar: fill the missing bars from the source or raise max_gap_days"),
+        "out_of_order": (None, 0, "rows must be sorted by timestamp, then symbol (the canonical order): "
+                         "this row sorts before the previous one; sort the bars"),
+        "gap_sessions": (None, params.max_gap_sessions,
+                         f"more than max_gap_sessions={params.max_gap_sessions} sessions of the universe "
+                         "(timestamps at which any symbol has a bar) are missing between the symbol's bar at "
+                         "gap_from and this one: fill the missing bars from the source or raise max_gap_sessions"),
         "abs_return": (None, params.max_abs_return,
                        f"one-bar move beyond max_abs_return={params.max_abs_return}: check for a bad "
-                       "print or an unadjusted split; fix the price, or raise max_abs_return if it is real"),
+                       "print or an unadjusted split; fix the price, raise max_abs_return, or flag a real move "
+                       f"in a boolean column {params.return_flag_column or '(validate.return_flag_column)'}"),
         "stale_run": (None, params.max_stale_run,
                       f"close unchanged for more than max_stale_run={params.max_stale_run} bars in a "
                       "row: the feed may be frozen or forward-filled; re-fetch these bars"),
