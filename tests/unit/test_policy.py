@@ -159,3 +159,13 @@ def test_training_env_uses_the_configured_reward(market_and_predictor: tuple[Mar
 def test_bad_reward_settings_are_refused_naming_the_key(update: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         RLParams.model_validate({"total_timesteps": 10, **update})
+
+
+def test_serving_answers_on_finite_extreme_prices(policy: TradingPolicy, bars: pd.DataFrame) -> None:
+    wild = bars.copy()
+    days = wild["timestamp"].drop_duplicates().sort_values()
+    spike = (wild["symbol"] == "JPM") & wild["timestamp"].isin(days.iloc[500:503])
+    wild.loc[spike, "close"] = 1e300
+    weights = policy.target_weights(wild)
+    assert np.isfinite(weights.to_numpy()).all() and np.isclose(weights.sum(), 1.0) and (weights >= 0).all()
+    assert weights.drop("CASH").max() <= RISK.max_weight + 1e-12

@@ -13,7 +13,8 @@ from tradepipe.agents.policy import rollout
 from tradepipe.backtest.engine import execute
 from tradepipe.config import RiskParams
 from tradepipe.envs.portfolio import action_to_book
-from tradepipe.risk import RiskManager, trailing_quantile, turbulence
+from tradepipe.risk import RiskManager, rolling_moments, trailing_quantile, turbulence
+from tradepipe.risk.series import window_sums
 
 OFF = RiskParams(max_weight=10.0, max_gross=10.0, target_vol=None, max_drawdown=None, stop_loss=None,
                  take_profit=None, turbulence_quantile=None)
@@ -216,3 +217,46 @@ def test_turbulent_bars_scale_gross_exposure_by_turbulence_scale(
     gross, proposed = np.abs(out).sum(axis=1), np.abs(books[:, :-1]).sum(axis=1)
     np.testing.assert_allclose(gross[flagged], scale * proposed[flagged], rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(out[~flagged], books[~flagged, :-1])
+
+
+def test_window_sums_are_the_trailing_sums() -> None:
+    x = np.random.default_rng(4).normal(size=(23, 2, 3))
+    for window in (1, 4, 7, 30):
+        expected = [x[max(0, t - window + 1):t + 1].sum(axis=0) for t in range(len(x))]
+        np.testing.assert_allclose(window_sums(x, window), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_extreme_prices_leave_only_their_windows_undefined() -> None:
+    rng = np.random.default_rng(5)
+    close = 100.0 * np.cumprod(1.0 + rng.normal(0.0, 0.01, (200, N)), axis=0)
+    clean = close[1:] / close[:-1] - 1.0
+    close[120:123, 1] = 1e300  # finite but extreme closes: returns of 1e298, their squares overflow
+    returns = close[1:] / close[:-1] - 1.0
+    changed = np.flatnonzero(~np.isclose(returns, clean).all(axis=1))      # rows 119 .. 122
+    extreme = changed[0]                                                    # the jump to 1e300 (the others are finite)
+    window, min_periods = 20, 10
+    mean, cov = rolling_moments(returns, window, min_periods)
+    clean_mean, clean_cov = rolling_moments(clean, window, min_periods)
+    rows = np.arange(len(returns))
+    holds = (rows >= extreme) & (rows < extreme + window)                   # windows holding the extreme row
+    differ = (rows >= changed[0]) & (rows < changed[-1] + window)           # windows holding any changed row
+    assert np.isnan(cov[holds]).all() and np.isnan(mean[holds]).all()
+    assert np.isfinite(cov[~holds & (rows >= min_periods - 1)]).all()
+    np.testing.assert_allclose(cov[~differ], clean_cov[~differ], rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(mean[~differ], clean_mean[~differ], rtol=1e-9, equal_nan=True)
+
+    turb, clean_turb = turbulence(returns, window, min_periods), turbulence(clean, window, min_periods)
+    assert turb[extreme] == np.inf                                 # the jump itself: immeasurably turbulent
+    assert np.isnan(turb[np.r_[False, holds[:-1]]]).all()          # trailing moments hold the extreme row
+    keep = ~np.r_[False, differ[:-1]] & ~differ
+    np.testing.assert_allclose(turb[keep], clean_turb[keep], rtol=1e-7, equal_nan=True)
+
+    params = RiskParams(long_only=False, turbulence_window=window, vol_window=window, min_periods=min_periods,
+                        turbulence_quantile=0.9, stop_loss=None, max_drawdown=None)
+    manager = RiskManager(params, returns)
+    t = np.arange(len(returns))
+    books = manager.apply(manager.start(len(t)), action_to_book(rng.uniform(-1, 1, (len(t), N + 1)), False), t,
+                          np.ones(len(t)))
+    assert np.isfinite(books).all() and np.allclose(books.sum(axis=1), 1.0)
+    assert np.all(np.abs(books[:, :-1]).sum(axis=1) <= params.max_gross + 1e-12)
+    np.testing.assert_allclose(books[extreme, :-1], 0.0)          # turbulent: scaled to cash

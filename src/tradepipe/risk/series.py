@@ -1,4 +1,9 @@
-"""Causal market-risk series from a returns panel: value at row t uses rows up to t only (numpy, batched)."""
+"""Causal market-risk series from a returns panel: value at row t uses rows up to t only (numpy, batched).
+
+Robust to extreme inputs (e.g. a price of 1e300 on some bars): window sums are built without subtracting
+running totals, so a huge or non-finite row affects only the windows that contain it; moments of such a
+window are NaN (undefined: no vol scaling, not turbulent), never an exception.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +13,69 @@ import numpy.typing as npt
 Array = npt.NDArray[np.float64]
 
 
+def window_sums(x: npt.ArrayLike, window: int) -> Array:
+    """Sums over axis 0 of rows ``max(0, t - window + 1) .. t`` for every t; ``x`` is (T, ...).
+
+    Rows are cut into blocks of ``window``: a window lies in one block (then it starts the block) or spans
+    two consecutive ones, so its sum is a within-block suffix sum plus a within-block prefix sum.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    n_bars, tail = len(a), a.shape[1:]
+    n_blocks = -(-n_bars // window)
+    blocks = np.zeros((n_blocks, window, *tail))
+    blocks.reshape(-1, *tail)[:n_bars] = a
+    with np.errstate(over="ignore", invalid="ignore"):
+        prefix = np.cumsum(blocks, axis=1).reshape(-1, *tail)[:n_bars]
+        suffix = np.cumsum(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1, *tail)[:n_bars]
+        t = np.arange(n_bars)
+        start = np.maximum(t - window + 1, 0)
+        spans = start // window != t // window  # two blocks: rows start .. block end, then block start .. t
+        out = prefix.copy()
+        out[spans] += suffix[start[spans]]
+    return out
+
+
 def rolling_moments(returns: npt.ArrayLike, window: int, min_periods: int) -> tuple[Array, Array]:
     """Mean (T, N) and sample covariance (T, N, N) of rows ``max(0, t - window + 1) .. t`` for every t.
 
-    Rows with fewer than ``min_periods`` observations are NaN. Computed from cumulative sums in one pass.
+    NaN where fewer than ``min_periods`` rows exist, or where the window's moments are not finite (a
+    non-finite or overflowing value in it).
     """
     r = np.asarray(returns, dtype=np.float64)
-    n_bars = len(r)
-    s1 = np.concatenate([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])
-    s2 = np.concatenate([np.zeros((1, r.shape[1], r.shape[1])), np.cumsum(r[:, :, None] * r[:, None, :], axis=0)])
-    stop = np.arange(1, n_bars + 1)
-    start = np.maximum(stop - window, 0)
-    count = (stop - start).astype(np.float64)
-    total = s1[stop] - s1[start]
-    mean = total / count[:, None]
-    cov = (s2[stop] - s2[start] - total[:, :, None] * mean[:, None, :]) / np.maximum(count - 1.0, 1.0)[:, None, None]
-    short = count < max(min_periods, 2)
-    mean[short] = np.nan
-    cov[short] = np.nan
+    count = np.minimum(np.arange(1, len(r) + 1), window).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = window_sums(r, window)
+        squares = window_sums(r[:, :, None] * r[:, None, :], window)
+        mean = total / count[:, None]
+        cov = (squares - total[:, :, None] * mean[:, None, :]) / np.maximum(count - 1.0, 1.0)[:, None, None]
+    undefined = ((count < max(min_periods, 2)) | ~np.isfinite(mean).all(axis=1)
+                 | ~np.isfinite(cov).all(axis=(1, 2)))
+    mean[undefined] = np.nan
+    cov[undefined] = np.nan
     return mean, cov
 
 
 def turbulence(returns: npt.ArrayLike, window: int, min_periods: int) -> Array:
     """Kritzman-Li turbulence: ``(r_t - mu)' pinv(S) (r_t - mu)`` with mu, S of the ``window`` rows before t.
 
-    NaN until ``min_periods`` earlier rows exist. The pseudo-inverse copes with assets of zero variance.
+    NaN (never turbulent) until ``min_periods`` earlier rows exist, while those rows' moments are undefined
+    (see ``rolling_moments``) or when ``r_t`` is not finite; ``inf`` when a finite move is too large to
+    measure. The pseudo-inverse copes with singular S (e.g. assets of zero variance); S is divided by its
+    largest entry first, so its eigendecomposition never sees huge values.
     """
     r = np.asarray(returns, dtype=np.float64)
     mean, cov = rolling_moments(r, window, min_periods)
     out = np.full(len(r), np.nan)
     ok = np.flatnonzero(~np.isnan(mean[:-1, 0])) + 1  # moments of rows up to t - 1 exist
+    ok = ok[np.isfinite(r[ok]).all(axis=1)]
     if ok.size:
+        s = cov[ok - 1]
+        size = np.abs(s).max(axis=(1, 2))
+        size = np.where(size > 0.0, size, 1.0)
         gap = r[ok] - mean[ok - 1]
-        out[ok] = np.einsum("ti,tij,tj->t", gap, np.linalg.pinv(cov[ok - 1], hermitian=True), gap)
+        with np.errstate(over="ignore", invalid="ignore"):
+            quad = np.einsum("ti,tij,tj->t", gap, np.linalg.pinv(s / size[:, None, None], hermitian=True), gap)
+            out[ok] = np.where(np.isnan(quad), np.inf, quad) / size
     return out
 
 
@@ -53,5 +88,6 @@ def trailing_quantile(values: npt.ArrayLike, window: int, q: float, min_periods:
     out = np.full(len(x), np.nan)
     ok = count >= min_periods
     if ok.any():
-        out[ok] = np.nanquantile(windows[ok], q, axis=1)
+        with np.errstate(invalid="ignore"):  # an inf among the values may make the quantile NaN: no threshold
+            out[ok] = np.nanquantile(windows[ok], q, axis=1)
     return out
