@@ -79,3 +79,16 @@ def test_s3_errors_are_clear_and_leave_outputs_alone(tmp_path: Path, s3_endpoint
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="empty")
     with pytest.raises(StageError, match=r"s3://empty/bars/: no \.csv or \.parquet object"):
         ingest(_params(params, s3_endpoint, "empty"), tmp_path)
+
+
+def test_s3_bad_object_is_named_by_its_url(tmp_path: Path, s3_endpoint: str, params: Params,
+                                           bars: pd.DataFrame) -> None:
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="bad")
+    _put(s3, "bad", "bars/good.parquet", bars.iloc[:40], tmp_path)
+    text = bars.iloc[40:44].assign(close=["1.0", "2.0", "oops", "3.0"])
+    _put(s3, "bad", "bars/2013/bad.csv", text, tmp_path)
+    with pytest.raises(StageError) as info:
+        ingest(_params(params, s3_endpoint, "bad"), tmp_path)
+    assert "s3://bad/bars/2013/bad.csv: column 'close', line 4 (row 3): 'oops' is not a number" in str(info.value)
+    assert "tradepipe-s3-" not in str(info.value)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from tradepipe.config import FormatParams, S3Params
 from tradepipe.data.files import SUFFIXES, read_bars_path
+from tradepipe.validation import BarsFileError
 
 
 def client(endpoint_url: str | None = None, region: str | None = None) -> Any:
@@ -19,12 +20,15 @@ def client(endpoint_url: str | None = None, region: str | None = None) -> Any:
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
 
 
-def download(s3: Any, bucket: str, keys: list[str], folder: Path, prefix: str = "") -> None:
-    """Download ``keys`` under ``folder``, keeping their paths below ``prefix``."""
+def download(s3: Any, bucket: str, keys: list[str], folder: Path, prefix: str = "") -> dict[str, str]:
+    """Download ``keys`` under ``folder``, keeping their paths below ``prefix``; return local path -> s3:// URL."""
+    urls: dict[str, str] = {}
     for key in keys:
         target = folder / key[len(prefix):].lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(target))
+        urls[str(target)] = f"s3://{bucket}/{key}"
+    return urls
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
@@ -47,8 +51,14 @@ def read_s3_bars(cfg: S3Params, fmt: FormatParams) -> pd.DataFrame:
         if not keys:
             raise ValueError(f"s3://{cfg.bucket}/{cfg.prefix}: no .csv or .parquet object")
         with tempfile.TemporaryDirectory(prefix="tradepipe-s3-") as tmp:
-            download(s3, cfg.bucket, keys, Path(tmp), cfg.prefix)
-            return read_bars_path(tmp, fmt)
+            urls = download(s3, cfg.bucket, keys, Path(tmp), cfg.prefix)
+            try:
+                return read_bars_path(tmp, fmt)
+            except BarsFileError as exc:  # name the object, not the temporary copy
+                message = str(exc)
+                for local, url in sorted(urls.items(), key=lambda item: -len(item[0])):
+                    message = message.replace(local, url)
+                raise BarsFileError(message) from exc
     except (BotoCoreError, ClientError) as exc:
         raise ValueError(f"s3://{cfg.bucket}/{cfg.prefix}: {exc}") from exc
 
