@@ -91,7 +91,7 @@ class SentimentParams(_Section):
 class FeatureParams(_Section):
     indicators: list[str]  # close-only indicators, always built
     ohlcv_indicators: list[str] = Field(default_factory=list)  # built only when ``ohlcv`` is true
-    ohlcv: bool | None = None  # None: true when data.source ships open/high/low/volume (see Params)
+    ohlcv: bool | None = None  # None: true when the source's bars have open/high/low/volume (sources.has_ohlcv)
     return_horizons: list[int] = Field(default_factory=lambda: [1, 5, 21])
     volatility_window: int = Field(21, ge=2)
     ranks: list[str] = Field(default_factory=list)  # features ranked across the universe at each timestamp

@@ -149,3 +149,23 @@ def test_files_wide_layout_with_symbols_starting_on_different_dates(tmp_path: Pa
     (tmp_path / "closes.csv").write_text("Date,AAA\n2020-01-02,1.0\n2020-01-03,n/a?\n")
     with pytest.raises(BarsFileError, match="'n/a\\?' is not a number"):
         fetch(DataParams(source="files", path=str(tmp_path / "closes.csv"), start="2020-01-01", format=fmt))
+
+
+def test_files_ohlcv_is_decided_from_the_columns_the_files_have(tmp_path: Path) -> None:
+    goog = load_source("backtesting_goog", None, "2010-01-01", "2010-03-31")
+    (tmp_path / "ohlcv").mkdir()
+    goog.to_csv(tmp_path / "ohlcv" / "goog.csv", index=False)
+    goog.to_parquet(tmp_path / "ohlcv" / "goog2.parquet", index=False)
+    assert has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "ohlcv")))
+    assert has_ohlcv("files", {"source": "files", "path": str(tmp_path / "ohlcv" / "goog.csv")})  # raw params
+    mapped = goog.drop(columns="symbol").rename(columns=str.capitalize)
+    mapped.to_csv(tmp_path / "GOOG.csv", index=False)
+    fmt = FormatParams(columns={c.capitalize(): c for c in ("timestamp", "open", "high", "low", "close", "volume")})
+    assert has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "GOOG.csv"), format=fmt))
+    assert not has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "GOOG.csv")))  # unmapped names
+    (tmp_path / "ohlcv" / "close_only.csv").write_text("timestamp,symbol,close\n2010-01-04,X,1.0\n")
+    assert not has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "ohlcv")))  # not every file
+    assert not has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "missing")))
+    assert not has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "ohlcv"),
+                                             format=FormatParams(layout="wide")))
+    assert not has_ohlcv("s3", DataParams(source="s3"))

@@ -76,17 +76,25 @@ def _refuse_missing_symbols(bars: pd.DataFrame, path: Path) -> pd.DataFrame:
     return bars
 
 
-def _has_symbol(path: Path) -> bool:
+def header(path: Path) -> list[str]:
+    """The column names of a bars file (CSV first line or parquet schema); empty if it cannot be read."""
     if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8-sig", errors="replace") as f:
-            header = f.readline()
-        return "symbol" in (name.strip() for name in header.split(","))
+        try:
+            with path.open(encoding="utf-8-sig", errors="replace") as f:
+                return [name.strip() for name in f.readline().split(",")]
+        except OSError:
+            return []
     import pyarrow.parquet as pq
 
     try:
-        return "symbol" in pq.read_schema(path).names
+        return list(pq.read_schema(path).names)
     except (OSError, ValueError):
-        return True  # let read_bars_file name the problem
+        return []
+
+
+def _has_symbol(path: Path) -> bool:
+    names = header(path)
+    return not names or "symbol" in names  # unreadable: let read_bars_file name the problem
 
 
 def _first_bad(bad: pd.Series, series: pd.Series, column: str, path: Path, expected: str) -> BarsFileError:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from tradepipe.config import DataParams
 from tradepipe.data.schema import ohlcv_to_canonical, to_canonical
+from tradepipe.validation import BarsFileError
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,34 @@ BUNDLED: dict[str, Bundled] = {
 EXTERNAL = ("files", "s3", "yfinance")
 
 
-def has_ohlcv(source: str) -> bool:
-    """Whether a source is known to ship open/high/low/volume (files and S3 are read as close-only by default)."""
+def has_ohlcv(source: str, data: DataParams | Mapping[str, Any] | None = None) -> bool:
+    """Whether a source's bars have open/high/low/volume: decides ``features.ohlcv: null``.
+
+    Bundled sets and yfinance are known. For ``files`` it is decided from the columns the files at
+    ``data.path`` have (headers only, mapped through ``data.format.columns``): true when every file has all
+    four; a wide layout is close-only. S3 objects are not read to decide it (that would need the network
+    whenever params are loaded): S3 is close-only unless ``features.ohlcv: true``.
+    """
+    if source == "files" and data is not None:
+        try:
+            cfg = data if isinstance(data, DataParams) else DataParams.model_validate(data)
+        except ValidationError:
+            return False  # Params reports the bad data section
+        return _files_have_ohlcv(cfg)
     return source == "yfinance" or (source in BUNDLED and BUNDLED[source].ohlcv)
+
+
+def _files_have_ohlcv(cfg: DataParams) -> bool:
+    from tradepipe.data.files import bar_files, header
+
+    if cfg.format.layout == "wide" or not cfg.path:
+        return False
+    try:
+        files = bar_files(Path(cfg.path))
+    except BarsFileError:
+        return False  # ingest names the problem
+    wanted = {"open", "high", "low", "volume"}
+    return all(wanted <= {cfg.format.columns.get(name, name) for name in header(path)} for path in files)
 
 
 def select(bars: pd.DataFrame, symbols: list[str] | None, start: str | None, end: str | None,
