@@ -39,16 +39,18 @@ from tradepipe.paths import (
     EQUITY_PLOT,
     FEATURES,
     LIVE_AGENT,
+    LIVE_PREDICTOR,
     PREDICTIONS,
     PREDICTOR,
 )
 from tradepipe.stage import StageError, run_stage
 
 
-def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params, rl: RLParams
-                   ) -> tuple[np.ndarray, list[Window], TradingPolicy]:
+def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params, rl: RLParams,
+                   live_market: Market, live_predictor: Predictor) -> tuple[np.ndarray, list[Window], TradingPolicy]:
     """Walk-forward targets of the agent ensemble (hyperparameters ``rl``) over ``market`` (zero before the first
-    test slice), and the same procedure fitted on the live window (the latest history): the policy to deploy."""
+    test slice), and the same procedure fitted on the live window (the latest history) of ``live_market``: the
+    policy to deploy, bundling ``live_predictor`` (the one ``live_market``'s observations are scaled by)."""
     cfg = params.backtest.walk_forward
     history_start = pd.Timestamp(params.split.train_end, tz="UTC")
     try:
@@ -60,7 +62,7 @@ def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, param
         raise StageError(f"params.yaml backtest.walk_forward: {exc}") from exc
     log: list[dict[str, object]] = []
 
-    def fit(train: Market, window: Window) -> TradingPolicy:
+    def fit(train: Market, window: Window, bundled: Predictor = predictor) -> TradingPolicy:
         k = len(log)
         span = window.describe(market.timestamps)
         try:
@@ -68,27 +70,31 @@ def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, param
         except ValueError as exc:
             raise StageError(f"walk-forward window {span}: {exc}; lengthen "
                              "backtest.walk_forward.train_years in params.yaml") from exc
-        fitted = fit_ensemble(head, val, spec, predictor, rl, params.seed, label=f"window {k + 1}/{len(windows) + 1} ")
+        fitted = fit_ensemble(head, val, spec, bundled, rl, params.seed, label=f"window {k + 1}/{len(windows) + 1} ")
         mlflow.log_metrics({f"walk_forward.{name}": value for name, value in fitted.metrics.items()}, step=k)
         log.append({"window": k + 1, "span": span, "reason": fitted.reason, "blend": fitted.policy.blend})
         return fitted.policy
 
     targets = walk_forward_targets(market, windows, fit, cfg.warmup_bars)
     live = live_window(market.timestamps, cfg, history_start)
-    live_policy = fit(market.take(live.train), live)
+    live_policy = fit(live_market.take(live.train), live, live_predictor)
     mlflow.log_dict({"windows": log}, "backtest/walk_forward.json")
     return targets, windows, live_policy
 
 
 def backtest(params: Params, root: Path) -> dict[str, float]:
-    predictor = Predictor.load(root / PREDICTOR)
+    # The walk-forward windows and agent_fixed see observations scaled as models/predictor (rl_train's policy
+    # bundles it); the live policy is served with the last walk-forward refit, so it trains on that one's scaling.
+    predictor, live_predictor = Predictor.load(root / PREDICTOR), Predictor.load(root / LIVE_PREDICTOR)
     bars = pd.read_parquet(root / BARS)
-    market = build_market(bars, pd.read_parquet(root / FEATURES), pd.read_parquet(root / PREDICTIONS),
-                          feature_columns(params.features), predictor.scaler, predictor.forecast_scale)
+    features, predictions = pd.read_parquet(root / FEATURES), pd.read_parquet(root / PREDICTIONS)
+    market, live_market = (build_market(bars, features, predictions, feature_columns(params.features), p.scaler,
+                                        p.forecast_scale) for p in (predictor, live_predictor))
     spec = PolicySpec.from_params(market.symbols, params)
     tuning = read_json(root / AGENT_TUNING)  # the rl_train stage's hyperparameters (tuned or as configured)
     targets, windows, live_policy = _agent_targets(market, spec, predictor, params,
-                                                   params.rl_train.with_agents(tuning["hyperparameters"]))
+                                                   params.rl_train.with_agents(tuning["hyperparameters"]),
+                                                   live_market, live_predictor)
     live_policy.save(root / LIVE_AGENT)
     first = windows[0].test.start
     test = market.take(slice(first, None))

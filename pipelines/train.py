@@ -18,8 +18,8 @@ from tradepipe.models.evaluation import baseline_metrics, forecast_metrics
 from tradepipe.models.panel import Panel, Windows, make_panel, prepare
 from tradepipe.models.predictor import Predictor, PredictorModel
 from tradepipe.models.training import fit, predict_windows, to_forecast
-from tradepipe.models.walk_forward import walk_forward_forecasts
-from tradepipe.paths import BARS, BEST_CONFIG, CALIBRATION, FEATURES, LABELS, PREDICTIONS, PREDICTOR
+from tradepipe.models.walk_forward import check_covers, walk_forward_forecasts
+from tradepipe.paths import BARS, BEST_CONFIG, CALIBRATION, FEATURES, LABELS, LIVE_PREDICTOR, PREDICTIONS, PREDICTOR
 from tradepipe.stage import StageError, run_stage
 
 
@@ -72,26 +72,28 @@ def train(params: Params, root: Path) -> dict[str, float]:
 
     # Out-of-sample forecasts: walk-forward refits from train.walk_forward.start to the end of the data (each
     # block from a model fitted only before it); without a start, the trained model's from the validation window.
+    # The predictor behind the latest forecasts (the last refit, or the trained one) is saved for the live policy.
+    live = predictor
     if cfg.walk_forward.start:
-        if pd.Timestamp(cfg.walk_forward.start, tz="UTC") > pd.Timestamp(params.split.train_end, tz="UTC"):
-            raise StageError(f"params.yaml train.walk_forward.start={cfg.walk_forward.start} is after "
-                             f"split.train_end={params.split.train_end}: the RL window would have no forecasts")
         try:
-            forecasts = walk_forward_forecasts(panel, hp, cfg, start=cfg.walk_forward.start,
-                                               stop=len(panel.timestamps), horizon=horizon,
-                                               epochs=max(result.best_epoch, 1), seed=params.seed)
+            check_covers(panel.timestamps, cfg.walk_forward.start, after=params.split.train_end)  # the RL window
+            wf = walk_forward_forecasts(panel, hp, cfg, params.features, start=cfg.walk_forward.start,
+                                        stop=len(panel.timestamps), horizon=horizon,
+                                        epochs=max(result.best_epoch, 1), seed=params.seed)
         except ValueError as exc:
             raise StageError(f"params.yaml train.walk_forward: {exc}") from exc
+        forecasts, live = wf.forecasts, wf.last
+        mlflow.set_tag("walk_forward.refits", ", ".join(str(t.date()) for t in wf.refits))
         labels = panel.labels[np.searchsorted(panel.symbols, forecasts["symbol"]),
                               panel.timestamps.searchsorted(forecasts["timestamp"])]
         ok = np.isfinite(labels)
-        wf = forecast_metrics(forecasts["prediction"].to_numpy()[ok], labels[ok],
-                              forecasts["timestamp"].to_numpy()[ok])
-        metrics.update({f"walk_forward_{k}": v for k, v in wf.items()})
+        metrics.update({f"walk_forward_{k}": v for k, v in forecast_metrics(
+            forecasts["prediction"].to_numpy()[ok], labels[ok], forecasts["timestamp"].to_numpy()[ok]).items()})
     else:
         after = Windows(prep.scaled, panel.labels, seq_len, (prep.split.val[0], len(panel.timestamps)),
                         need_label=False)
         forecasts = _frame(panel, after, _forecasts(predictor, after))
+    live.save(root / LIVE_PREDICTOR)
     write_parquet(forecasts, root / PREDICTIONS)
 
     bars = pd.read_parquet(root / BARS)

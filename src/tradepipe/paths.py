@@ -18,6 +18,7 @@ LABELS = Path("data/features/labels.parquet")
 BEST_CONFIG = Path("models/tune/best_config.json")
 PREDICTOR = Path("models/predictor")
 PREDICTOR_RUN = Path("models/predictor/mlflow.json")
+LIVE_PREDICTOR = Path("models/predictor/live")  # the last walk-forward refit: behind the latest forecasts
 PREDICTIONS = Path("data/predictions/predictions.parquet")  # walk-forward, out-of-sample
 CALIBRATION = Path("reports/train/calibration.png")
 # rl_train

@@ -156,7 +156,8 @@ def test_walk_forward_forecasts_never_see_their_block(bars: pd.DataFrame) -> Non
     cfg = TrainParams(max_epochs=1, batch_size=64, patience=1, max_train_samples=2000,
                       walk_forward=WalkForwardParams(start="2012-01-01", refit_years=1))
     stop = int(panel.timestamps.searchsorted(pd.Timestamp("2013-06-30", tz="UTC")))
-    base = walk_forward_forecasts(panel, HP, cfg, start="2012-01-01", stop=stop, horizon=5, epochs=1, seed=1)
+    base = walk_forward_forecasts(panel, HP, cfg, FP, start="2012-01-01", stop=stop, horizon=5, epochs=1,
+                                  seed=1).forecasts
     assert base["timestamp"].min() >= pd.Timestamp("2012-01-01", tz="UTC")
     assert base["timestamp"].max() < panel.timestamps[stop]
     # scramble every label and feature from 2013 on: forecasts for 2012 must not move
@@ -164,11 +165,77 @@ def test_walk_forward_forecasts_never_see_their_block(bars: pd.DataFrame) -> Non
     features, labels = panel.features.copy(), panel.labels.copy()
     features[:, cut:] = np.random.default_rng(0).normal(size=features[:, cut:].shape)
     labels[:, cut - 5:] = 0.5
-    changed = walk_forward_forecasts(type(panel)(panel.timestamps, panel.symbols, features, labels), HP, cfg,
-                                     start="2012-01-01", stop=stop, horizon=5, epochs=1, seed=1)
+    changed = walk_forward_forecasts(type(panel)(panel.timestamps, panel.symbols, features, labels), HP, cfg, FP,
+                                     start="2012-01-01", stop=stop, horizon=5, epochs=1, seed=1).forecasts
     early = base["timestamp"] < panel.timestamps[cut]
     pd.testing.assert_frame_equal(base[early], changed[changed["timestamp"] < panel.timestamps[cut]])
     assert not np.allclose(base[~early]["prediction"], changed[~early.to_numpy()]["prediction"])
+
+
+def test_last_walk_forward_refit_is_a_complete_predictor_of_the_latest_forecasts(bars: pd.DataFrame,
+                                                                                 tmp_path: Path) -> None:
+    from tradepipe.config import TrainParams, WalkForwardParams
+    from tradepipe.models.panel import Scaler
+    from tradepipe.models.walk_forward import walk_forward_forecasts
+
+    panel = make_panel(build_features(bars, FP), feature_columns(FP), build_labels(bars, 5))
+    cfg = TrainParams(max_epochs=1, batch_size=64, patience=1, max_train_samples=2000,
+                      walk_forward=WalkForwardParams(start="2012-01-01", refit_years=1))
+    wf = walk_forward_forecasts(panel, HP, cfg, FP, start="2012-01-01", stop=len(panel.timestamps), horizon=5,
+                                epochs=1, seed=1)
+    assert [t.year for t in wf.refits] == [2012, 2013]
+    last_start = int(panel.timestamps.searchsorted(wf.refits[-1]))
+    expected = Scaler.fit(panel.features, last_start - 5)          # its own scaler: fitted up to its block only
+    np.testing.assert_array_equal(wf.last.scaler.mean, expected.mean)
+    assert wf.last.y_scale == pytest.approx(float(np.nanstd(panel.labels[:, :last_start - 5])))
+    assert wf.last.forecast_scale > 0 and wf.last.forecast_scale != 1.0
+    wf.last.save(tmp_path / "live")
+    served = Predictor.load(tmp_path / "live").predict_bars(bars)
+    latest = wf.forecasts[wf.forecasts["timestamp"] >= wf.refits[-1]].reset_index(drop=True)
+    served = served[served["timestamp"] >= wf.refits[-1]].sort_values(["timestamp", "symbol"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(served, latest.sort_values(["timestamp", "symbol"]).reset_index(drop=True),
+                                  check_exact=False, rtol=1e-5)
+
+
+def test_walk_forward_start_must_cover_the_first_bar_after_the_training_split() -> None:
+    from tradepipe.models.walk_forward import check_covers
+
+    days = pd.bdate_range("2010-12-01", "2011-02-28", tz="UTC")
+    for start in ("2003-01-01", "2011-01-01", "2011-01-03"):     # 2011-01-03: the first bar after 2010-12-31
+        check_covers(days, start, after="2010-12-31")
+    with pytest.raises(ValueError, match="after 2011-01-03, the first bar after 2010-12-31"):
+        check_covers(days, "2011-01-04", after="2010-12-31")
+
+
+@pytest.mark.parametrize("profile", [None, "smoke"])
+def test_predictor_refits_line_up_with_the_backtest_slices(profile: str | None, tmp_path: Path) -> None:
+    import shutil
+
+    from tradepipe.backtest.walk_forward import live_window, walk_forward_windows
+    from tradepipe.config import load_params
+    from tradepipe.models.walk_forward import block_starts, check_covers
+    from tradepipe.profiles import apply_profile, load_profile
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    if profile:
+        apply_profile(tmp_path / "params.yaml", load_profile(root, profile))
+    params = load_params(tmp_path / "params.yaml")
+    days = pd.bdate_range(params.data.start, params.data.end, tz="UTC")
+    start = params.train.walk_forward.start
+    assert start is not None
+    check_covers(days, start, after=params.split.train_end)       # the RL window has forecasts from its first bar
+    refits = block_starts(days, start, len(days), params.train.walk_forward.refit_years)
+    history = pd.Timestamp(params.split.train_end, tz="UTC")
+    windows = walk_forward_windows(days, pd.Timestamp(params.split.val_end, tz="UTC") + pd.Timedelta(days=1),
+                                   params.backtest.walk_forward, purge=params.features.label_horizon,
+                                   history_start=history)
+    # every backtest test slice is forecast by a model refitted just before it, on data before it only
+    assert {w.test.start for w in windows} <= set(refits)
+    assert refits[0] == int(days.searchsorted(history, side="right"))
+    if profile is None:
+        assert [days[i].year for i in refits] == [2011, 2013, 2015, 2017, 2019, 2021]
+    assert live_window(days, params.backtest.walk_forward, history).train.stop == len(days)
 
 
 def test_ic_and_rank_ic_are_means_of_daily_cross_sectional_correlations() -> None:

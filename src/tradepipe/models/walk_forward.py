@@ -1,18 +1,22 @@
 """Walk-forward forecasts: each block of bars is predicted by a model fitted only on bars before it.
 
 For a block starting at bar b, the scaler, the target scale and the network are fitted on samples whose
-label window ends before b (a purge of the label horizon), so no forecast in the block saw its future.
+label window ends before b (a purge of the label horizon), so no forecast in the block saw its future. The last
+block's refit is kept as a complete predictor: the one behind the most recent forecasts, which a policy fitted
+on the latest history must deploy with.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tradepipe.config import TrainParams
+from tradepipe.config import FeatureParams, TrainParams
 from tradepipe.models.panel import Panel, Scaler, Windows
+from tradepipe.models.predictor import Predictor
 from tradepipe.models.training import fit, predict_windows, to_forecast
 
 
@@ -22,10 +26,32 @@ def block_starts(timestamps: pd.DatetimeIndex, start: str, stop: int, refit_year
     return sorted({int(timestamps.searchsorted(d)) for d in dates} - {stop})
 
 
-def walk_forward_forecasts(panel: Panel, hp: dict[str, Any], cfg: TrainParams, *, start: str, stop: int,
-                           horizon: int, epochs: int, seed: int) -> pd.DataFrame:
-    """Forecasts (timestamp, symbol, prediction) for bars in [block_starts[0], stop), refitting per block."""
+def check_covers(timestamps: pd.DatetimeIndex, start: str, after: str) -> None:
+    """Raise ValueError unless forecasts from ``start`` cover every bar after the date ``after`` (the RL window
+    begins on the first bar after split.train_end)."""
+    first = int(timestamps.searchsorted(pd.Timestamp(after, tz="UTC"), side="right"))
+    if first < len(timestamps) and timestamps.searchsorted(pd.Timestamp(start, tz="UTC")) > first:
+        raise ValueError(f"start={start} is after {timestamps[first].date()}, the first bar after {after}: "
+                         "the bars between would have no forecast; set it no later")
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """Out-of-sample forecasts (timestamp, symbol, prediction) and the last block's refit with its scalers."""
+
+    forecasts: pd.DataFrame
+    last: Predictor
+    refits: list[pd.Timestamp]  # first bar of each block
+
+
+def walk_forward_forecasts(panel: Panel, hp: dict[str, Any], cfg: TrainParams, features: FeatureParams, *,
+                           start: str, stop: int, horizon: int, epochs: int, seed: int) -> WalkForward:
+    """Forecasts for bars in [block_starts[0], stop), refitting per block; ``features`` is the panel's recipe
+    (bundled into the last refit's predictor)."""
     starts = block_starts(panel.timestamps, start, stop, cfg.walk_forward.refit_years)
+    if not starts:
+        raise ValueError(f"start {start} leaves no bar to forecast before the end of the data")
+    task = str(hp.get("task", "regression"))
     frames = []
     for lo, hi in zip(starts, [*starts[1:], stop], strict=True):
         fit_stop = lo - horizon
@@ -39,8 +65,10 @@ def walk_forward_forecasts(panel: Panel, hp: dict[str, Any], cfg: TrainParams, *
         model = fit(train, None, hp, max_epochs=epochs, batch_size=cfg.batch_size, patience=epochs,
                     weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=y_scale, seed=seed).model
         block = Windows(scaled, panel.labels, int(hp["seq_len"]), (lo, hi), need_label=False)
-        forecasts = to_forecast(predict_windows(model, block), str(hp.get("task", "regression")), y_scale)
+        forecasts = to_forecast(predict_windows(model, block), task, y_scale)
         frames.append(pd.DataFrame({"timestamp": panel.timestamps[block.t],
                                     "symbol": np.asarray(panel.symbols)[block.sym], "prediction": forecasts}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["timestamp", "symbol",
-                                                                                      "prediction"])
+    # as the train stage's predictor: forecasts normalized downstream by their spread on the training window
+    last = Predictor(model, hp, features, scaler, y_scale)
+    last.forecast_scale = float(np.std(to_forecast(predict_windows(model, train), task, y_scale))) or 1.0
+    return WalkForward(pd.concat(frames, ignore_index=True), last, [panel.timestamps[lo] for lo in starts])
