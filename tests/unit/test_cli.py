@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
+from click.testing import Result
 
 from tradepipe.data.sources import load_source
 
@@ -134,3 +136,36 @@ def test_report_metrics_too_few_returns_and_zero_trials_fail_clearly(tmp_path: P
     two.write_text("date,ret\n2020-01-02,0.01\n2020-01-03,-0.01\n")
     zero = _cli("report", "metrics", str(two), "--n-trials", "0")
     assert zero.returncode == 2 and "--n-trials" in zero.stderr and "Traceback" not in zero.stderr
+
+
+def test_data_validate_refuses_every_corrupt_corpus_file_clearly(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tests.unit.test_validation import CLEAN, CORPUS, FILE_ERRORS, PARAMS, SUITE_FAILURES
+    from tradepipe.cli import app
+
+    limits = tmp_path / "limits.yaml"
+    limits.write_text(yaml.safe_dump({"validate": PARAMS.model_dump()}))
+    runner = CliRunner()
+
+    def validate(path: Path) -> Result:
+        return runner.invoke(app, ["data", "validate", str(path), "--params", str(limits)])
+
+    refused = 0
+    for path in sorted(CORPUS.iterdir()):
+        if path == CLEAN:
+            continue
+        out = validate(path)
+        assert out.exit_code == 1, (path.name, out.output)
+        assert isinstance(out.exception, SystemExit) and "Traceback" not in out.output, (path.name, out.output)
+        if path.name in FILE_ERRORS:
+            for fragment in FILE_ERRORS[path.name]:
+                assert fragment in out.output, (path.name, fragment, out.output)
+        else:
+            assert out.output.startswith(f"{path}: FAILED"), out.output
+            for expectation, column, _, example in SUITE_FAILURES[path.name]:
+                assert f"{expectation} on {column}" in out.output and f"row={example['row']} " in out.output
+        refused += 1
+    assert refused == len(FILE_ERRORS) + len(SUITE_FAILURES) == 23
+    ok = validate(CLEAN)
+    assert ok.exit_code == 0 and "ok" in ok.output and "12 rows passed 34 expectations" in ok.output
