@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import mlflow
 from tradepipe.config import Params
 from tradepipe.data.store import write_parquet
 from tradepipe.features import build_features, build_labels, feature_columns, indicator_names
@@ -29,6 +30,8 @@ def features(params: Params, root: Path) -> dict[str, float]:
     write_parquet(feats, root / FEATURES)
     write_parquet(labels, root / LABELS)
     columns = feature_columns(fp)
+    mlflow.log_dict({"features": columns, "indicators": indicators, "ohlcv": bool(fp.ohlcv)},
+                    "features/feature_columns.json")
     complete = feats[columns].notna().all(axis=1)
     return {"rows": float(len(feats)), "features": float(len(columns)), "indicators": float(len(indicators)),
             "ohlcv": float(bool(fp.ohlcv)), "sentiment": float(bool(fp.sentiment.path)),

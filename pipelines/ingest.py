@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+import mlflow
 from tradepipe.config import DataParams, Params
 from tradepipe.data.incremental import changes_record, describe, merge_bars
 from tradepipe.data.sources import fetch, select
@@ -66,6 +67,7 @@ def ingest(params: Params, root: Path) -> dict[str, float]:
     write_parquet(bars, root / BARS)
     write_parquet(benchmark, root / BENCHMARK)
     write_json({**record, **describe(bars), "benchmark": {**bench_record, **describe(benchmark)}}, root / MANIFEST)
+    mlflow.log_artifact(str(root / MANIFEST), "ingest")
     counts = bars.groupby("symbol").size()
     return {"rows": float(len(bars)), "symbols": float(len(counts)), "bars_per_symbol_min": float(counts.min()),
             "appended_rows": float(record["appended_rows"]),

@@ -9,11 +9,13 @@ import boto3
 import pandas as pd
 import pytest
 
+import mlflow
 from pipelines.ingest import archive_name, ingest
 from tradepipe.config import Params, S3Params
 from tradepipe.data.incremental import content_hash
 from tradepipe.paths import ARCHIVE, BARS, MANIFEST
 from tradepipe.stage import StageError
+from tradepipe.tracking import stage_run
 
 CUT = pd.Timestamp("2013-01-01", tz="UTC")
 
@@ -31,6 +33,12 @@ def _put(s3: object, bucket: str, key: str, frame: pd.DataFrame, tmp: Path) -> N
     s3.upload_file(str(local), bucket, key)  # type: ignore[attr-defined]
 
 
+def _ingest(cfg: Params, root: Path) -> tuple[dict[str, float], str]:
+    """The ingest stage body inside its own MLflow run (as run_stage opens it); metrics and run id."""
+    with stage_run("ingest", {}, root, f"sqlite:///{root / 'mlflow.db'}", "ingest-test") as run:
+        return ingest(cfg, root), run.info.run_id
+
+
 def test_s3_ingest_appends_and_reports_changed_history(tmp_path: Path, s3_endpoint: str, params: Params,
                                                        bars: pd.DataFrame) -> None:
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
@@ -40,8 +48,11 @@ def test_s3_ingest_appends_and_reports_changed_history(tmp_path: Path, s3_endpoi
     _put(s3, "market", "bars/2010-2012.parquet", old, tmp_path)
     _put(s3, "market", "other/ignored.csv", bars.iloc[:5], tmp_path)
 
-    first = ingest(cfg, tmp_path)
+    first, run_id = _ingest(cfg, tmp_path)
     assert first["appended_rows"] == len(old) and first["changed_values"] == 0
+    logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="ingest/manifest.json",
+                                                 dst_path=str(tmp_path / "logged"))
+    assert json.loads(Path(logged).read_text()) == json.loads((tmp_path / MANIFEST).read_text())
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / BARS), old.reset_index(drop=True))
     archive = tmp_path / ARCHIVE / f"{archive_name(cfg.data)}.parquet"
     archived_before = archive.stat().st_mtime_ns
@@ -52,7 +63,7 @@ def test_s3_ingest_appends_and_reports_changed_history(tmp_path: Path, s3_endpoi
     _put(s3, "market", "bars/2010-2012.parquet", old.assign(close=old["close"].mask(hit, 1.0)), tmp_path)
     _put(s3, "market", "bars/2013.csv", new.assign(timestamp=new["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")),
          tmp_path)
-    second = ingest(cfg, tmp_path)
+    second, _ = _ingest(cfg, tmp_path)
     assert second["appended_rows"] == len(new) and second["changed_values"] == 1
     got = pd.read_parquet(tmp_path / BARS)
     pd.testing.assert_frame_equal(got, bars.reset_index(drop=True))  # history kept as first ingested
@@ -67,18 +78,18 @@ def test_s3_ingest_appends_and_reports_changed_history(tmp_path: Path, s3_endpoi
     # nothing new: the archive is not rewritten
     archived = archive.stat().st_mtime_ns
     assert archived > archived_before
-    third = ingest(cfg, tmp_path)
+    third, _ = _ingest(cfg, tmp_path)
     assert third["appended_rows"] == 0 and archive.stat().st_mtime_ns == archived
 
 
 def test_s3_errors_are_clear_and_leave_outputs_alone(tmp_path: Path, s3_endpoint: str, params: Params) -> None:
     cfg = _params(params, s3_endpoint, "no-such-bucket")
     with pytest.raises(StageError, match="s3://no-such-bucket/bars/.*NoSuchBucket"):
-        ingest(cfg, tmp_path)
+        _ingest(cfg, tmp_path)
     assert not (tmp_path / BARS).exists()
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="empty")
     with pytest.raises(StageError, match=r"s3://empty/bars/: no \.csv or \.parquet object"):
-        ingest(_params(params, s3_endpoint, "empty"), tmp_path)
+        _ingest(_params(params, s3_endpoint, "empty"), tmp_path)
 
 
 def test_s3_bad_object_is_named_by_its_url(tmp_path: Path, s3_endpoint: str, params: Params,
@@ -89,6 +100,6 @@ def test_s3_bad_object_is_named_by_its_url(tmp_path: Path, s3_endpoint: str, par
     text = bars.iloc[40:44].assign(close=["1.0", "2.0", "oops", "3.0"])
     _put(s3, "bad", "bars/2013/bad.csv", text, tmp_path)
     with pytest.raises(StageError) as info:
-        ingest(_params(params, s3_endpoint, "bad"), tmp_path)
+        _ingest(_params(params, s3_endpoint, "bad"), tmp_path)
     assert "s3://bad/bars/2013/bad.csv: column 'close', line 4 (row 3): 'oops' is not a number" in str(info.value)
     assert "tradepipe-s3-" not in str(info.value)

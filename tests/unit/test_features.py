@@ -164,3 +164,20 @@ def test_features_stage_with_missing_headlines_file_is_a_stage_error(tmp_path: P
                                          r"be read \(No such file or directory\)"):
         features(params.model_copy(update={"features": fp}), tmp_path)
     assert not (tmp_path / FEATURES).exists()
+
+
+def test_features_stage_logs_its_feature_columns(tmp_path: Path, params: Params, bars: pd.DataFrame) -> None:
+    import mlflow
+    from pipelines.features import features
+    from tradepipe.paths import BARS, FEATURES
+    from tradepipe.tracking import stage_run
+
+    (tmp_path / BARS).parent.mkdir(parents=True)
+    bars.to_parquet(tmp_path / BARS)
+    with stage_run("features", {}, tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", "features-test") as run:
+        metrics = features(params, tmp_path)
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features/feature_columns.json")
+    assert logged == {"features": feature_columns(params.features), "indicators": params.features.indicators,
+                      "ohlcv": False}
+    assert metrics["features"] == len(logged["features"])
+    assert list(pd.read_parquet(tmp_path / FEATURES).columns) == ["timestamp", "symbol", *logged["features"]]
