@@ -104,7 +104,7 @@ def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file o
 
     limits = _validate_limits(params)
     try:
-        bars = read_bars_file(path)
+        bars = read_bars_file(path, limits.return_flag_column)
     except BarsFileError as exc:
         _fail(str(exc))
     report = validate_bars(bars, limits, name=str(path))

@@ -294,3 +294,17 @@ def test_write_data_docs_renders_the_gx_result(tmp_path: Path) -> None:
     assert len(pages) == 1
     page = pages[0].read_text(encoding="utf-8")
     assert "abs_return" in page and "9.07827788" in page  # the spike's return, as GX observed it
+
+
+def test_flag_column_is_read_from_the_file_when_configured(tmp_path: Path) -> None:
+    text = ("timestamp,symbol,close,flag_large_move\n2020-01-02,AAA,10.0,\n2020-01-03,AAA,10.5,false\n"
+            "2020-01-06,AAA,25.0,true\n2020-01-07,AAA,25.5,0\n")
+    (tmp_path / "move.csv").write_text(text)
+    params = ValidateParams(min_rows_per_symbol=1, max_abs_return=0.5, return_flag_column="flag_large_move")
+    bars = read_bars_file(tmp_path / "move.csv", "flag_large_move")
+    assert bars["flag_large_move"].tolist() == [False, False, True, False]
+    assert validate_bars(bars, params).success is True
+    assert "flag_large_move" not in read_bars_file(tmp_path / "move.csv").columns
+    (tmp_path / "move.csv").write_text(text.replace("true", "maybe"))
+    with pytest.raises(BarsFileError, match=r"column 'flag_large_move', line 4 \(row 3\): 'maybe' is not a boolean"):
+        read_bars_file(tmp_path / "move.csv", "flag_large_move")

@@ -46,8 +46,12 @@ class _Rows:
         return f"{self.path}: column {column!r}, {self.row(pos)}"
 
 
-def read_bars_file(path: str | Path) -> pd.DataFrame:
-    """Read a .csv or .parquet bars file into canonical bars; raise BarsFileError naming what is wrong."""
+def read_bars_file(path: str | Path, flag_column: str | None = None) -> pd.DataFrame:
+    """Read a .csv or .parquet bars file into canonical bars; raise BarsFileError naming what is wrong.
+
+    ``flag_column``, when the file has it, is kept as booleans (true/false, 1/0, yes/no; empty: false),
+    e.g. ``validate.return_flag_column``.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
@@ -80,7 +84,23 @@ def read_bars_file(path: str | Path) -> pd.DataFrame:
             out[column] = _symbols(series)
         else:
             out[column] = _numbers(series, column, rows)
+    if flag_column and flag_column in raw.columns:
+        out[flag_column] = _flags(raw[flag_column].reset_index(drop=True), flag_column, rows)
     return out
+
+
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "y", "t"}), frozenset({"false", "0", "no", "n", "f"})
+
+
+def _flags(series: pd.Series, column: str, rows: _Rows) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.fillna(False).astype(bool)
+    missing = _missing(series)
+    text = series.astype(str).str.strip().str.lower()
+    bad = ~(missing | text.isin(_TRUE | _FALSE))
+    if bad.any():
+        raise BarsFileError(_first_bad(bad, series, column, rows, "a boolean (true/false)"))
+    return text.isin(_TRUE) & ~missing
 
 
 def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, _Rows]:
