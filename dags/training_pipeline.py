@@ -7,6 +7,10 @@ Runs weekly (Monday 03:00 UTC) or when an ingest records new data (asset `tradep
 announce through asset events, only when something changed: ingest emits `tradepipe-new-data` when the bars'
 content hash changed, register emits `tradepipe-champion` when it made a new agent version champion
 (`deploy_champion` is scheduled on it).
+
+The `profile` param (e.g. `smoke`) applies profiles/<name>.yaml for this run only: the setup task
+apply_profile rewrites params.yaml and keeps the original in XCom, and the teardown task restore_params writes
+it back however the stages ended, so later runs use the project's own params.yaml.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAlias,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    get_current_context,
+    task,
+)
 
 from tradepipe import paths
 from tradepipe.orchestration import events
@@ -27,11 +40,33 @@ STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backte
 PROJECT = Path(os.environ.get("TRADEPIPE_PROJECT", Path(__file__).resolve().parents[1]))
 BIN = Path(sys.executable).parent
 
-PROFILE = "{% if params.profile %}tradepipe profile {{ params.profile }} --root . && {% endif %}"
 REPRO = "dvc repro {{ '--force --single-item ' if params.force else '' }}"
 # Which stage announces what: (state file it changes, the event's extra when it changed, the asset).
 ANNOUNCES = {"ingest": (paths.MANIFEST, events.new_data, events.NEW_DATA),
              "register": (paths.DECISION, events.champion_changed, events.CHAMPION)}
+
+
+@task
+def apply_profile() -> str | None:
+    """Apply the run's ``profile`` param to params.yaml; return the original text (None without a profile)."""
+    from tradepipe.profiles import apply_profile as apply
+    from tradepipe.profiles import load_profile
+
+    name = get_current_context()["params"]["profile"]
+    if not name:
+        return None
+    original = (PROJECT / "params.yaml").read_text()
+    apply(PROJECT / "params.yaml", load_profile(PROJECT, name))
+    print(f"params.yaml holds profile {name!r} for this run")
+    return original
+
+
+@task
+def restore_params(original: str | None) -> None:
+    """Write back the params.yaml that apply_profile replaced (nothing to do without a profile)."""
+    if original is not None:
+        (PROJECT / "params.yaml").write_text(original)
+        print("params.yaml restored")
 
 
 class StageOperator(BashOperator):
@@ -72,15 +107,16 @@ with DAG(
     },
     doc_md=__doc__,
 ) as dag:
-    previous = None
+    profile = apply_profile()
+    previous = profile
     for stage in STAGES:
-        task = StageOperator(
+        stage_task = StageOperator(
             stage=stage,
-            bash_command=(PROFILE if stage == STAGES[0] else "") + REPRO + stage,
+            bash_command=REPRO + stage,
             cwd=str(PROJECT),
             env={"PATH": f"{BIN}:{os.environ.get('PATH', '')}", "TRADEPIPE_RUN_ID": "{{ run_id }}"},
             append_env=True,
         )
-        if previous is not None:
-            previous >> task
-        previous = task
+        previous >> stage_task
+        previous = stage_task
+    previous >> restore_params(profile).as_teardown(setups=profile)

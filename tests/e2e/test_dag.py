@@ -14,7 +14,9 @@ from tests.e2e.conftest import client, run
 from tests.integration.policy_registry import publish_champion, tiny_policy
 from tradepipe.orchestration.deploy import DEPLOYED_TAG, mark_deployed
 from tradepipe.paths import BARS
-from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
+from tradepipe.registry.versions import AGENT_MODEL, CHAMPION, FIT_END_TAG, TRAIN_END_TAG
+
+STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
 
 pytestmark = pytest.mark.e2e
 SCRIPT = """
@@ -30,26 +32,29 @@ for ti in dr.get_task_instances():
 
 
 def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -> None:
-    env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"), "TRADEPIPE_PROJECT": str(project)}
-    migrate = run(["airflow", "db", "migrate"], project, **env)
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    params_before = (project / "params.yaml").read_bytes()
+    env = airflow_env(project, tmp_path / "airflow")
     result = run([sys.executable, "-c", SCRIPT], project, **env)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     tasks = dict(line.split()[1:] for line in out.splitlines() if line.startswith("TASK "))
-    assert tasks == {s: "success" for s in
-                     ["ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register"]}
+    assert tasks == {s: "success" for s in ["apply_profile", *STAGES, "restore_params"]}
     assert "DAG_STATE success" in out
     run_id = next(line.split(maxsplit=1)[1] for line in out.splitlines() if line.startswith("RUN_ID"))
+    # the smoke profile held for that run only
+    assert (project / "params.yaml").read_bytes() == params_before
 
     mlc = client(project)
     exp = mlc.get_experiment_by_name("tradepipe")
     runs = mlc.search_runs([exp.experiment_id], f"tags.`tradepipe.pipeline_run_id` = '{run_id}'")
-    assert {r.data.tags["tradepipe.stage"] for r in runs} >= {"ingest", "train", "register"}
+    stages = sorted((r.data.tags["tradepipe.stage"], r.info.status) for r in runs
+                    if r.data.tags.get("mlflow.parentRunId") is None)
+    assert stages == sorted((stage, "FINISHED") for stage in STAGES)
     assert (project / "dvc.lock").exists()
-    assert "tradepipe-agent" in {m.name for m in mlc.search_registered_models()}
-
+    (agent,) = mlc.search_model_versions(f"name = '{AGENT_MODEL}'")
+    last_bar = pd.read_parquet(project / BARS)["timestamp"].max()
+    # the monitor's boundaries: the live policy saw every bar, the predictor the smoke profile's training window
+    assert (agent.tags[FIT_END_TAG], agent.tags[TRAIN_END_TAG]) == (last_bar.isoformat(), "2015-12-31")
 
 DEPLOY_SCRIPT = """
 import json, sys
