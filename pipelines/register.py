@@ -17,7 +17,15 @@ from tradepipe.config import Params
 from tradepipe.data.store import read_json, write_json
 from tradepipe.paths import BACKTEST_METRICS, BARS, DECISION, LIVE_AGENT, PREDICTOR_RUN
 from tradepipe.registry.gates import decide
-from tradepipe.registry.versions import AGENT_MODEL, PREDICTOR_MODEL, champion, register, set_aliases
+from tradepipe.registry.versions import (
+    AGENT_MODEL,
+    FIT_END_TAG,
+    PREDICTOR_MODEL,
+    TRAIN_END_TAG,
+    champion,
+    register,
+    set_aliases,
+)
 from tradepipe.stage import run_stage
 from tradepipe.tracking import git_commit, output_hashes, pipeline_run_id
 
@@ -52,10 +60,12 @@ def _smoke_check(version: str | int, root: Path) -> tuple[bool, str]:
     return True, f"v{version} loads and predicts a valid book in a fresh process"
 
 
-def _lineage(root: Path, results: dict[str, float]) -> dict[str, str]:
-    """Version tags: git commit, run id, params hash, dvc.lock hashes of every output, walk-forward metrics."""
+def _lineage(root: Path, params: Params, bars: pd.DataFrame, results: dict[str, float]) -> dict[str, str]:
+    """Version tags: git commit, run id, params hash, the training windows' ends (the monitor's in-sample
+    boundary: the live policy is fit on every bar up to the last), dvc.lock hashes, walk-forward metrics."""
     return {"git_commit": git_commit(root), "pipeline_run_id": pipeline_run_id(),
             "params_sha256": hashlib.sha256((root / "params.yaml").read_bytes()).hexdigest(),
+            TRAIN_END_TAG: params.split.train_end, FIT_END_TAG: pd.Timestamp(bars["timestamp"].max()).isoformat(),
             **{f"oos_{key}": f"{results[f'agent.{key}']:.6f}" for key in LINEAGE_METRICS
                if f"agent.{key}" in results},
             "oos_windows": str(int(results.get("walk_forward.windows", 0))),
@@ -72,9 +82,10 @@ def register_stage(params: Params, root: Path) -> dict[str, float]:
 
     mlflow.log_artifact(str(root / "params.yaml"), "lineage")
     mlflow.log_artifact(str(root / BACKTEST_METRICS), "lineage")
-    model_uri = _log_policy(root / LIVE_AGENT, pd.read_parquet(root / BARS))
+    bars = pd.read_parquet(root / BARS)
+    model_uri = _log_policy(root / LIVE_AGENT, bars)
     run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
-    lineage = _lineage(root, results)
+    lineage = _lineage(root, params, bars, results)
     agent = register(client, AGENT_MODEL, model_uri, run_id, lineage, f"pending the smoke check; {gate.reason}")
     decision = gate.with_check(*_smoke_check(agent.version, root))
     client.update_model_version(AGENT_MODEL, agent.version, description=decision.reason)

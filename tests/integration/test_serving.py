@@ -19,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import mlflow
 from tests.integration.policy_registry import publish_champion, tiny_policy
+from tradepipe.agents.policy import TradingPolicy
+from tradepipe.monitoring.performance import live_returns
 from tradepipe.serving import create_app
 
 TOKEN = "s3cret"
@@ -207,3 +209,17 @@ def test_champion_switch_drops_no_request(served: tuple[str, str], policy_dir: P
         versions = [v for _, v in out]
         assert versions[-1] == "2" and versions == sorted(versions)
     assert any(v == "1" for _, v in answers)
+
+
+def test_live_returns_count_only_bars_after_the_fit_end(policy_dir: Path, bars: pd.DataFrame) -> None:
+    """The monitor's live window (same tiny policy): out-of-sample bars only, when the fit end is known."""
+    policy = TradingPolicy.load(policy_dir)
+    timestamps = pd.DatetimeIndex(sorted(bars["timestamp"].unique()))
+    everything = live_returns(policy, bars, 63)
+    assert len(everything) == 62 and everything.index[0] == timestamps[-62]
+    unseen = live_returns(policy, bars, 63, fitted_until=timestamps[-11])  # 10 bars after the fit end
+    assert list(unseen.index) == list(timestamps[-9:])  # the first of them only decides
+    assert np.isfinite(unseen.to_numpy()).all()
+    assert live_returns(policy, bars, 63, fitted_until=timestamps[-2]).empty  # one unseen bar: nothing to judge
+    assert live_returns(policy, bars, 63, fitted_until=timestamps[-1]).empty
+    assert len(live_returns(policy, bars, 63, fitted_until=timestamps[0])) == 62  # capped by the recent window

@@ -70,6 +70,9 @@ def test_feature_drift_table_and_thresholds() -> None:
     assert retrain_reasons(drift, {"sharpe": 0.5, "max_drawdown": 0.05}, calm) == []
     assert retrain_reasons(drift, {"sharpe": -0.2, "max_drawdown": 0.3}, calm) == [
         "live Sharpe -0.200 < 0.0", "live max drawdown 0.300 > 0.1"]
+    # no out-of-sample bars yet: only drift is judged
+    assert retrain_reasons(drift, {}, calm) == []
+    assert retrain_reasons(drift, {}, cfg) == ["1 features drifted (> 0): b"]
 
 
 def test_performance_of_known_returns() -> None:

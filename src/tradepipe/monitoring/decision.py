@@ -15,11 +15,13 @@ def drifted_features(drift: pd.DataFrame, cfg: MonitorParams) -> list[str]:
 
 
 def retrain_reasons(drift: pd.DataFrame, live: Mapping[str, float], cfg: MonitorParams) -> list[str]:
-    """Why the champion should be retrained (empty: it should not)."""
+    """Why the champion should be retrained (empty: it should not); ``live`` empty: performance not judged."""
     reasons = []
     drifted = drifted_features(drift, cfg)
     if len(drifted) > cfg.max_drifted_features:
         reasons.append(f"{len(drifted)} features drifted (> {cfg.max_drifted_features}): {', '.join(drifted)}")
+    if not live:
+        return reasons
     if live["sharpe"] < cfg.min_sharpe:
         reasons.append(f"live Sharpe {live['sharpe']:.3f} < {cfg.min_sharpe}")
     if live["max_drawdown"] > cfg.max_drawdown:

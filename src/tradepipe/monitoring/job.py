@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,45 +10,77 @@ import pandas as pd
 
 import mlflow
 from mlflow import MlflowClient
-from tradepipe.config import load_params
+from tradepipe.config import Params, load_params
 from tradepipe.monitoring.decision import drifted_features, retrain_reasons
 from tradepipe.monitoring.drift import feature_drift
 from tradepipe.monitoring.performance import live_returns, performance
 from tradepipe.paths import BARS, FEATURES
-from tradepipe.registry.versions import AGENT_MODEL, champion
+from tradepipe.registry.versions import AGENT_MODEL, FIT_END_TAG, TRAIN_END_TAG, champion
 from tradepipe.tracking import configure
 
 EXPERIMENT = "tradepipe-monitoring"
 KEYS = ("timestamp", "symbol")
+log = logging.getLogger(__name__)
 
 
 def monitor(root: Path) -> dict[str, Any]:
-    """Measure the champion on the project at ``root``; log one run to ``tradepipe-monitoring``; return the verdict."""
+    """Measure the champion on the project at ``root``; log one run to ``tradepipe-monitoring``; return the verdict.
+
+    Drift compares the recent bars' features with the champion's training window (its ``train_end`` tag, else
+    params.yaml's split.train_end). Live performance counts only bars after the last one the champion was fit on
+    (its ``fit_data_end`` tag); with none yet its thresholds are not applied (logged). A version without the tag
+    is judged on the last ``recent_bars`` bars, which may lie inside its fit window (logged).
+    """
     params = load_params(root / "params.yaml")
     cfg = params.monitor
     configure(params.tracking.uri, EXPERIMENT, root)
     current = champion(MlflowClient(), AGENT_MODEL)
+    tags = current.tags if current else {}
     features = pd.read_parquet(root / FEATURES)
     columns = [c for c in features.columns if c not in KEYS]
     recent_start = features["timestamp"].drop_duplicates().nlargest(cfg.recent_bars).min()
-    reference = features[features["timestamp"] <= pd.Timestamp(params.split.train_end, tz="UTC")]
+    train_end = pd.Timestamp(tags.get(TRAIN_END_TAG, params.split.train_end), tz="UTC")
+    reference = features[features["timestamp"] <= train_end]
+    if reference.empty:
+        raise ValueError(f"{root / FEATURES} has no rows up to the training window's end {train_end.date()}: "
+                         "rerun the pipeline (features) for this champion's data")
     drift = feature_drift(reference, features[features["timestamp"] >= recent_start], columns, cfg.psi_bins)
     with mlflow.start_run(run_name="monitor"):
         mlflow.log_params(cfg.model_dump())
         mlflow.log_metrics({f"{stat}.{feat}": float(v) for feat, row in drift.iterrows() for stat, v in row.items()})
         mlflow.log_dict(drift.to_dict(orient="index"), "drift.json")
+        live: dict[str, float] = {}
         if current is None:
             reasons = [f"no {AGENT_MODEL}@champion to monitor"]
-            live: dict[str, float] = {}
         else:
             mlflow.set_tag("tradepipe.champion_version", current.version)
-            model = mlflow.pyfunc.load_model(f"models:/{AGENT_MODEL}/{current.version}")
-            returns = live_returns(model.unwrap_python_model().policy, pd.read_parquet(root / BARS), cfg.recent_bars)
-            live = performance(returns, params.backtest.periods_per_year)
-            mlflow.log_metrics({f"live.{k}": v for k, v in live.items()})
+            live = _live_performance(current.version, tags.get(FIT_END_TAG), root, params)
             reasons = retrain_reasons(drift, live, cfg)
         drifted = drifted_features(drift, cfg)
         mlflow.log_metrics({"drifted_features": float(len(drifted)), "retrain": float(bool(reasons))})
         mlflow.set_tag("tradepipe.retrain_reasons", "; ".join(reasons) or "none")
     return {"champion_version": current.version if current else None, "live": live, "drifted": drifted,
             "reasons": reasons}
+
+
+def _live_performance(version: str, fit_end: str | None, root: Path, params: Params) -> dict[str, float]:
+    """The champion's live metrics (logged, ``live.*``), over out-of-sample bars when ``fit_end`` is known;
+    empty when there are none yet."""
+    cfg = params.monitor
+    model = mlflow.pyfunc.load_model(f"models:/{AGENT_MODEL}/{version}")
+    fitted_until = pd.Timestamp(fit_end) if fit_end else None
+    returns = live_returns(model.unwrap_python_model().policy, pd.read_parquet(root / BARS), cfg.recent_bars,
+                           fitted_until)
+    if fitted_until is None:
+        window = f"last {cfg.recent_bars} bars; fit end unknown, they may be in-sample"
+    else:
+        window = f"{len(returns)} out-of-sample bars after the fit end {fitted_until.date()}"
+        mlflow.log_metric("live.oos_bars", float(len(returns)))
+    log.info("%s v%s live window: %s", AGENT_MODEL, version, window)
+    mlflow.set_tag("tradepipe.live_window", window)
+    if returns.empty:
+        log.info("no out-of-sample bars yet: live performance thresholds not applied")
+        return {}
+    live = performance(returns, params.backtest.periods_per_year)
+    mlflow.log_metrics({f"live.{k}": v for k, v in live.items()})
+    return live

@@ -12,13 +12,24 @@ from tradepipe.backtest.metrics import max_drawdown, sharpe_ratio
 WARMUP_BARS = 300  # history before the live window: the longest indicator (SMA 200) plus the predictor's window
 
 
-def live_returns(policy: TradingPolicy, bars: pd.DataFrame, recent_bars: int) -> pd.Series:
-    """Net returns of ``policy`` over the last ``recent_bars`` bars, executed as in the backtest (costs, fill lag)."""
+def live_returns(policy: TradingPolicy, bars: pd.DataFrame, recent_bars: int,
+                 fitted_until: pd.Timestamp | None = None) -> pd.Series:
+    """Net returns of ``policy`` over the last ``recent_bars`` bars, executed as in the backtest (costs, fill lag).
+
+    With ``fitted_until`` (the last bar the policy was fit on) the window keeps only the bars after it, so the
+    returns are out of sample; empty when fewer than two such bars exist (the first bar only decides).
+    """
     bars = bars[bars["symbol"].isin(policy.spec.symbols)].groupby("symbol").tail(recent_bars + WARMUP_BARS)
     market = policy.market(bars)
     if len(market.timestamps) < recent_bars:
         raise ValueError(f"only {len(market.timestamps)} bars available, the live window needs {recent_bars}")
-    window = market.window(market.timestamps[-recent_bars])
+    start = market.timestamps[-recent_bars]
+    if fitted_until is not None:
+        unseen = market.timestamps[market.timestamps > fitted_until]
+        if len(unseen) < 2:
+            return pd.Series([], index=pd.DatetimeIndex([], tz=market.timestamps.tz), name="live", dtype=float)
+        start = max(start, unseen[0])
+    window = market.window(start)
     run = execute(policy.targets(window), window.returns, policy.spec.cost_rate)
     return pd.Series(run.net_returns[1:], index=window.timestamps[1:], name="live")
 

@@ -11,6 +11,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 AGENT_MODEL = "tradepipe-agent"
 PREDICTOR_MODEL = "tradepipe-predictor"
+TRAIN_END_TAG = "train_end"  # split.train_end: the predictor's training window, the monitor's drift reference
+FIT_END_TAG = "fit_data_end"  # the last bar the registered (live) policy was fit on: later bars are out of sample
 
 
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:
