@@ -304,7 +304,8 @@ class Params(_Section):
 
         data = raw.get("data")
         source = data.get("source", DataParams().source) if isinstance(data, dict) else DataParams().source
-        return {**raw, "features": {**raw["features"], "ohlcv": has_ohlcv(str(source))}}
+        ohlcv = has_ohlcv(str(source), data if isinstance(data, dict) else None)
+        return {**raw, "features": {**raw["features"], "ohlcv": ohlcv}}
 
     @model_validator(mode="after")
     def _check_dates(self) -> Params:

@@ -64,3 +64,17 @@ def test_unknown_override_and_profile_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="known profiles"):
         load_profile(root, "missing")
     assert (root / "params.yaml").read_text() == before
+
+
+@pytest.mark.parametrize(("columns", "ohlcv"), [("open,high,low,close,volume", True), ("close", False)])
+def test_files_source_builds_ohlcv_indicators_only_when_its_files_have_ohlcv(tmp_path: Path, columns: str,
+                                                                             ohlcv: bool) -> None:
+    root = _copy(tmp_path)
+    bars = tmp_path / "bars.csv"
+    values = ",".join(["100"] * len(columns.split(",")))
+    bars.write_text(f"timestamp,symbol,{columns}\n2020-01-02,AAA,{values}\n")
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["data"].update(source="files", path=str(bars), benchmark=None)
+    raw["features"]["ohlcv"] = None
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert load_params(root / "params.yaml").features.ohlcv is ohlcv
