@@ -1,8 +1,9 @@
 """Steps per second of the trading environments on the bundled data (random actions, no agent).
 
 Run: ``python benchmarks/env_throughput.py [--seconds 2] [--n-envs 16]``. Each figure is the best of
-three timed runs (the machine may be shared). Anchors quoted for context were measured on this
-machine by others, not by this script: FinRL's StockTradingEnv about 450 steps/s for 20 assets,
+three timed runs (the machine may be shared). ManagedVecEnv is the batch agents train on: every step
+passes the proposed books through the risk manager (default limits). Anchors quoted for context were
+measured on this machine by others, not by this script: FinRL's StockTradingEnv about 450 steps/s for 20 assets,
 gym-anytrading about 88,000 steps/s (one asset, discrete actions).
 """
 
@@ -15,8 +16,11 @@ from collections.abc import Callable
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from tradepipe.envs.portfolio import PortfolioEnv, PortfolioVecEnv, make_default
+from tradepipe.agents.env import BookEnv, ManagedVecEnv
+from tradepipe.config import RiskParams
+from tradepipe.envs.portfolio import PortfolioEnv, PortfolioVecEnv, load_market, make_default
 from tradepipe.envs.single_asset import make_default as make_single_asset
+from tradepipe.risk import RiskManager
 
 
 def single_env_rate(env: PortfolioEnv, seconds: float) -> float:
@@ -60,11 +64,15 @@ def main() -> None:
     vec = PortfolioVecEnv(make_default(episode_length=252), args.n_envs, seed=0)
     dummy = DummyVecEnv([lambda: make_default(episode_length=252)] * args.n_envs)
     single = make_single_asset()
+    returns, features = load_market("skfolio_sp500")
+    managed = ManagedVecEnv(BookEnv(returns, features, episode_length=252), RiskManager(RiskParams(), returns),
+                            args.n_envs, seed=0)
     rates = {
         f"PortfolioEnv, {portfolio.n_assets} assets, one env":
             lambda: single_env_rate(portfolio, args.seconds),
         f"PortfolioVecEnv, {args.n_envs} books": lambda: vec_env_rate(vec, args.seconds),
         f"DummyVecEnv of {args.n_envs} PortfolioEnvs (reference)": lambda: vec_env_rate(dummy, args.seconds),
+        f"ManagedVecEnv, {args.n_envs} books, default risk": lambda: vec_env_rate(managed, args.seconds),
         "SingleAssetTradingEnv, one env": lambda: single_env_rate(single, args.seconds),
     }
     for label, rate in rates.items():

@@ -125,6 +125,20 @@ def test_observation_layout() -> None:
     assert info["t"] == 2
 
 
+def test_observations_and_infos_are_not_overwritten_by_later_steps() -> None:
+    env = portfolio(predictions=np.random.default_rng(1).normal(size=(T, N)))
+    first, _ = env.reset(seed=0)
+    kept = [(first, first.copy(), None, None)]
+    for action in np.random.default_rng(2).uniform(-1, 1, (5, N + 1)).astype(np.float32):
+        obs, *_, info = env.step(action)
+        kept.append((obs, obs.copy(), info["weights"], info["weights"].copy()))
+    for obs, obs_copy, weights, weights_copy in kept:  # what step returned still holds its values
+        np.testing.assert_array_equal(obs, obs_copy)
+        if weights is not None:
+            np.testing.assert_array_equal(weights, weights_copy)
+    assert len({id(obs) for obs, *_ in kept}) == len(kept)
+
+
 # --- exact accounting ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs", [{}, {"long_only": False, "max_leverage": 2.0, "cost_rate": 0.01},

@@ -36,6 +36,14 @@ LOGIT_SCALE = 5.0  # long-only softmax temperature: actions in [-1, 1] reach wei
 _ONE, _MINUS_ONE, _SCALE = np.array(1.0), np.array(-1.0), np.array(LOGIT_SCALE)
 
 
+@lru_cache(maxsize=64)
+def _ones(n: int) -> Array:
+    """A read-only vector of ``n`` ones: ``np.dot(x, _ones(len(x)))`` sums a short vector fast."""
+    ones = np.ones(n)
+    ones.setflags(write=False)
+    return ones
+
+
 def action_to_book(action: npt.ArrayLike, long_only: bool = True, max_leverage: float = 1.0) -> Array:
     """Map actions (last axis: N assets then cash) to a target book: N asset weights, then cash.
 
@@ -47,7 +55,15 @@ def action_to_book(action: npt.ArrayLike, long_only: bool = True, max_leverage: 
     the action is unused), so gross exposure ``sum|w| <= max_leverage`` and every such book is reachable.
     Cash is ``1 - sum(assets)`` (negative when borrowing).
     """
-    a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), _MINUS_ONE), _ONE).T
+    clipped = np.maximum(action, _MINUS_ONE)  # a new float64 array (the constants are float64): safe to modify
+    np.minimum(clipped, _ONE, out=clipped)
+    if long_only and clipped.ndim == 1:  # one book (the single env's hot path): no transposes
+        e = np.exp(np.multiply(clipped, _SCALE))
+        e *= max_leverage / np.dot(e, _ones(len(e)))
+        if max_leverage != 1.0:
+            e[-1] += 1.0 - max_leverage
+        return e
+    a = np.asarray(clipped, dtype=np.float64).T
     if long_only:
         e = np.exp(a * _SCALE)
         book = e * (max_leverage / np.add.reduce(e))
@@ -69,10 +85,19 @@ def action_to_weights(action: npt.ArrayLike, long_only: bool = True, max_leverag
 def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[Any, Any, Any]:
     """One bar of ``engine.execute``: hold ``held`` over the bar's ``returns``, then trade to ``target``.
 
-    Works on one book (N,) or a batch (B, N).
+    Works on one book (N,), giving Python floats, or a batch (B, N), giving arrays (B,).
     Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the sum of
     absolute weight changes against the drifted weights, and the cost as a fraction of equity.
     """
+    if held.ndim == 1:  # one book (the single env's hot path): dot products (cheaper than reductions here)
+        growth = float(np.dot(held, returns)) + 1.0
+        drifted = held * returns
+        drifted += held
+        gap = target * growth  # target minus the drifted weights, times growth
+        gap -= drifted
+        turnover = float(np.dot(np.abs(gap, out=gap), _ones(len(gap)))) / growth
+        cost = turnover * cost_rate
+        return growth * (1.0 - cost) - 1.0, turnover, cost
     moved = held * returns
     growth = np.add.reduce(moved.T) + 1.0
     gap = target.T - (held + moved).T / growth  # target minus the drifted weights, assets first
@@ -124,6 +149,7 @@ class PortfolioEnv(gymnasium.Env[Obs, Obs]):
         self.all_cash.setflags(write=False)
         self._t = self._end = lookback - 1
         self._book = self.all_cash
+        self._held = self.all_cash[:-1]  # the asset weights of ``_book``
         self._equity = 1.0
 
     def action_book(self, action: npt.ArrayLike) -> Array:
@@ -145,7 +171,11 @@ class PortfolioEnv(gymnasium.Env[Obs, Obs]):
         return self.n_bars - 1 if self.episode_length is None else start + self.episode_length
 
     def observe(self, t: Any, book: Array) -> Obs:
-        """Observation(s) at time(s) ``t`` for the ``book`` held, (N + 1,) or a batch (B, N + 1)."""
+        """Observation(s) at time(s) ``t`` for the ``book`` held, (N + 1,) or a batch (B, N + 1); a new array."""
+        if book.ndim == 1:  # one book (the single env's hot path)
+            window = self._windows[t - self.lookback + 1]
+            parts = (window, book) if self._predictions is None else (window, self._predictions[t], book)
+            return np.concatenate(parts, dtype=np.float32)
         obs = np.empty((*book.shape[:-1], self.obs_size), dtype=np.float32)
         width = self._windows.shape[1]
         obs[..., :width] = self._windows[t - self.lookback + 1]
@@ -158,21 +188,21 @@ class PortfolioEnv(gymnasium.Env[Obs, Obs]):
               options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
         super().reset(seed=seed)
         self._t = int(self.episode_start(self.np_random))
-        self._end = self.episode_end(self._t)
+        self._end = int(self.episode_end(self._t))
         self._book = self.all_cash
+        self._held = self.all_cash[:-1]
         self._equity = 1.0
         self._reward.reset()
         return self.observe(self._t, self._book), {"equity": 1.0, "t": self._t}
 
     def step(self, action: Obs) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
         book = self.action_book(action)
-        t = self._t + 1
-        net, turnover, cost = rebalance(self._book[:-1], self.returns[t], book[:-1], self.cost_rate)
+        target, t = book[:-1], self._t + 1
+        net, turnover, cost = rebalance(self._held, self.returns[t], target, self.cost_rate)
         self._equity = equity = self._equity * (1.0 + net)
-        self._book, self._t = book, t
-        info = {"equity": equity, "turnover": turnover, "cost": cost, "weights": book[:-1], "t": t}
-        return (self.observe(t, book), float(self._reward(net, equity)), bool(equity <= 0.0),
-                t == self._end, info)
+        self._book, self._held, self._t = book, target, t
+        info = {"equity": equity, "turnover": turnover, "cost": cost, "weights": target, "t": t}
+        return self.observe(t, book), float(self._reward(net, equity)), equity <= 0.0, t == self._end, info
 
 
 class PortfolioVecEnv(VecEnv):
