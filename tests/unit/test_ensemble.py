@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC, TD3
 
 from tradepipe.agents.ensemble import combine
-from tradepipe.agents.policy import PolicySpec, agent_actor
+from tradepipe.agents.policy import PolicySpec, agent_actor, deterministic_actions
 from tradepipe.envs.portfolio import PortfolioEnv, action_to_book
 
 
@@ -43,5 +43,19 @@ def test_blended_actor_is_the_weighted_mean_of_the_books() -> None:
     books = agent_actor(agents, {"a": 0.3, "b": 0.7}, PolicySpec(["x", "y", "z"], 1, 0.0))(obs)
     expected = sum(w * action_to_book(agents[k].predict(obs, deterministic=True)[0]) for k, w in
                    {"a": 0.3, "b": 0.7}.items())
-    np.testing.assert_allclose(books, expected, rtol=1e-12)
+    np.testing.assert_array_equal(books, expected)
     np.testing.assert_allclose(books.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("algo", [SAC, TD3, PPO])
+def test_deterministic_actions_are_predicts_bit_for_bit(algo: type) -> None:
+    rng = np.random.default_rng(1)
+    env = PortfolioEnv(rng.normal(0, 0.01, (30, 3)), rng.normal(size=(30, 3, 2)))
+    kwargs = {"n_steps": 16, "batch_size": 16} if algo is PPO else {"buffer_size": 100}
+    agent = algo("MlpPolicy", env, seed=0, device="cpu", **kwargs)
+    agent.policy.set_training_mode(True)  # as after learn(): switched to eval mode once
+    obs = rng.normal(0.0, 30.0, (7, env.obs_size)).astype(np.float32)  # far out: PPO's actions get clipped
+    got = deterministic_actions(agent.policy, obs)
+    assert not agent.policy.training
+    np.testing.assert_array_equal(got, agent.predict(obs, deterministic=True)[0])
+    assert got.dtype == np.float32 and np.abs(got).max() <= 1.0 and np.abs(got).max() > 0.0

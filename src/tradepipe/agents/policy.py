@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import torch
+from gymnasium import spaces
 from mlflow.pyfunc import PythonModel
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 from tradepipe.agents.algorithms import load_agent
 from tradepipe.agents.env import BookEnv
@@ -81,11 +84,28 @@ class PolicySpec:
         return cls(**{**data, "risk": RiskParams(**data["risk"])})
 
 
+def deterministic_actions(policy: BasePolicy, obs: Obs) -> npt.NDArray[np.float32]:
+    """``policy.predict(obs, deterministic=True)[0]`` for a batch of observations (B, obs), bit for bit.
+
+    The same network call and post-processing (unscaling or clipping to the Box action space) without
+    ``predict``'s per-call overhead: eval mode is switched on only when the policy is in training mode.
+    """
+    if policy.training:
+        policy.set_training_mode(False)
+    space = policy.action_space
+    assert isinstance(space, spaces.Box)
+    with torch.no_grad():
+        actions = policy._predict(torch.as_tensor(obs, device=policy.device), deterministic=True)
+    out = actions.cpu().numpy().reshape((-1, *space.shape))
+    return policy.unscale_action(out) if policy.squash_output else np.clip(out, space.low, space.high)
+
+
 def agent_actor(agents: dict[str, BaseAlgorithm], blend: dict[str, float], spec: PolicySpec) -> Actor:
     """Deterministic proposed books: the ``blend``-weighted mean of each agent's book (``spec.book``)."""
+    policies = {name: agents[name].policy for name in blend}
+
     def act(obs: Obs) -> Array:
-        books = [weight * spec.book(agents[name].predict(obs, deterministic=True)[0])
-                 for name, weight in blend.items()]
+        books = [weight * spec.book(deterministic_actions(policies[name], obs)) for name, weight in blend.items()]
         return np.asarray(np.sum(books, axis=0), dtype=np.float64)
     return act
 
