@@ -10,7 +10,8 @@ content hash changed, register emits `tradepipe-champion` when it made a new age
 
 The `profile` param (e.g. `smoke`) applies profiles/<name>.yaml for this run only: the setup task
 apply_profile rewrites params.yaml and keeps the original in XCom, and the teardown task restore_params writes
-it back however the stages ended, so later runs use the project's own params.yaml.
+it back however the stages ended, so later runs use the project's own params.yaml. Such a run's ingest does
+not announce `tradepipe-new-data` (the profile picked that data, not the market).
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ class StageOperator(BashOperator):
         before = events.read_state(PROJECT / state)
         result = super().execute(context)
         extra = changed(before, events.read_state(PROJECT / state))
-        if extra is not None:
+        if extra is not None and asset == events.NEW_DATA and context["params"]["profile"]:
+            # the profile chose this data: announced, it would start a run on params.yaml's own data
+            self.log.info("not announcing %s: ingested under profile %r", asset, context["params"]["profile"])
+        elif extra is not None:
             context["outlet_events"][AssetAlias(f"{asset}-events")].add(Asset(asset), extra=extra)
             self.log.info("emitted asset %s %s", asset, extra)
         return result
