@@ -13,21 +13,29 @@ import pytest
 from tests.e2e.conftest import client, run
 from tests.integration.policy_registry import publish_champion, tiny_policy
 from tradepipe.orchestration.deploy import DEPLOYED_TAG, mark_deployed
-from tradepipe.paths import BARS
+from tradepipe.orchestration.events import CHAMPION as EVENT_CHAMPION
+from tradepipe.paths import BARS, DECISION
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION, FIT_END_TAG, TRAIN_END_TAG
 
 STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
 
 pytestmark = pytest.mark.e2e
 SCRIPT = """
-import sys
+import json, sys
 sys.path.insert(0, "dags")
+from sqlalchemy import select
+from airflow.models.asset import AssetEvent, AssetModel
+from airflow.utils.session import create_session
 from training_pipeline import dag
 dr = dag.test(run_conf={"profile": "smoke"})
 print("RUN_ID", dr.run_id)
 print("DAG_STATE", dr.state)
 for ti in dr.get_task_instances():
     print("TASK", ti.task_id, ti.state)
+with create_session() as session:  # every asset event in Airflow's metadata DB
+    found = session.execute(select(AssetModel.name, AssetEvent.source_task_id, AssetEvent.extra)
+                            .join(AssetModel, AssetEvent.asset_id == AssetModel.id).order_by(AssetEvent.id))
+    print("EVENTS", json.dumps([list(row) for row in found]))
 """
 
 
@@ -43,6 +51,12 @@ def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -
     run_id = next(line.split(maxsplit=1)[1] for line in out.splitlines() if line.startswith("RUN_ID"))
     # the smoke profile held for that run only
     assert (project / "params.yaml").read_bytes() == params_before
+    # register announced its new champion; ingest announced nothing (new data comes only from ingest_data)
+    decision = json.loads((project / DECISION).read_text())
+    events = json.loads(next(line.split(maxsplit=1)[1] for line in out.splitlines() if line.startswith("EVENTS ")))
+    assert decision["promoted"] is True
+    assert events == [[EVENT_CHAMPION, "register", {"agent_version": decision["agent_version"],
+                                                    "predictor_version": decision["predictor_version"]}]]
 
     mlc = client(project)
     exp = mlc.get_experiment_by_name("tradepipe")
