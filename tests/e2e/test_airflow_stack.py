@@ -128,9 +128,11 @@ def test_training_pipeline_deploys_its_champion_through_the_asset(stack: Airflow
     assert signals.status_code == 200, signals.text
     assert signals.json()["model"]["version"] == str(champion.version)
     assert sum(w["weight"] for w in signals.json()["weights"]) == pytest.approx(1.0, abs=1e-6)
-    # the profile picked the smoke data: no new-data event, so no follow-up run on params.yaml's own data
+    # new data comes only from ingest_data (parsed, daily, no run for the past): training_pipeline's ingest
+    # announces nothing, so no follow-up run on params.yaml's own data
     new_data = api.request("GET", "/assets/events", params={"name_pattern": "tradepipe-new-data"})["asset_events"]
     assert new_data == []
+    assert api.runs("ingest_data") == []
     assert [r["dag_run_id"] for r in api.runs("training_pipeline")] == [run_id]
 
     monitor_id = api.trigger("monitor_and_retrain")
