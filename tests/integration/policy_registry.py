@@ -47,7 +47,11 @@ def publish_champion(tracking_uri: str, policy_dir: Path) -> str:
         client = MlflowClient()
         experiment = client.get_experiment_by_name("serving-tests")
         # an explicit experiment: mlflow caches the active experiment id across tracking URIs
-        experiment_id = experiment.experiment_id if experiment else client.create_experiment("serving-tests")
+        # artifacts beside a SQLite store (MLflow's default is ./mlruns in the working directory)
+        store = tracking_uri.removeprefix("sqlite:///")
+        artifacts = (Path(store).parent / "mlartifacts").as_uri() if store != tracking_uri else None
+        experiment_id = (experiment.experiment_id if experiment
+                         else client.create_experiment("serving-tests", artifact_location=artifacts))
         with mlflow.start_run(experiment_id=experiment_id) as run:
             info = mlflow.pyfunc.log_model(name="policy", python_model=TradingPolicyModel(),
                                            artifacts={"policy": str(policy_dir)})
