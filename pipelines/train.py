@@ -17,14 +17,10 @@ from tradepipe.models.calibration import calibration_table, plot_calibration
 from tradepipe.models.evaluation import baseline_metrics, forecast_metrics
 from tradepipe.models.panel import Panel, Windows, make_panel, prepare
 from tradepipe.models.predictor import Predictor, PredictorModel
-from tradepipe.models.training import fit, predict_windows, to_forecast
+from tradepipe.models.training import fit
 from tradepipe.models.walk_forward import check_covers, walk_forward_forecasts
 from tradepipe.paths import BARS, BEST_CONFIG, CALIBRATION, FEATURES, LABELS, LIVE_PREDICTOR, PREDICTIONS, PREDICTOR
 from tradepipe.stage import StageError, run_stage
-
-
-def _forecasts(predictor: Predictor, windows: Windows) -> np.ndarray:
-    return to_forecast(predict_windows(predictor.model, windows), predictor.task, predictor.y_scale)
 
 
 def _evaluate(predictor: Predictor, windows: Windows, momentum: np.ndarray, panel: Panel,
@@ -32,7 +28,7 @@ def _evaluate(predictor: Predictor, windows: Windows, momentum: np.ndarray, pane
     """Forecast metrics of the predictor and of the baselines; ``momentum`` is the raw (N, T) signal."""
     actual = windows.labels[windows.sym, windows.t]
     ts = panel.timestamps[windows.t].to_numpy()
-    metrics = {**forecast_metrics(_forecasts(predictor, windows), actual, ts),
+    metrics = {**forecast_metrics(predictor.forecast_windows(windows), actual, ts),
                **baseline_metrics(actual, momentum[windows.sym, windows.t], ts)}
     return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
@@ -57,7 +53,7 @@ def train(params: Params, root: Path) -> dict[str, float]:
                  weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=prep.y_scale, seed=params.seed,
                  on_epoch=lambda rec, _best: mlflow.log_metrics(rec, step=int(rec["epoch"])))
     predictor = Predictor(result.model, hp, params.features, prep.scaler, prep.y_scale)
-    predictor.forecast_scale = float(np.std(_forecasts(predictor, train_w))) or 1.0
+    predictor.set_forecast_scale(train_w)
     predictor.save(root / PREDICTOR)
 
     horizons = params.features.return_horizons
@@ -66,7 +62,7 @@ def train(params: Params, root: Path) -> dict[str, float]:
     metrics = {"best_epoch": float(result.best_epoch), "train_samples": float(len(train_w)),
                **_evaluate(predictor, val_w, momentum, panel, "val"),
                **_evaluate(predictor, test_w, momentum, panel, "test")}
-    table = calibration_table(_forecasts(predictor, test_w), test_w.labels[test_w.sym, test_w.t], predictor.task)
+    table = calibration_table(predictor.forecast_windows(test_w), test_w.labels[test_w.sym, test_w.t], predictor.task)
     mlflow.log_artifact(str(plot_calibration(table, root / CALIBRATION, "test-window calibration")), "train")
     mlflow.log_table(table, "train/calibration.json")
 
@@ -92,7 +88,7 @@ def train(params: Params, root: Path) -> dict[str, float]:
     else:
         after = Windows(prep.scaled, panel.labels, seq_len, (prep.split.val[0], len(panel.timestamps)),
                         need_label=False)
-        forecasts = _frame(panel, after, _forecasts(predictor, after))
+        forecasts = _frame(panel, after, predictor.forecast_windows(after))
     live.save(root / LIVE_PREDICTOR)
     write_parquet(forecasts, root / PREDICTIONS)
 

@@ -38,6 +38,14 @@ class Predictor:
     def task(self) -> str:
         return str(self.hp.get("task", REGRESSION))
 
+    def forecast_windows(self, windows: Windows) -> F32:
+        """Forecasts for already-scaled ``windows``, in their order (a return, or P(up) - 0.5)."""
+        return to_forecast(predict_windows(self.model, windows), self.task, self.y_scale)
+
+    def set_forecast_scale(self, train: Windows) -> None:
+        """Set ``forecast_scale`` to the spread of the forecasts on the training windows ``train`` (1.0 if flat)."""
+        self.forecast_scale = float(np.std(self.forecast_windows(train))) or 1.0
+
     def predict_panel(self, panel: Panel, latest_only: bool = False) -> F32:
         """(N, T) forecasts of the forward log return; NaN where the window is incomplete (and, with
         ``latest_only``, everywhere but each symbol's last complete window)."""
@@ -46,7 +54,7 @@ class Predictor:
         if latest_only:
             windows.last_per_symbol()
         out = np.full(panel.labels.shape, np.nan, dtype=np.float32)
-        out[windows.sym, windows.t] = to_forecast(predict_windows(self.model, windows), self.task, self.y_scale)
+        out[windows.sym, windows.t] = self.forecast_windows(windows)
         return out
 
     def predict_bars(self, bars: pd.DataFrame, latest_only: bool = False) -> pd.DataFrame:

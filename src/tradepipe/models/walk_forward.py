@@ -17,7 +17,7 @@ import pandas as pd
 from tradepipe.config import FeatureParams, TrainParams
 from tradepipe.models.panel import Panel, Scaler, Windows
 from tradepipe.models.predictor import Predictor
-from tradepipe.models.training import fit, predict_windows, to_forecast
+from tradepipe.models.training import fit
 
 
 def block_starts(timestamps: pd.DatetimeIndex, start: str, stop: int, refit_years: int) -> list[int]:
@@ -51,7 +51,6 @@ def walk_forward_forecasts(panel: Panel, hp: dict[str, Any], cfg: TrainParams, f
     starts = block_starts(panel.timestamps, start, stop, cfg.walk_forward.refit_years)
     if not starts:
         raise ValueError(f"start {start} leaves no bar to forecast before the end of the data")
-    task = str(hp.get("task", "regression"))
     frames = []
     for lo, hi in zip(starts, [*starts[1:], stop], strict=True):
         fit_stop = lo - horizon
@@ -64,11 +63,11 @@ def walk_forward_forecasts(panel: Panel, hp: dict[str, Any], cfg: TrainParams, f
                              "samples; move train.walk_forward.start later")
         model = fit(train, None, hp, max_epochs=epochs, batch_size=cfg.batch_size, patience=epochs,
                     weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=y_scale, seed=seed).model
+        refit = Predictor(model, hp, features, scaler, y_scale)
         block = Windows(scaled, panel.labels, int(hp["seq_len"]), (lo, hi), need_label=False)
-        forecasts = to_forecast(predict_windows(model, block), task, y_scale)
         frames.append(pd.DataFrame({"timestamp": panel.timestamps[block.t],
-                                    "symbol": np.asarray(panel.symbols)[block.sym], "prediction": forecasts}))
+                                    "symbol": np.asarray(panel.symbols)[block.sym],
+                                    "prediction": refit.forecast_windows(block)}))
     # as the train stage's predictor: forecasts normalized downstream by their spread on the training window
-    last = Predictor(model, hp, features, scaler, y_scale)
-    last.forecast_scale = float(np.std(to_forecast(predict_windows(model, train), task, y_scale))) or 1.0
-    return WalkForward(pd.concat(frames, ignore_index=True), last, [panel.timestamps[lo] for lo in starts])
+    refit.set_forecast_scale(train)
+    return WalkForward(pd.concat(frames, ignore_index=True), refit, [panel.timestamps[lo] for lo in starts])
