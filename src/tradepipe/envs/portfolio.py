@@ -63,7 +63,7 @@ def action_to_book(action: npt.ArrayLike, long_only: bool = True, max_leverage: 
         if max_leverage != 1.0:
             e[-1] += 1.0 - max_leverage
         return e
-    a = np.asarray(clipped, dtype=np.float64).T
+    a = clipped.T
     if long_only:
         e = np.exp(a * _SCALE)
         book = e * (max_leverage / np.add.reduce(e))
