@@ -3,7 +3,7 @@
 Run: ``python benchmarks/backtest_throughput.py [--repeats 7] [--cold-repeats 3]``.
 
 - Cold start: a fresh ``python -c`` subprocess, timed from just before it starts to when it has imported
-  ``tradepipe.backtest.engine`` and returned from the first ``execute()`` (the returns are built in the
+  ``tradepipe.core.execution`` and returned from the first ``execute()`` (the returns are built in the
   parent and passed as a .npy file, so loading the dataset is not counted; interpreter start-up is).
 - Throughput: asset-bars per second (bars × assets / seconds) of ``execute`` alone, and of ``execute`` plus
   ``performance_metrics`` on its net returns (with turnover, costs and weights), over the full history.
@@ -27,16 +27,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradepipe.backtest.engine import execute
-from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance
-from tradepipe.data.schema import to_wide
+from tradepipe.core.execution import execute
+from tradepipe.core.metrics import performance_metrics
+from tradepipe.core.schema import to_wide
 from tradepipe.data.sources import load_source
 
 COLD = """
 import numpy as np, sys
 returns = np.load(sys.argv[1]); targets = np.load(sys.argv[2])
-from tradepipe.backtest.engine import execute
+from tradepipe.core.execution import execute
 execute(targets, returns, 0.001)
 """
 

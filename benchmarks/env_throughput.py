@@ -18,8 +18,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from tradepipe.agents.env import BookEnv, ManagedVecEnv
 from tradepipe.config import RiskParams
-from tradepipe.envs.portfolio import PortfolioEnv, PortfolioVecEnv, load_market, make_default
-from tradepipe.envs.single_asset import make_default as make_single_asset
+from tradepipe.envs.portfolio import PortfolioEnv, PortfolioVecEnv
+from tradepipe.registration import demo_market, make_portfolio, make_single_asset
 from tradepipe.risk import RiskManager
 
 
@@ -60,11 +60,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each timed run")
     parser.add_argument("--n-envs", type=int, default=16, help="books in the batched env")
     args = parser.parse_args()
-    portfolio = make_default()
-    vec = PortfolioVecEnv(make_default(episode_length=252), args.n_envs, seed=0)
-    dummy = DummyVecEnv([lambda: make_default(episode_length=252)] * args.n_envs)
+    portfolio = make_portfolio()
+    vec = PortfolioVecEnv(make_portfolio(episode_length=252), args.n_envs, seed=0)
+    dummy = DummyVecEnv([lambda: make_portfolio(episode_length=252)] * args.n_envs)
     single = make_single_asset()
-    returns, features = load_market("skfolio_sp500")
+    returns, features = demo_market("skfolio_sp500")
     managed = ManagedVecEnv(BookEnv(returns, features, episode_length=252), RiskManager(RiskParams(), returns),
                             args.n_envs, seed=0)
     rates = {

@@ -29,12 +29,13 @@ import torch
 from mlflow.models import infer_signature
 
 import mlflow
-from tradepipe.config import Params, load_params
+from tradepipe.config import Params
 from tradepipe.data.sources import fetch
 from tradepipe.features import build_features, build_labels, feature_columns
 from tradepipe.models.panel import Prepared, Windows, make_panel, prepare
 from tradepipe.models.predictor import Predictor, PredictorModel
 from tradepipe.models.training import fit, predict_windows
+from tradepipe.runtime.params import stage_params
 
 ROOT = Path(__file__).resolve().parents[1]
 # The largest choice of each model dimension in params.yaml's tune search space, and the smallest.
@@ -105,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    params = load_params(args.params)
+    params = stage_params(args.params)
     batch_size = args.batch_size or params.train.batch_size
 
     start = time.perf_counter()

@@ -42,8 +42,8 @@ REPRO = "dvc repro {{ '--force --single-item ' if params.force else '' }}"
 @task
 def apply_profile() -> str | None:
     """Apply the run's ``profile`` param to params.yaml; return the original text (None without a profile)."""
-    from tradepipe.profiles import apply_profile as apply
-    from tradepipe.profiles import load_profile
+    from tradepipe.runtime.profiles import apply_profile as apply
+    from tradepipe.runtime.profiles import load_profile
 
     name = get_current_context()["params"]["profile"]
     if not name:

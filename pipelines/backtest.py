@@ -13,18 +13,19 @@ import numpy as np
 import pandas as pd
 
 import mlflow
-from tradepipe.agents.market import Market, build_market
+from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec, TradingPolicy
 from tradepipe.agents.training import fit_ensemble, split_tail
 from tradepipe.backtest.benchmarks import Method, MVObjective, trailing_allocation
-from tradepipe.backtest.engine import Execution, execute
-from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.report import equity_plot_csv, write_report
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
 from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
 from tradepipe.config import Params, RLParams
-from tradepipe.data.schema import to_wide
-from tradepipe.data.store import read_json, write_parquet
+from tradepipe.core.execution import Execution, execute
+from tradepipe.core.io import read_json, write_parquet
+from tradepipe.core.market import Market
+from tradepipe.core.metrics import performance_metrics
+from tradepipe.core.schema import to_wide
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.paths import (
@@ -43,7 +44,7 @@ from tradepipe.paths import (
     PREDICTIONS,
     PREDICTOR,
 )
-from tradepipe.stage import StageError, run_stage
+from tradepipe.runtime.stage import StageError, run_stage
 
 
 def _agent_targets(market: Market, spec: PolicySpec, predictor: Predictor, params: Params, rl: RLParams,
@@ -176,4 +177,4 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run_stage("backtest", backtest, sections=("backtest", "rl_train", "risk", "costs", "split"))
+    run_stage("backtest", backtest)

@@ -8,10 +8,10 @@ import pandas as pd
 
 import mlflow
 from tradepipe.config import Params
-from tradepipe.data.store import write_parquet
+from tradepipe.core.io import write_parquet
 from tradepipe.features import build_features, build_labels, feature_columns, indicator_names
 from tradepipe.paths import BARS, FEATURES, LABELS
-from tradepipe.stage import StageError, console, run_stage
+from tradepipe.runtime.stage import StageError, console, run_stage
 
 
 def features(params: Params, root: Path) -> dict[str, float]:
@@ -39,4 +39,4 @@ def features(params: Params, root: Path) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run_stage("features", features, sections=("features",))
+    run_stage("features", features)

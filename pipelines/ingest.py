@@ -17,11 +17,11 @@ import pandas as pd
 
 import mlflow
 from tradepipe.config import DataParams, Params
+from tradepipe.core.io import write_json, write_parquet
 from tradepipe.data.incremental import changes_record, describe, merge_bars
 from tradepipe.data.sources import fetch, select
-from tradepipe.data.store import write_json, write_parquet
 from tradepipe.paths import ARCHIVE, BARS, BENCHMARK, MANIFEST
-from tradepipe.stage import StageError, console, run_stage
+from tradepipe.runtime.stage import StageError, console, run_stage
 
 
 def archive_name(cfg: DataParams) -> str:
@@ -75,4 +75,4 @@ def ingest(params: Params, root: Path) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run_stage("ingest", ingest, sections=())
+    run_stage("ingest", ingest)

@@ -14,7 +14,7 @@ import mlflow
 from mlflow import MlflowClient
 from tradepipe.agents.policy import TradingPolicy, TradingPolicyModel
 from tradepipe.config import Params
-from tradepipe.data.store import read_json, write_json
+from tradepipe.core.io import read_json, write_json
 from tradepipe.paths import BACKTEST_METRICS, BARS, DECISION, LIVE_AGENT, PREDICTOR_RUN
 from tradepipe.registry.gates import decide
 from tradepipe.registry.versions import (
@@ -26,8 +26,8 @@ from tradepipe.registry.versions import (
     register,
     set_aliases,
 )
-from tradepipe.stage import run_stage
-from tradepipe.tracking import git_commit, output_hashes, pipeline_run_id
+from tradepipe.runtime.stage import run_stage
+from tradepipe.runtime.tracking import git_commit, output_hashes, pipeline_run_id
 
 HISTORY_BARS = 260
 SMOKE_TIMEOUT_S = 600
@@ -101,4 +101,4 @@ def register_stage(params: Params, root: Path) -> dict[str, float]:
             "predictor_version": float(predictor.version)}
 
 if __name__ == "__main__":
-    run_stage("register", register_stage, sections=("register",))
+    run_stage("register", register_stage)

@@ -15,15 +15,16 @@ import numpy as np
 import pandas as pd
 
 import mlflow
-from tradepipe.agents.market import Market, build_market
+from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec
 from tradepipe.agents.training import actor_sharpe, executed_sharpe, fit_ensemble, split_tail
 from tradepipe.config import Params, RLParams
-from tradepipe.data.store import write_json
+from tradepipe.core.io import write_json
+from tradepipe.core.market import Market
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.paths import AGENT, AGENT_TUNING, BARS, FEATURES, PREDICTIONS, PREDICTOR
-from tradepipe.stage import StageError, run_stage
+from tradepipe.runtime.stage import StageError, run_stage
 
 
 def _tuned(train: Market, val: Market, spec: PolicySpec, cfg: RLParams, seed: int) -> tuple[RLParams, int]:
@@ -75,4 +76,4 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run_stage("rl_train", rl_train, sections=("rl_train", "risk", "costs", "split"))
+    run_stage("rl_train", rl_train)

@@ -11,7 +11,7 @@ from mlflow.models import infer_signature
 
 import mlflow
 from tradepipe.config import Params
-from tradepipe.data.store import read_json, write_json, write_parquet
+from tradepipe.core.io import read_json, write_json, write_parquet
 from tradepipe.features import feature_columns
 from tradepipe.models.calibration import calibration_table, plot_calibration
 from tradepipe.models.evaluation import baseline_metrics, forecast_metrics
@@ -20,7 +20,7 @@ from tradepipe.models.predictor import Predictor, PredictorModel
 from tradepipe.models.training import fit
 from tradepipe.models.walk_forward import check_covers, walk_forward_forecasts
 from tradepipe.paths import BARS, BEST_CONFIG, CALIBRATION, FEATURES, LABELS, LIVE_PREDICTOR, PREDICTIONS, PREDICTOR
-from tradepipe.stage import StageError, run_stage
+from tradepipe.runtime.stage import StageError, run_stage
 
 
 def _evaluate(predictor: Predictor, windows: Windows, momentum: np.ndarray, panel: Panel,
@@ -110,4 +110,4 @@ def train(params: Params, root: Path) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run_stage("train", train, sections=("train", "split", "features"))
+    run_stage("train", train)

@@ -8,11 +8,11 @@ import pandas as pd
 
 import mlflow
 from tradepipe.config import Params
-from tradepipe.data.store import write_json
+from tradepipe.core.io import write_json
 from tradepipe.features import feature_columns
 from tradepipe.models.panel import make_panel, prepare
 from tradepipe.paths import BEST_CONFIG, FEATURES, LABELS
-from tradepipe.stage import run_stage
+from tradepipe.runtime.stage import run_stage
 from tradepipe.tuning.search import TrainingData, run_search
 
 
@@ -39,4 +39,4 @@ def tune(params: Params, root: Path) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run_stage("tune", tune, sections=("tune", "split", "train"))
+    run_stage("tune", tune)

@@ -8,9 +8,9 @@ import pandas as pd
 
 import mlflow
 from tradepipe.config import Params
-from tradepipe.data.store import write_json
+from tradepipe.core.io import write_json
 from tradepipe.paths import BARS, VALIDATION_REPORT
-from tradepipe.stage import StageError, run_stage
+from tradepipe.runtime.stage import StageError, run_stage
 from tradepipe.validation import validate_bars, write_data_docs
 
 
@@ -27,4 +27,4 @@ def validate(params: Params, root: Path) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run_stage("validate", validate, sections=("validate",))
+    run_stage("validate", validate)

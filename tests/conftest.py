@@ -9,15 +9,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tradepipe.config import Params, load_params
+from tradepipe.config import Params
 from tradepipe.data.sources import load_source
+from tradepipe.runtime.params import stage_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def params() -> Params:
-    return load_params(ROOT / "params.yaml")
+    return stage_params(ROOT / "params.yaml")
 
 
 @pytest.fixture(scope="session")

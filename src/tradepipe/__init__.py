@@ -1,6 +1,6 @@
 """tradepipe: an orchestrated MLOps pipeline for ML and RL trading research."""
 
-from tradepipe.envs.registration import register_envs
+from tradepipe.registration import register_envs
 
 __version__ = "0.1.0"
 

@@ -34,7 +34,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _apply_profile(root: Path, name: str) -> None:
-    from tradepipe.profiles import apply_profile, load_profile
+    from tradepipe.runtime.profiles import apply_profile, load_profile
 
     try:
         apply_profile(root / "params.yaml", load_profile(root, name))
@@ -100,7 +100,8 @@ def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file o
                                                                         "sets the limits (defaults if absent).")
                   ) -> None:
     """Validate a bars file with the pipeline's Great Expectations suite; exit 1 if it fails."""
-    from tradepipe.validation import BarsFileError, read_bars_file, validate_bars
+    from tradepipe.data.reader import BarsFileError, read_bars_file
+    from tradepipe.validation import validate_bars
 
     limits = _validate_limits(params)
     try:
@@ -120,7 +121,7 @@ def report_metrics(returns_csv: Path = typer.Argument(..., help="CSV: a date col
                    n_trials: int = typer.Option(1, min=1, help="Strategies tried (for the Deflated Sharpe).")
                    ) -> None:
     """Print performance metrics (Sharpe, drawdown, PSR, DSR, ...) of a daily returns series as JSON."""
-    from tradepipe.backtest.metrics import performance_metrics, returns_from_csv
+    from tradepipe.core.metrics import performance_metrics, returns_from_csv
 
     try:
         returns = returns_from_csv(returns_csv)

@@ -1,4 +1,9 @@
-"""params.yaml → typed settings, with errors that name the key and say what to do."""
+"""params.yaml's schema: typed, frozen sections, with errors that name the key and say what to do.
+
+Schema only: nothing here imports the rest of tradepipe. What only the library can decide (``features.ohlcv:
+null`` from the source's columns, a reward's own parameter checks) is resolved by ``tradepipe.runtime.params``
+where a stage loads its params.
+"""
 
 from __future__ import annotations
 
@@ -91,7 +96,7 @@ class SentimentParams(_Section):
 class FeatureParams(_Section):
     indicators: list[str]  # close-only indicators, always built
     ohlcv_indicators: list[str] = Field(default_factory=list)  # built only when ``ohlcv`` is true
-    ohlcv: bool | None = None  # None: true when the source's bars have open/high/low/volume (sources.has_ohlcv)
+    ohlcv: bool | None = None  # None: true when the source's bars have open/high/low/volume (runtime.params)
     return_horizons: list[int] = Field(default_factory=lambda: [1, 5, 21])
     volatility_window: int = Field(21, ge=2)
     ranks: list[str] = Field(default_factory=list)  # features ranked across the universe at each timestamp
@@ -186,20 +191,6 @@ class RLParams(_Section):
     ppo: AgentParams = AgentParams(learning_rate=3e-4, batch_size=64, n_steps=128, n_envs=8)
     tune: RLTuneParams = RLTuneParams()
 
-    @model_validator(mode="after")
-    def _check_reward(self) -> RLParams:
-        import inspect
-
-        from tradepipe.envs.rewards import REWARDS, make_reward
-
-        accepted = set(inspect.signature(REWARDS[self.reward].__init__).parameters) - {"self", "shape"}
-        unknown = set(self.reward_params) - accepted
-        if unknown:
-            raise ValueError(f"reward_params: {sorted(unknown)} are not parameters of reward {self.reward!r} "
-                             f"(it takes {sorted(accepted) or 'none'})")
-        make_reward(self.reward, (), self.reward_params)  # its own range checks, e.g. eta in (0, 1]
-        return self
-
     def agent(self, algo: Algo) -> AgentParams:
         """The hyperparameters of ``algo``."""
         return {"sac": self.sac, "td3": self.td3, "ppo": self.ppo}[algo]
@@ -291,21 +282,6 @@ class Params(_Section):
     monitor: MonitorParams = MonitorParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _resolve_ohlcv(cls, raw: Any) -> Any:
-        """``features.ohlcv: null`` becomes true or false from what ``data.source`` ships."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("features"), dict):
-            return raw
-        if raw["features"].get("ohlcv") is not None:
-            return raw
-        from tradepipe.data.sources import has_ohlcv
-
-        data = raw.get("data")
-        source = data.get("source", DataParams().source) if isinstance(data, dict) else DataParams().source
-        ohlcv = has_ohlcv(str(source), data if isinstance(data, dict) else None)
-        return {**raw, "features": {**raw["features"], "ohlcv": ohlcv}}
 
     @model_validator(mode="after")
     def _check_dates(self) -> Params:

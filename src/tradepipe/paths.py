@@ -20,13 +20,15 @@ PREDICTOR = Path("models/predictor")
 PREDICTOR_RUN = Path("models/predictor/mlflow.json")
 LIVE_PREDICTOR = Path("models/predictor/live")  # the last walk-forward refit: behind the latest forecasts
 PREDICTIONS = Path("data/predictions/predictions.parquet")  # walk-forward, out-of-sample
-CALIBRATION = Path("reports/train/calibration.png")
+TRAIN_REPORT = Path("reports/train")
+CALIBRATION = TRAIN_REPORT / "calibration.png"
 # rl_train
 AGENT = Path("models/agent")
 AGENT_TUNING = Path("models/agent/tuning.json")  # the agents' hyperparameters and how many trials chose them
 # backtest
 BACKTEST_METRICS = Path("metrics/backtest.json")
-BACKTEST_REPORT = Path("reports/backtest/report.html")
+BACKTEST_REPORT_DIR = Path("reports/backtest")
+BACKTEST_REPORT = BACKTEST_REPORT_DIR / "report.html"
 BACKTEST_RETURNS = Path("data/backtest/returns.parquet")
 DECISIONS = Path("data/backtest/decisions.parquet")  # agent targets decided at each close
 LIVE_AGENT = Path("models/agent_live")  # the live window's fit: what register registers

@@ -61,7 +61,7 @@ def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -
     mlc = client(project)
     exp = mlc.get_experiment_by_name("tradepipe")
     runs = mlc.search_runs([exp.experiment_id], f"tags.`tradepipe.pipeline_run_id` = '{run_id}'")
-    stages = sorted((r.data.tags["tradepipe.stage"], r.info.status) for r in runs
+    stages = sorted((r.data.tags["tradepipe.runtime.stage"], r.info.status) for r in runs
                     if r.data.tags.get("mlflow.parentRunId") is None)
     assert stages == sorted((stage, "FINISHED") for stage in STAGES)
     assert (project / "dvc.lock").exists()

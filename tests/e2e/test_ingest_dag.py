@@ -14,7 +14,7 @@ from tests.e2e.conftest import run
 from tests.e2e.test_dag import airflow_env
 from tradepipe.orchestration.events import CHAMPION, NEW_DATA, content_hash
 from tradepipe.paths import BARS, MANIFEST
-from tradepipe.profiles import apply_profile, load_profile
+from tradepipe.runtime.profiles import apply_profile, load_profile
 
 pytestmark = pytest.mark.e2e
 

@@ -42,7 +42,7 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     mlc = client(project)
     exp = mlc.get_experiment_by_name("tradepipe")
     runs = mlc.search_runs([exp.experiment_id], "tags.`tradepipe.pipeline_run_id` = 'e2e-run-1'")
-    by_stage = {r.data.tags["tradepipe.stage"]: r for r in runs if "tradepipe.stage" in r.data.tags}
+    by_stage = {r.data.tags["tradepipe.runtime.stage"]: r for r in runs if "tradepipe.runtime.stage" in r.data.tags}
     assert sorted(by_stage) == sorted(STAGES)
     assert all(r.info.status == "FINISHED" for r in by_stage.values())
     assert by_stage["backtest"].data.metrics["agent.sharpe"] == pytest.approx(backtest["agent.sharpe"])

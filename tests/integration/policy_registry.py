@@ -12,9 +12,9 @@ from mlflow import MlflowClient
 from tradepipe.agents.algorithms import make_agent
 from tradepipe.agents.policy import PolicySpec, TradingPolicy, TradingPolicyModel
 from tradepipe.config import AgentParams, FeatureParams
+from tradepipe.core.scaler import Scaler
 from tradepipe.features import feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
-from tradepipe.models.panel import Scaler
 from tradepipe.models.predictor import Predictor
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
 

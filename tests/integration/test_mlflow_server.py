@@ -28,7 +28,7 @@ import pytest
 import mlflow
 from mlflow import MlflowClient
 from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, register, set_aliases
-from tradepipe.tracking import stage_run
+from tradepipe.runtime.tracking import stage_run
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "tradepipe-mlflow"
@@ -136,7 +136,7 @@ def test_run_artifacts_and_registry_land_in_postgres_and_s3(
     # through the MLflow API (server → PostgreSQL)
     got = client.get_run(run_id)
     assert got.info.status == "FINISHED"
-    assert got.data.tags["tradepipe.stage"] == "register"
+    assert got.data.tags["tradepipe.runtime.stage"] == "register"
     assert got.data.params["register.min_sharpe"] == "0.3"
     assert client.get_experiment(got.info.experiment_id).name == "tradepipe"
     champion = client.get_model_version_by_alias(PREDICTOR_MODEL, CHAMPION)

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from tradepipe.agents.market import Market
 from tradepipe.agents.policy import PolicySpec
 from tradepipe.agents.training import split_tail
 from tradepipe.config import AgentParams, RiskParams, RLParams, RLTuneParams, SearchDim
+from tradepipe.core.market import Market
 from tradepipe.tuning.agents import tune_agent
 
 

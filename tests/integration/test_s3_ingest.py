@@ -14,8 +14,8 @@ from pipelines.ingest import archive_name, ingest
 from tradepipe.config import Params, S3Params
 from tradepipe.data.incremental import content_hash
 from tradepipe.paths import ARCHIVE, BARS, MANIFEST
-from tradepipe.stage import StageError
-from tradepipe.tracking import stage_run
+from tradepipe.runtime.stage import StageError
+from tradepipe.runtime.tracking import stage_run
 
 CUT = pd.Timestamp("2013-01-01", tz="UTC")
 

@@ -12,7 +12,7 @@ import yaml
 import mlflow
 from pipelines.tune import tune
 from tradepipe.config import Params, SearchDim
-from tradepipe.data.store import write_parquet
+from tradepipe.core.io import write_parquet
 from tradepipe.features import build_features, build_labels, feature_columns
 from tradepipe.models.training import build_model
 from tradepipe.paths import BEST_CONFIG, FEATURES, LABELS

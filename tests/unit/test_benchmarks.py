@@ -8,9 +8,9 @@ import pytest
 from sklearn.covariance import LedoitWolf
 
 from tradepipe.backtest.benchmarks import METHODS, Method, fit_allocation, trailing_allocation, trailing_weights
-from tradepipe.backtest.engine import execute
 from tradepipe.backtest.strategies import month_starts
-from tradepipe.data.schema import to_wide
+from tradepipe.core.execution import execute
+from tradepipe.core.schema import to_wide
 
 T, N, WINDOW, MIN_PERIODS = 160, 5, 60, 40
 

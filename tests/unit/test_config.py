@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from tradepipe.config import ConfigError, load_params
-from tradepipe.profiles import apply_profile, load_profile
+from tradepipe.runtime.params import stage_params
+from tradepipe.runtime.profiles import apply_profile, load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,4 +78,4 @@ def test_files_source_builds_ohlcv_indicators_only_when_its_files_have_ohlcv(tmp
     raw["data"].update(source="files", path=str(bars), benchmark=None)
     raw["features"]["ohlcv"] = None
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    assert load_params(root / "params.yaml").features.ohlcv is ohlcv
+    assert stage_params(root / "params.yaml").features.ohlcv is ohlcv

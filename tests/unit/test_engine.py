@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradepipe.backtest.engine import execute
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
+from tradepipe.core.execution import execute
 
 
 def test_one_bar_fill_lag_costs_and_drift_by_hand() -> None:

@@ -16,18 +16,17 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import tradepipe  # noqa: F401  (registers the environment ids)
-from tradepipe.backtest.engine import execute
+from tradepipe.core.execution import execute, rebalance
 from tradepipe.envs.portfolio import (
     LOGIT_SCALE,
     PortfolioEnv,
     PortfolioVecEnv,
     action_to_book,
     action_to_weights,
-    causal_features,
-    rebalance,
 )
 from tradepipe.envs.rewards import DifferentialSharpe, DrawdownPenalty, LogReturn, make_reward
 from tradepipe.envs.single_asset import SingleAssetTradingEnv
+from tradepipe.registration import causal_features
 
 T, N, F = 120, 5, 3
 

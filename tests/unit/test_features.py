@@ -154,7 +154,7 @@ def test_features_stage_with_missing_headlines_file_is_a_stage_error(tmp_path: P
                                                                     bars: pd.DataFrame) -> None:
     from pipelines.features import features
     from tradepipe.paths import BARS, FEATURES
-    from tradepipe.stage import StageError
+    from tradepipe.runtime.stage import StageError
 
     (tmp_path / BARS).parent.mkdir(parents=True)
     bars.to_parquet(tmp_path / BARS)
@@ -170,7 +170,7 @@ def test_features_stage_logs_its_feature_columns(tmp_path: Path, params: Params,
     import mlflow
     from pipelines.features import features
     from tradepipe.paths import BARS, FEATURES
-    from tradepipe.tracking import stage_run
+    from tradepipe.runtime.tracking import stage_run
 
     (tmp_path / BARS).parent.mkdir(parents=True)
     bars.to_parquet(tmp_path / BARS)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from tradepipe.backtest.metrics import (
+from tradepipe.core.metrics import (
     deflated_sharpe_ratio,
     drawdown_series,
     expected_max_sharpe,

@@ -175,7 +175,7 @@ def test_walk_forward_forecasts_never_see_their_block(bars: pd.DataFrame) -> Non
 def test_last_walk_forward_refit_is_a_complete_predictor_of_the_latest_forecasts(bars: pd.DataFrame,
                                                                                  tmp_path: Path) -> None:
     from tradepipe.config import TrainParams, WalkForwardParams
-    from tradepipe.models.panel import Scaler
+    from tradepipe.core.scaler import Scaler
     from tradepipe.models.walk_forward import walk_forward_forecasts
 
     panel = make_panel(build_features(bars, FP), feature_columns(FP), build_labels(bars, 5))
@@ -214,7 +214,7 @@ def test_predictor_refits_line_up_with_the_backtest_slices(profile: str | None, 
     from tradepipe.backtest.walk_forward import live_window, walk_forward_windows
     from tradepipe.config import load_params
     from tradepipe.models.walk_forward import block_starts, check_covers
-    from tradepipe.profiles import apply_profile, load_profile
+    from tradepipe.runtime.profiles import apply_profile, load_profile
 
     root = Path(__file__).resolve().parents[2]
     shutil.copy(root / "params.yaml", tmp_path / "params.yaml")

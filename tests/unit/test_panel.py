@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from tradepipe.config import FeatureParams
+from tradepipe.core.scaler import Scaler
 from tradepipe.features import build_features, build_labels, feature_columns
-from tradepipe.models.panel import Scaler, Windows, chronological_split, make_panel, prepare
+from tradepipe.models.panel import Windows, chronological_split, make_panel, prepare
 
 FP = FeatureParams(indicators=["rsi_14", "sma_ratio_50"], return_horizons=[1, 5], label_horizon=5)
 

@@ -13,14 +13,16 @@ import pytest
 from pydantic import ValidationError
 
 from tradepipe.agents.algorithms import make_agent
-from tradepipe.agents.market import Market, build_market
+from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec, TradingPolicy, TradingPolicyModel
 from tradepipe.agents.training import training_env
 from tradepipe.config import AgentParams, Algo, FeatureParams, Params, RiskParams, RLParams
+from tradepipe.core.market import Market
+from tradepipe.core.scaler import Scaler
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
-from tradepipe.models.panel import Scaler
 from tradepipe.models.predictor import Predictor
+from tradepipe.runtime.params import check_reward
 
 FP = FeatureParams(indicators=["rsi_14", "sma_ratio_50"], return_horizons=[1, 5], label_horizon=5)
 AGENT = AgentParams(batch_size=32, buffer_size=1000, n_steps=32, n_envs=2)
@@ -152,13 +154,17 @@ def test_training_env_uses_the_configured_reward(market_and_predictor: tuple[Mar
 
 
 @pytest.mark.parametrize(("update", "message"), [
-    ({"reward": "sharpe"}, "reward"),
     ({"reward": "differential_sharpe", "reward_params": {"penalty": 1.0}}, r"\['penalty'\] are not parameters"),
     ({"reward": "differential_sharpe", "reward_params": {"eta": 2.0}}, r"eta must be in \(0, 1\]"),
 ])
 def test_bad_reward_settings_are_refused_naming_the_key(update: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
-        RLParams.model_validate({"total_timesteps": 10, **update})
+    with pytest.raises(ValueError, match=message):
+        check_reward(RLParams.model_validate({"total_timesteps": 10, **update}))
+
+
+def test_an_unknown_reward_is_refused_by_the_schema() -> None:
+    with pytest.raises(ValidationError, match="reward"):
+        RLParams.model_validate({"total_timesteps": 10, "reward": "sharpe"})
 
 
 def test_serving_answers_on_finite_extreme_prices(policy: TradingPolicy, bars: pd.DataFrame) -> None:

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from matplotlib import image as mpimg
 
-from tradepipe.backtest.metrics import performance_metrics
 from tradepipe.backtest.report import (
     SECTIONS,
     SURVIVORSHIP_NOTE,
@@ -22,7 +21,8 @@ from tradepipe.backtest.report import (
     monthly_returns_table,
     write_report,
 )
-from tradepipe.data import store as store_module
+from tradepipe.core import io as io_module
+from tradepipe.core.metrics import performance_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Rendered = tuple[Path, str, dict[str, dict[str, float]]]
@@ -121,7 +121,7 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mo
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module.os, "replace", broken_replace)
+    monkeypatch.setattr(io_module.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_report(path, returns=returns, metrics={})
     assert path.read_text() == "previous"

@@ -10,8 +10,8 @@ from hypothesis.extra.numpy import arrays
 
 from tradepipe.agents.env import BookEnv
 from tradepipe.agents.policy import rollout
-from tradepipe.backtest.engine import execute
 from tradepipe.config import RiskParams
+from tradepipe.core.execution import execute
 from tradepipe.envs.portfolio import action_to_book
 from tradepipe.risk import RiskManager, rolling_moments, trailing_quantile, turbulence
 from tradepipe.risk.series import window_sums

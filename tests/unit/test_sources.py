@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from tradepipe.config import DataParams, FormatParams
+from tradepipe.core.schema import to_wide
 from tradepipe.data.incremental import content_hash, merge_bars
-from tradepipe.data.schema import to_wide
+from tradepipe.data.reader import BarsFileError
 from tradepipe.data.sources import fetch, has_ohlcv, load_source
-from tradepipe.validation import BarsFileError
 
 
 @pytest.mark.parametrize(("name", "symbol", "rows", "first", "last"), [
@@ -157,7 +157,7 @@ def test_files_ohlcv_is_decided_from_the_columns_the_files_have(tmp_path: Path) 
     goog.to_csv(tmp_path / "ohlcv" / "goog.csv", index=False)
     goog.to_parquet(tmp_path / "ohlcv" / "goog2.parquet", index=False)
     assert has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "ohlcv")))
-    assert has_ohlcv("files", {"source": "files", "path": str(tmp_path / "ohlcv" / "goog.csv")})  # raw params
+    assert has_ohlcv("files", DataParams(source="files", path=str(tmp_path / "ohlcv" / "goog.csv")))
     mapped = goog.drop(columns="symbol").rename(columns=str.capitalize)
     mapped.to_csv(tmp_path / "GOOG.csv", index=False)
     fmt = FormatParams(columns={c.capitalize(): c for c in ("timestamp", "open", "high", "low", "close", "volume")})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tradepipe.tracking import git_commit
+from tradepipe.runtime.tracking import git_commit
 
 
 def test_git_commit_in_a_checkout_is_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,14 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradepipe.config import ValidateParams
+from tradepipe.data.reader import BarsFileError, read_bars_file
 from tradepipe.data.sources import load_source
-from tradepipe.validation import (
-    BarsFileError,
-    ValidationReport,
-    read_bars_file,
-    validate_bars,
-    write_data_docs,
-)
+from tradepipe.validation import ValidationReport, validate_bars, write_data_docs
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corrupt"
 CLEAN = CORPUS / "clean_reference.csv"

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradepipe.agents.market import Market
 from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
 from tradepipe.config import BacktestWindowParams
+from tradepipe.core.market import Market
 
 DAYS = pd.bdate_range("2010-01-01", "2016-12-31", tz="UTC")
 

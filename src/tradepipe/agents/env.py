@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from tradepipe.envs.portfolio import Array, PortfolioEnv, PortfolioVecEnv, action_to_book
+from tradepipe.core.types import Array
+from tradepipe.envs.portfolio import PortfolioEnv, PortfolioVecEnv, action_to_book
 from tradepipe.risk import RiskManager
 
 

@@ -1,42 +1,15 @@
-"""Market arrays for the environments: returns, scaled features and forecasts on one calendar."""
+"""Build the market arrays (``core.market.Market``) from bars, features and the predictor's forecasts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
-from tradepipe.data.schema import to_wide
-from tradepipe.models.panel import Scaler
+from tradepipe.core.market import Market
+from tradepipe.core.scaler import Scaler
+from tradepipe.core.schema import to_wide
 
-F64 = npt.NDArray[np.float64]
-F32 = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class Market:
-    """Aligned arrays: ``returns[t]`` is the simple return into bar t; features and forecasts are known at t."""
-
-    timestamps: pd.DatetimeIndex
-    symbols: list[str]
-    returns: F64        # (T, N)
-    features: F32       # (T, N, F), scaled; 0 where missing
-    predictions: F32    # (T, N); 0 where missing
-
-    def take(self, bars: slice) -> Market:
-        """The bars at positions ``bars``."""
-        return Market(self.timestamps[bars], self.symbols, self.returns[bars], self.features[bars],
-                      self.predictions[bars])
-
-    def window(self, start: pd.Timestamp, stop: pd.Timestamp | None = None) -> Market:
-        """The bars with ``start <= timestamp`` (``< stop`` when given)."""
-        mask = self.timestamps >= start
-        if stop is not None:
-            mask &= self.timestamps < stop
-        positions = np.flatnonzero(mask)
-        return self.take(slice(positions[0], positions[-1] + 1) if len(positions) else slice(0, 0))
+__all__ = ["build_market"]
 
 
 def build_market(bars: pd.DataFrame, features: pd.DataFrame, predictions: pd.DataFrame, columns: list[str],

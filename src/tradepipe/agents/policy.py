@@ -19,15 +19,16 @@ from stable_baselines3.common.policies import BasePolicy
 
 from tradepipe.agents.algorithms import load_agent
 from tradepipe.agents.env import BookEnv
-from tradepipe.agents.market import Market, build_market
+from tradepipe.agents.market import build_market
 from tradepipe.config import Params, RiskParams
+from tradepipe.core.market import Market
+from tradepipe.core.types import Array
 from tradepipe.envs.portfolio import Obs, action_to_book
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.risk import RiskManager
 
 CASH = "CASH"
-Array = npt.NDArray[np.float64]
 Actor = Callable[[Obs], Array]  # observations (B, obs) -> proposed books (B, N + 1)
 
 

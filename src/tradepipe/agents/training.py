@@ -16,11 +16,11 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from tradepipe.agents.algorithms import make_agent
 from tradepipe.agents.ensemble import combine
 from tradepipe.agents.env import BookEnv
-from tradepipe.agents.market import Market
 from tradepipe.agents.policy import Actor, PolicySpec, TradingPolicy, agent_actor, rollout
-from tradepipe.backtest.engine import execute
-from tradepipe.backtest.metrics import sharpe_ratio
 from tradepipe.config import Algo, RLParams
+from tradepipe.core.execution import execute
+from tradepipe.core.market import Market
+from tradepipe.core.metrics import sharpe_ratio
 from tradepipe.models.predictor import Predictor
 
 

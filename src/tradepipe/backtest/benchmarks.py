@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from tradepipe.backtest.strategies import periodic_rebalance
+from tradepipe.core.types import Array
 
-Array = npt.NDArray[np.float64]
 Method = Literal["inverse_vol", "mean_variance", "hrp"]
 MVObjective = Literal["min_variance", "max_sharpe"]
 METHODS: tuple[Method, ...] = ("inverse_vol", "mean_variance", "hrp")

@@ -22,8 +22,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from tradepipe.backtest.metrics import drawdown_series, rolling_sharpe
-from tradepipe.data.store import write_text
+from tradepipe.core.io import write_text
+from tradepipe.core.metrics import drawdown_series, rolling_sharpe
 
 ROLLING_WINDOW = 126
 SURVIVORSHIP_NOTE = (

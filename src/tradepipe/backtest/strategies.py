@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-Array = npt.NDArray[np.float64]
+from tradepipe.core.types import Array
 
 
 def equal_weight(n_bars: int, n_assets: int) -> Array:

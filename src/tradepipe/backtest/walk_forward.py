@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
-from tradepipe.agents.market import Market
 from tradepipe.config import BacktestWindowParams
-
-Array = npt.NDArray[np.float64]
+from tradepipe.core.market import Market
+from tradepipe.core.types import Array
 
 
 class Policy(Protocol):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from tradepipe.config import FormatParams
-from tradepipe.data.schema import COLUMNS, KEY
-from tradepipe.validation import BarsFileError, read_bars_file
-from tradepipe.validation.reader import parse_timestamps
+from tradepipe.core.schema import COLUMNS, KEY
+from tradepipe.data.reader import parse_timestamps
+from tradepipe.data.reader import BarsFileError, read_bars_file
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 

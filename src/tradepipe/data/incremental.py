@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradepipe.data.schema import COLUMNS, KEY
+from tradepipe.core.schema import COLUMNS, KEY
 
 MAX_LISTED = 50  # changes listed one by one in the manifest; the count covers all
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from tradepipe.config import FormatParams, S3Params
 from tradepipe.data.files import SUFFIXES, read_bars_path
-from tradepipe.validation import BarsFileError
+from tradepipe.data.reader import BarsFileError
 
 
 def client(endpoint_url: str | None = None, region: str | None = None) -> Any:

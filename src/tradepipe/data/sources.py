@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
 from tradepipe.config import DataParams
-from tradepipe.data.schema import ohlcv_to_canonical, to_canonical
-from tradepipe.validation import BarsFileError
+from tradepipe.core.schema import ohlcv_to_canonical, to_canonical
+from tradepipe.data.reader import BarsFileError
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ BUNDLED: dict[str, Bundled] = {
 EXTERNAL = ("files", "s3", "yfinance")
 
 
-def has_ohlcv(source: str, data: DataParams | Mapping[str, Any] | None = None) -> bool:
+def has_ohlcv(source: str, data: DataParams | None = None) -> bool:
     """Whether a source's bars have open/high/low/volume: decides ``features.ohlcv: null``.
 
     Bundled sets and yfinance are known. For ``files`` it is decided from the columns the files at
@@ -74,11 +72,7 @@ def has_ohlcv(source: str, data: DataParams | Mapping[str, Any] | None = None) -
     whenever params are loaded): S3 is close-only unless ``features.ohlcv: true``.
     """
     if source == "files" and data is not None:
-        try:
-            cfg = data if isinstance(data, DataParams) else DataParams.model_validate(data)
-        except ValidationError:
-            return False  # Params reports the bad data section
-        return _files_have_ohlcv(cfg)
+        return _files_have_ohlcv(data)
     return source == "yfinance" or (source in BUNDLED and BUNDLED[source].ohlcv)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tradepipe.config import YFinanceParams
-from tradepipe.data.schema import ohlcv_to_canonical
+from tradepipe.core.schema import ohlcv_to_canonical
 
 
 def download(symbols: list[str], start: str, end: str, cfg: YFinanceParams) -> pd.DataFrame:

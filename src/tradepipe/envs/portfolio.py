@@ -1,4 +1,4 @@
-"""Multi-asset portfolio environment (N assets plus cash) replaying ``backtest.engine.execute`` bar by bar.
+"""Multi-asset portfolio environment (N assets plus cash) stepping ``core.execution.rebalance`` bar by bar.
 
 At time ``t`` the agent sees the observation built from data up to close ``t`` and chooses target weights;
 ``step`` fills them at close ``t + 1`` paying ``cost_rate`` per unit of turnover (measured against the
@@ -22,12 +22,12 @@ import numpy.typing as npt
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from tradepipe.data.schema import to_wide
-from tradepipe.data.sources import load_source
+from tradepipe.core.execution import rebalance
+from tradepipe.core.types import F32 as Obs
+from tradepipe.core.types import Array
 from tradepipe.envs.rewards import make_reward
 
-Array = npt.NDArray[np.float64]
-Obs = npt.NDArray[np.float32]
+__all__ = ["LOGIT_SCALE", "Obs", "PortfolioEnv", "PortfolioVecEnv", "action_to_book", "action_to_weights"]
 
 LOGIT_SCALE = 5.0  # long-only softmax temperature: actions in [-1, 1] reach weights from ~0 to ~1
 # Hot-path constants as 0-d arrays (numpy ufuncs take them faster than Python floats). Batches keep
@@ -80,30 +80,6 @@ def action_to_book(action: npt.ArrayLike, long_only: bool = True, max_leverage: 
 def action_to_weights(action: npt.ArrayLike, long_only: bool = True, max_leverage: float = 1.0) -> Array:
     """The N target asset weights of ``action_to_book`` (without the cash entry), (..., N)."""
     return action_to_book(action, long_only, max_leverage)[..., :-1]
-
-
-def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[Any, Any, Any]:
-    """One bar of ``engine.execute``: hold ``held`` over the bar's ``returns``, then trade to ``target``.
-
-    Works on one book (N,), giving Python floats, or a batch (B, N), giving arrays (B,).
-    Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the sum of
-    absolute weight changes against the drifted weights, and the cost as a fraction of equity.
-    """
-    if held.ndim == 1:  # one book (the single env's hot path): dot products (cheaper than reductions here)
-        growth = float(np.dot(held, returns)) + 1.0
-        drifted = held * returns
-        drifted += held
-        gap = target * growth  # target minus the drifted weights, times growth
-        gap -= drifted
-        turnover = float(np.dot(np.abs(gap, out=gap), _ones(len(gap)))) / growth
-        cost = turnover * cost_rate
-        return growth * (1.0 - cost) - 1.0, turnover, cost
-    moved = held * returns
-    growth = np.add.reduce(moved.T) + 1.0
-    gap = target.T - (held + moved).T / growth  # target minus the drifted weights, assets first
-    turnover = np.add.reduce(np.abs(gap, out=gap))
-    cost = turnover * cost_rate
-    return growth * (1.0 - cost) - 1.0, turnover, cost
 
 
 class PortfolioEnv(gymnasium.Env[Obs, Obs]):
@@ -284,35 +260,3 @@ class PortfolioVecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type[gymnasium.Wrapper],
                        indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
-
-
-def causal_features(close: npt.ArrayLike, train_fraction: float = 0.6) -> tuple[Array, Array]:
-    """Simple returns (T', N) and causal features (T', N, 4) from closes (T, N); T' = T - 21.
-
-    Features at t: trailing 1-, 5- and 21-bar log returns and the 21-bar volatility of 1-bar log returns,
-    each z-scored per asset with the mean and deviation of the first ``train_fraction`` of the rows.
-    The first 21 bars (too short a history) are dropped.
-    """
-    log_close = np.log(np.asarray(close, dtype=np.float64))
-    w = 21  # a trading month: the longest look-back of the features
-    now = log_close[w:]
-    volatility = np.lib.stride_tricks.sliding_window_view(np.diff(log_close, axis=0), w, axis=0).std(axis=-1)
-    feats = np.stack([now - log_close[w - 1:-1], now - log_close[w - 5:-5], now - log_close[:-w], volatility],
-                     axis=-1)
-    n_fit = int(train_fraction * len(feats))
-    mean, std = np.nanmean(feats[:n_fit], axis=0), np.nanstd(feats[:n_fit], axis=0)
-    return np.expm1(feats[..., 0]), (feats - mean) / np.where(std > 0.0, std, 1.0)
-
-
-@lru_cache(maxsize=4)
-def load_market(source: str = "skfolio_sp500") -> tuple[Array, Array]:
-    """Read-only ``causal_features`` of the closes of a bundled source (see ``tradepipe.data.sources``)."""
-    returns, features = causal_features(to_wide(load_source(source)).to_numpy(dtype=np.float64))
-    returns.setflags(write=False)
-    features.setflags(write=False)
-    return returns, features
-
-
-def make_default(**overrides: Any) -> PortfolioEnv:
-    """``PortfolioEnv`` on the bundled 20-stock S&P 500 universe; ``overrides`` are its keyword arguments."""
-    return PortfolioEnv(*load_market("skfolio_sp500"), **overrides)

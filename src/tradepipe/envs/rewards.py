@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
+
+from tradepipe.core.types import Bools
 
 Value = Any  # a float (one book) or a float64 array (a batch of books)
-Mask = npt.NDArray[np.bool_]
 _VARIANCE_FLOOR = 1e-200
 
 
@@ -27,7 +27,7 @@ class Reward(ABC):
         self.reset()
 
     @abstractmethod
-    def reset(self, mask: Mask | None = None) -> None:
+    def reset(self, mask: Bools | None = None) -> None:
         """Forget the state of every book, or of the books where ``mask`` is True."""
 
     @abstractmethod
@@ -35,7 +35,7 @@ class Reward(ABC):
         """Reward for a bar with net simple return ``net_return`` ending at ``equity``."""
 
 
-def _fresh(state: Value, value: float, shape: tuple[int, ...], mask: Mask | None) -> Value:
+def _fresh(state: Value, value: float, shape: tuple[int, ...], mask: Bools | None) -> Value:
     """``state`` set to ``value`` everywhere (``mask`` None) or where ``mask`` is True."""
     return np.full(shape, value) if mask is None else np.where(mask, value, state)
 
@@ -43,7 +43,7 @@ def _fresh(state: Value, value: float, shape: tuple[int, ...], mask: Mask | None
 class LogReturn(Reward):
     """Log growth of equity over the bar, net of costs: ``log(1 + net_return)``."""
 
-    def reset(self, mask: Mask | None = None) -> None:
+    def reset(self, mask: Bools | None = None) -> None:
         """Nothing to forget: this reward has no state."""
 
     def __call__(self, net_return: Value, equity: Value) -> Value:
@@ -67,7 +67,7 @@ class DifferentialSharpe(Reward):
         self.b: Value = 0.0
         super().__init__(shape)
 
-    def reset(self, mask: Mask | None = None) -> None:
+    def reset(self, mask: Bools | None = None) -> None:
         self.a = _fresh(self.a, 0.0, self.shape, mask)
         self.b = _fresh(self.b, 0.0, self.shape, mask)
 
@@ -95,7 +95,7 @@ class DrawdownPenalty(Reward):
         self.drawdown: Value = 0.0
         super().__init__(shape)
 
-    def reset(self, mask: Mask | None = None) -> None:
+    def reset(self, mask: Bools | None = None) -> None:
         self.peak = _fresh(self.peak, 1.0, self.shape, mask)
         self.drawdown = _fresh(self.drawdown, 0.0, self.shape, mask)
 

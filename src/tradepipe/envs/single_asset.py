@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
-from tradepipe.envs.portfolio import Array, PortfolioEnv, load_market
+from tradepipe.core.types import Array
+from tradepipe.envs.portfolio import PortfolioEnv
 
 
 class SingleAssetTradingEnv(PortfolioEnv):
@@ -39,9 +39,3 @@ class SingleAssetTradingEnv(PortfolioEnv):
         """Book (asset weight, cash) for ``action``: the position clipped to the action space, levered."""
         position = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), self._low), self._high)
         return position * self._exposure + self.all_cash  # (weight, 1 - weight)
-
-
-def make_default(**overrides: Any) -> SingleAssetTradingEnv:
-    """``SingleAssetTradingEnv`` on the bundled S&P 500 index; ``overrides`` are its keyword arguments."""
-    returns, features = load_market("skfolio_sp500_index")
-    return SingleAssetTradingEnv(returns, features, **overrides)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 import talib
 
-Array = npt.NDArray[np.float64]
+from tradepipe.core.types import Array
+
 Family = Literal["trend", "momentum", "volatility", "volume"]
 CLOSE, HLC, OHLC, HLCV = ("close",), ("high", "low", "close"), ("open", "high", "low", "close"), \
     ("high", "low", "close", "volume")

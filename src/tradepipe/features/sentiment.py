@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.config import SentimentParams
-from tradepipe.validation.reader import parse_timestamps
+from tradepipe.data.reader import parse_timestamps
 
 COLUMNS = ("sent_polarity", "sent_count")
 HEADLINE_COLUMNS = ("published_at", "symbol", "headline")

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tradepipe.data.store import atomic_path
+from tradepipe.core.io import atomic_path
 from tradepipe.models.training import CLASSIFICATION
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
-CLIP = 5.0
+from tradepipe.core.scaler import Scaler
+from tradepipe.core.types import F32, I64
 
 
 @dataclass(frozen=True)
@@ -63,26 +61,6 @@ def chronological_split(timestamps: pd.DatetimeIndex, train_end: str, val_end: s
         if hi - lo < 2:
             raise ValueError(f"the {name} window holds {max(hi - lo, 0)} bars; move split dates or data range")
     return split
-
-
-@dataclass(frozen=True)
-class Scaler:
-    """Per-feature standardization fitted on the training window only."""
-
-    mean: F32
-    std: F32
-
-    @classmethod
-    def fit(cls, features: F32, stop: int) -> Scaler:
-        """Fit on time positions [0, stop) of an (N, T, F) array."""
-        train = features[:, :stop].reshape(-1, features.shape[-1])
-        mean = np.nanmean(train, axis=0).astype(np.float32)
-        std = np.nanstd(train, axis=0).astype(np.float32)
-        return cls(mean, np.where(std > 0, std, 1.0).astype(np.float32))
-
-    def transform(self, features: F32) -> F32:
-        """Standardize and clip to ±5 standard deviations (NaN stays NaN)."""
-        return np.clip((features - self.mean) / self.std, -CLIP, CLIP).astype(np.float32)
 
 
 class Windows:

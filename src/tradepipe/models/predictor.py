@@ -13,9 +13,11 @@ import torch
 from mlflow.pyfunc import PythonModel
 
 from tradepipe.config import FeatureParams
+from tradepipe.core.scaler import Scaler
+from tradepipe.core.types import F32
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
-from tradepipe.models.panel import F32, Panel, Scaler, Windows, make_panel
+from tradepipe.models.panel import Panel, Windows, make_panel
 from tradepipe.models.training import REGRESSION, build_model, predict_windows, to_forecast
 
 

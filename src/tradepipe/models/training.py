@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tradepipe.core.types import F32
 from tradepipe.models.cnn_lstm import CNNLSTM
-from tradepipe.models.panel import F32, Windows
+from tradepipe.models.panel import Windows
 
 MODEL_KEYS = ("conv_filters", "kernel_size", "lstm_hidden", "lstm_layers", "dropout", "attention", "dilations")
 REGRESSION, CLASSIFICATION = "regression", "classification"

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.config import FeatureParams, TrainParams
-from tradepipe.models.panel import Panel, Scaler, Windows
+from tradepipe.core.scaler import Scaler
+from tradepipe.models.panel import Panel, Windows
 from tradepipe.models.predictor import Predictor
 from tradepipe.models.training import fit
 

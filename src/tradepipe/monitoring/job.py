@@ -10,13 +10,14 @@ import pandas as pd
 
 import mlflow
 from mlflow import MlflowClient
-from tradepipe.config import Params, load_params
+from tradepipe.config import Params
 from tradepipe.monitoring.decision import drifted_features, retrain_reasons
 from tradepipe.monitoring.drift import feature_drift
 from tradepipe.monitoring.performance import live_returns, performance
 from tradepipe.paths import BARS, FEATURES
 from tradepipe.registry.versions import AGENT_MODEL, FIT_END_TAG, TRAIN_END_TAG, champion
-from tradepipe.tracking import configure
+from tradepipe.runtime.params import stage_params
+from tradepipe.runtime.tracking import configure
 
 EXPERIMENT = "tradepipe-monitoring"
 KEYS = ("timestamp", "symbol")
@@ -31,7 +32,7 @@ def monitor(root: Path) -> dict[str, Any]:
     (its ``fit_data_end`` tag); with none yet its thresholds are not applied (logged). A version without the tag
     is judged on the last ``recent_bars`` bars, which may lie inside its fit window (logged).
     """
-    params = load_params(root / "params.yaml")
+    params = stage_params(root / "params.yaml")
     cfg = params.monitor
     configure(params.tracking.uri, EXPERIMENT, root)
     current = champion(MlflowClient(), AGENT_MODEL)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.agents.policy import TradingPolicy
-from tradepipe.backtest.engine import execute
-from tradepipe.backtest.metrics import max_drawdown, sharpe_ratio
+from tradepipe.core.execution import execute
+from tradepipe.core.metrics import max_drawdown, sharpe_ratio
 
 WARMUP_BARS = 300  # history before the live window: the longest indicator (SMA 200) plus the predictor's window
 

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from tradepipe.config import load_params
 from tradepipe.paths import BARS
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION, champion
-from tradepipe.tracking import tracking_uri
+from tradepipe.runtime.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
 HISTORY_BARS = 300  # bars per symbol handed to the policy: indicators (SMA 200) and the predictor's window

@@ -34,10 +34,8 @@ import numpy as np
 import numpy.typing as npt
 
 from tradepipe.config import RiskParams
+from tradepipe.core.types import I64, Array
 from tradepipe.risk.series import rolling_moments, trailing_quantile, turbulence
-
-Array = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -45,10 +43,10 @@ class RiskState:
     """Per-book state of the risk manager for a batch of ``B`` books over ``N`` assets."""
 
     peak: Array          # (B,) equity peak since start or re-entry
-    breaker_left: Ints   # (B,) decisions still in cash after the breaker tripped
+    breaker_left: I64   # (B,) decisions still in cash after the breaker tripped
     entry: Array         # (B, N) entry price of each open position (NaN when flat)
     side: Array          # (B, N) sign of each open position at entry
-    stop_left: Ints      # (B, N) decisions an asset stays flat after a stop
+    stop_left: I64      # (B, N) decisions an asset stays flat after a stop
     last: Array          # (B, N) weights of the last decision (filled at the current close)
 
     @classmethod
@@ -110,7 +108,7 @@ class RiskManager:
         state.last = w
         return np.concatenate([w, 1.0 - w.sum(axis=1, keepdims=True)], axis=1)
 
-    def _stopped(self, state: RiskState, t: Ints) -> npt.NDArray[np.bool_]:
+    def _stopped(self, state: RiskState, t: I64) -> npt.NDArray[np.bool_]:
         """Assets held flat by a stop (B, N), after updating entries and stops with the prices at t."""
         p = self.params
         price = self.prices[t]
@@ -128,7 +126,7 @@ class RiskManager:
         state.stop_left[hit] = p.stop_cooldown
         return state.stop_left > 0
 
-    def _vol_scale(self, w: Array, t: Ints) -> Array:
+    def _vol_scale(self, w: Array, t: I64) -> Array:
         """Exposure multiplier (B,) bringing the ex-ante annual volatility of ``w`` to ``target_vol``."""
         p = self.params
         assert p.target_vol is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-Array = npt.NDArray[np.float64]
+from tradepipe.core.types import Array
 
 
 def window_sums(x: npt.ArrayLike, window: int) -> Array:

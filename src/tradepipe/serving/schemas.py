@@ -8,7 +8,7 @@ from typing import Annotated
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradepipe.data.schema import OPTIONAL
+from tradepipe.core.schema import OPTIONAL
 
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 MAX_BARS = 100_000

@@ -15,10 +15,10 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from tradepipe.agents.algorithms import make_agent
-from tradepipe.agents.market import Market
 from tradepipe.agents.policy import PolicySpec, agent_actor
 from tradepipe.agents.training import actor_sharpe, training_env
 from tradepipe.config import AgentParams, Algo, RLParams
+from tradepipe.core.market import Market
 from tradepipe.tuning.search import ray_session, tune_space
 
 METRIC = "val_sharpe"

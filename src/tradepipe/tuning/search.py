@@ -24,7 +24,8 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from tradepipe.config import SearchDim, TrainParams, TuneParams
-from tradepipe.models.panel import F32, Windows
+from tradepipe.core.types import F32
+from tradepipe.models.panel import Windows
 from tradepipe.models.training import CHECKPOINT, fit
 
 METRIC = "val_loss"

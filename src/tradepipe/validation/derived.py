@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pandas.core.groupby import DataFrameGroupBy
 
-from tradepipe.data.schema import COLUMNS
+from tradepipe.core.schema import COLUMNS
 
 # Canonical dtype of each column, as GX's expect_column_type_to_be names it for pandas.
 DTYPES = {

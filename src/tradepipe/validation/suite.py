@@ -14,7 +14,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.expectations import Expectation
 
 from tradepipe.config import ValidateParams
-from tradepipe.data.schema import REQUIRED
+from tradepipe.core.schema import REQUIRED
 from tradepipe.validation.derived import DTYPES, Batch
 
 _PRICES = ("open", "high", "low", "close")

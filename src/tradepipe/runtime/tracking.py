@@ -97,7 +97,7 @@ def stage_run(stage: str, params: Mapping[str, Any], root: Path, tracking_uri_: 
     """Open the stage's MLflow run with lineage tags and its params logged."""
     configure(tracking_uri_, experiment, root)
     tags = {
-        "tradepipe.stage": stage,
+        "tradepipe.runtime.stage": stage,
         "tradepipe.pipeline_run_id": pipeline_run_id(),
         "mlflow.source.git.commit": git_commit(root),
     }

@@ -14,6 +14,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from tradepipe.config import ConfigError, Params, set_dotted
+from tradepipe.runtime.params import resolve
 
 
 def load_profile(root: Path, name: str) -> dict[str, Any]:
@@ -37,5 +38,5 @@ def apply_profile(params_path: Path, overrides: dict[str, Any]) -> None:
         set_dotted(raw, dotted, value)
     text = io.StringIO()
     rt.dump(raw, text)
-    Params.model_validate(yaml.safe_load(text.getvalue()))
+    resolve(Params.model_validate(yaml.safe_load(text.getvalue())), params_path)
     params_path.write_text(text.getvalue())

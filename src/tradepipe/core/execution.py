@@ -1,6 +1,7 @@
-"""Vectorized execution: targets decided at the close of bar t are filled at the close of bar t+1.
+"""The one execution accounting: targets decided at the close of bar t are filled at the close of bar t+1.
 
-Conventions (shared with the RL environments, which replay the same arithmetic step by step):
+Conventions (shared by the backtest, which executes whole schedules, and the RL environments, which step
+one bar at a time through the same ``rebalance``):
 - ``returns[t, i]`` is asset i's simple return from close t-1 to close t (``returns[0]`` is ignored).
 - ``targets[t]`` are the weights (assets, the rest in cash) decided with information up to close t.
 - They are filled at close t+1, paying ``cost_rate`` per unit of turnover, and then held (drifting with
@@ -10,11 +11,13 @@ Conventions (shared with the RL environments, which replay the same arithmetic s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-Array = npt.NDArray[np.float64]
+from tradepipe.core.types import Array
+
+__all__ = ["Execution", "execute", "rebalance"]
 
 
 @dataclass(frozen=True)
@@ -32,21 +35,35 @@ class Execution:
         return np.asarray(np.cumprod(1.0 + self.net_returns), dtype=np.float64)
 
 
+def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[Any, Any, Any]:
+    """One bar: hold ``held`` over the bar's ``returns``, then trade to ``target`` at its close.
+
+    Works on one book (N,), giving Python floats, or on books stacked on a leading axis (B, N) — a batch
+    of environments or every bar of a schedule — giving arrays (B,); row by row the arithmetic is the same.
+    Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the sum of
+    absolute weight changes against the drifted weights, and the cost as a fraction of equity.
+    """
+    growth = 1.0 + (held * returns).sum(axis=-1)                   # gross growth of equity over the bar
+    scale = growth if held.ndim == 1 else growth[..., None]
+    drifted = held * (1.0 + returns) / scale                       # weights just before trading
+    turnover = np.abs(target - drifted).sum(axis=-1)
+    cost = turnover * cost_rate
+    net = growth * (1.0 - cost) - 1.0
+    if held.ndim == 1:
+        return float(net), float(turnover), float(cost)
+    return net, turnover, cost
+
+
 def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:
     """Execute ``targets`` (T, N) against ``returns`` (T, N) with a one-bar fill lag and proportional costs."""
     targets = np.asarray(targets, dtype=np.float64)
     returns = np.nan_to_num(np.asarray(returns, dtype=np.float64))
     if targets.shape != returns.shape:
         raise ValueError(f"targets {targets.shape} and returns {returns.shape} must have the same shape")
-    n_bars, n_assets = targets.shape
     # held[t]: weights held over (t-1, t] = target decided at t-2, filled at close t-1.
     held = np.zeros_like(targets)
     held[2:] = targets[:-2]
-    growth = 1.0 + (held * returns[:]).sum(axis=1)          # gross growth of equity over (t-1, t]
-    drifted = held * (1.0 + returns) / growth[:, None]     # weights just before trading at close t
     new = np.zeros_like(targets)                            # weights right after trading at close t
     new[1:] = targets[:-1]
-    turnover = np.abs(new - drifted).sum(axis=1)
-    costs = turnover * cost_rate
-    net = growth * (1.0 - costs) - 1.0
+    net, turnover, costs = rebalance(held, returns, new, cost_rate)
     return Execution(net_returns=net, turnover=turnover, costs=costs, weights=new)

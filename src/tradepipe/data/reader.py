@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tradepipe.data.schema import COLUMNS, OPTIONAL, REQUIRED
+from tradepipe.core.schema import COLUMNS, OPTIONAL, REQUIRED
 
 _NA_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 _NUMERIC = ("open", "high", "low", "close", "volume")
