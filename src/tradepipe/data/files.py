@@ -13,8 +13,7 @@ import pandas as pd
 
 from tradepipe.config import FormatParams
 from tradepipe.core.schema import COLUMNS, KEY
-from tradepipe.data.reader import parse_timestamps
-from tradepipe.data.reader import BarsFileError, read_bars_file
+from tradepipe.data.reader import BarsFileError, parse_timestamps, read_bars_file
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 
