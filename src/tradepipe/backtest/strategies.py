@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -41,7 +43,7 @@ def month_starts(timestamps: pd.DatetimeIndex) -> npt.NDArray[np.bool_]:
     return flags
 
 
-def top_k_forecast(predictions: Array, k: int) -> Array:
+def top_k_forecast(predictions: npt.NDArray[np.floating[Any]], k: int) -> Array:
     """Equal weight in the ``k`` assets with the highest forecast at each bar (cash when none is positive)."""
     ranks = np.argsort(-predictions, axis=1)[:, :k]
     out = np.zeros_like(predictions, dtype=np.float64)
