@@ -10,14 +10,14 @@ on the same split; the hyperparameters used and the number of trials go to ``mod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 import mlflow
 from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec
-from tradepipe.agents.training import actor_sharpe, executed_sharpe, fit_ensemble, split_tail
+from tradepipe.agents.training import equal_weight_sharpes, fit_ensemble, split_tail
 from tradepipe.config import Params, RLParams
 from tradepipe.core.io import write_json
 from tradepipe.core.market import Market
@@ -31,7 +31,8 @@ def _tuned(train: Market, val: Market, spec: PolicySpec, cfg: RLParams, seed: in
     """``cfg`` with each algorithm's searched hyperparameters (trials logged as nested runs), and the trial count."""
     from tradepipe.tuning.agents import tune_agent
 
-    best, n_trials = {}, 0
+    best: dict[str, dict[str, Any]] = {}
+    n_trials = 0
     for algo in dict.fromkeys(cfg.algos):
         search = tune_agent(algo, train, val, spec, cfg, seed)
         for i, trial in enumerate(search.trials):
@@ -64,15 +65,9 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
                root / AGENT_TUNING)
     mlflow.set_tags({"ensemble.mode": cfg.ensemble, "ensemble.reason": fitted.reason,
                      "ensemble.blend": ", ".join(f"{name}={w:.3f}" for name, w in fitted.policy.blend.items())})
-
-    n = len(val.symbols)
-    equal = np.full((len(val.timestamps), n + 1), 1.0 / n)
-    equal[:, -1] = 0.0
     return {"train_bars": float(len(train.timestamps)), "val_bars": float(len(val.timestamps)), **fitted.metrics,
-            "equal_weight.val_sharpe": executed_sharpe(equal[:, :-1], val, spec),
-            "equal_weight_risk_managed.val_sharpe": actor_sharpe(lambda obs: np.tile(equal[0], (len(obs), 1)), val,
-                                                                 spec),
-            "timesteps": float(cfg.total_timesteps), "tune.n_trials": float(n_trials)}
+            **equal_weight_sharpes(val, spec), "timesteps": float(cfg.total_timesteps),
+            "tune.n_trials": float(n_trials)}
 
 
 if __name__ == "__main__":

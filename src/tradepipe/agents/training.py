@@ -89,3 +89,13 @@ def fit_ensemble(train: Market, val: Market, spec: PolicySpec, predictor: Predic
     policy = TradingPolicy({name: agents[name] for name in blend}, blend, spec, predictor)
     metrics["ensemble.val_sharpe"] = executed_sharpe(policy.targets(val), val, spec)
     return FittedEnsemble(policy, reason, metrics)
+
+
+def equal_weight_sharpes(market: Market, spec: PolicySpec) -> dict[str, float]:
+    """Validation Sharpe of 1/N in every asset (no cash), executed directly and traded through the risk manager."""
+    n = len(market.symbols)
+    equal = np.full((len(market.timestamps), n + 1), 1.0 / n)
+    equal[:, -1] = 0.0
+    return {"equal_weight.val_sharpe": executed_sharpe(equal[:, :-1], market, spec),
+            "equal_weight_risk_managed.val_sharpe": actor_sharpe(lambda obs: np.tile(equal[0], (len(obs), 1)),
+                                                                 market, spec)}

@@ -16,9 +16,15 @@ import pandas as pd
 
 from tradepipe.config import FeatureParams, TrainParams
 from tradepipe.core.scaler import Scaler
-from tradepipe.models.panel import Panel, Windows
+from tradepipe.models.panel import Panel, Prepared, Windows
 from tradepipe.models.predictor import Predictor
 from tradepipe.models.training import fit
+
+
+def forecast_frame(panel: Panel, windows: Windows, forecasts: np.ndarray) -> pd.DataFrame:
+    """``forecasts`` of ``windows`` (in their order) as a (timestamp, symbol, prediction) frame."""
+    return pd.DataFrame({"timestamp": panel.timestamps[windows.t], "symbol": np.asarray(panel.symbols)[windows.sym],
+                         "prediction": forecasts})
 
 
 def block_starts(timestamps: pd.DatetimeIndex, start: str, stop: int, refit_years: int) -> list[int]:
@@ -66,9 +72,25 @@ def walk_forward_forecasts(panel: Panel, hp: dict[str, Any], cfg: TrainParams, f
                     weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=y_scale, seed=seed).model
         refit = Predictor(model, hp, features, scaler, y_scale)
         block = Windows(scaled, panel.labels, int(hp["seq_len"]), (lo, hi), need_label=False)
-        frames.append(pd.DataFrame({"timestamp": panel.timestamps[block.t],
-                                    "symbol": np.asarray(panel.symbols)[block.sym],
-                                    "prediction": refit.forecast_windows(block)}))
+        frames.append(forecast_frame(panel, block, refit.forecast_windows(block)))
     # as the train stage's predictor: forecasts normalized downstream by their spread on the training window
     refit.set_forecast_scale(train)
     return WalkForward(pd.concat(frames, ignore_index=True), refit, [panel.timestamps[lo] for lo in starts])
+
+
+def out_of_sample_forecasts(panel: Panel, prep: Prepared, predictor: Predictor, hp: dict[str, Any], cfg: TrainParams,
+                            features: FeatureParams, *, train_end: str, epochs: int, seed: int) -> WalkForward:
+    """Forecasts no model saw the future of, and the predictor behind the latest ones.
+
+    With ``cfg.walk_forward.start``: walk-forward refits from that date to the end of the data (it must cover the
+    RL window, every bar after ``train_end``; ValueError otherwise). Without: ``predictor`` (trained on ``prep``'s
+    training window) forecasts from the validation window on, with no refit.
+    """
+    if cfg.walk_forward.start:
+        check_covers(panel.timestamps, cfg.walk_forward.start, after=train_end)
+        return walk_forward_forecasts(panel, hp, cfg, features, start=cfg.walk_forward.start,
+                                      stop=len(panel.timestamps), horizon=features.label_horizon, epochs=epochs,
+                                      seed=seed)
+    after = Windows(prep.scaled, panel.labels, predictor.seq_len, (prep.split.val[0], len(panel.timestamps)),
+                    need_label=False)
+    return WalkForward(forecast_frame(panel, after, predictor.forecast_windows(after)), predictor, [])
