@@ -14,10 +14,6 @@ smoke test or the switch fails, roll_back points the alias at the last deployed 
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import (
     DAG,
@@ -32,9 +28,9 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowSkipException
 
 from tradepipe.orchestration.events import CHAMPION
+from tradepipe.orchestration.project import bin_path, project_root
 
-PROJECT = Path(os.environ.get("TRADEPIPE_PROJECT", Path(__file__).resolve().parents[1]))
-BIN = Path(sys.executable).parent
+PROJECT = project_root(__file__)
 POLL_EVERY = "*/10 * * * *"
 POKE_S, POLL_TIMEOUT_S = 60, 540  # the polling run gives up (skipped) before the next one starts
 
@@ -100,7 +96,7 @@ with DAG(
         task_id="smoke_test",
         bash_command="python -m tradepipe.orchestration.deploy {{ ti.xcom_pull(task_ids='pending') }}",
         cwd=str(PROJECT),
-        env={"PATH": f"{BIN}:{os.environ.get('PATH', '')}"},
+        env={"PATH": bin_path()},
         append_env=True,
     )
     switch = switch_serving(version)

@@ -9,15 +9,14 @@ bars. A day without new bars leaves the bars, and so `dvc.lock` and every later 
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
+from tradepipe.orchestration.project import project_root
 from tradepipe.orchestration.stage_operator import StageOperator
 
-PROJECT = Path(os.environ.get("TRADEPIPE_PROJECT", Path(__file__).resolve().parents[1]))
+PROJECT = project_root(__file__)
 
 with DAG(
     dag_id="ingest_data",

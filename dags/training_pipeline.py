@@ -16,9 +16,7 @@ it back however the stages ended, so later runs use the project's own params.yam
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import (
     DAG,
@@ -31,10 +29,11 @@ from airflow.sdk import (
 )
 
 from tradepipe.orchestration import events
+from tradepipe.orchestration.project import project_root
 from tradepipe.orchestration.stage_operator import StageOperator
+from tradepipe.runtime.stages import STAGE_NAMES
 
-STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
-PROJECT = Path(os.environ.get("TRADEPIPE_PROJECT", Path(__file__).resolve().parents[1]))
+PROJECT = project_root(__file__)
 
 REPRO = "dvc repro {{ '--force --single-item ' if params.force else '' }}"
 
@@ -80,7 +79,7 @@ with DAG(
 ) as dag:
     profile = apply_profile()
     previous = profile
-    for stage in STAGES:
+    for stage in STAGE_NAMES:
         stage_task = StageOperator(stage=stage, command=REPRO + stage, project=PROJECT, announce=stage == "register")
         previous >> stage_task
         previous = stage_task

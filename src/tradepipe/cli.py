@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from tradepipe.config import ConfigError, ValidateParams
+from tradepipe.runtime.stages import STAGE_NAMES
+from tradepipe.settings import RUN_ID_ENV, env_var, settings
 
 app = typer.Typer(help="tradepipe: versioned, tracked ML and RL trading research pipelines.",
                   no_args_is_help=True, add_completion=False)
@@ -25,7 +27,6 @@ app.add_typer(report_app, name="report")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -46,20 +47,20 @@ def _apply_profile(root: Path, name: str) -> None:
 @app.command()
 def run(
     profile: str = typer.Option(None, help="Apply profiles/<name>.yaml to params.yaml first (e.g. smoke)."),
-    stage: str = typer.Option(None, help=f"Run up to this stage only: one of {', '.join(STAGES)}."),
+    stage: str = typer.Option(None, help=f"Run up to this stage only: one of {', '.join(STAGE_NAMES)}."),
     force: bool = typer.Option(False, help="Rerun stages even when nothing they depend on changed."),
     root: Path = typer.Option(Path("."), help="Project root (holds dvc.yaml and params.yaml)."),
 ) -> None:
     """Run the pipeline with `dvc repro` (stages whose inputs did not change are skipped)."""
-    if stage and stage not in STAGES:
-        _fail(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}", 2)
+    if stage and stage not in STAGE_NAMES:
+        _fail(f"unknown stage {stage!r}; choose one of {', '.join(STAGE_NAMES)}", 2)
     if profile:
         _apply_profile(root, profile)
-    env = {**os.environ, "TRADEPIPE_RUN_ID": os.environ.get("TRADEPIPE_RUN_ID") or f"cli-{uuid.uuid4().hex[:12]}"}
+    env = {**os.environ, RUN_ID_ENV: settings().run_id or f"cli-{uuid.uuid4().hex[:12]}"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [str(Path(sys.executable).parent / "dvc"), "repro", *([stage] if stage else []),
            *(["--force"] if force else [])]
-    console.print(f"pipeline run id [bold]{env['TRADEPIPE_RUN_ID']}[/]: {' '.join(cmd[1:])}")
+    console.print(f"pipeline run id [bold]{env[RUN_ID_ENV]}[/]: {' '.join(cmd[1:])}")
     code = subprocess.run(cmd, cwd=root, env=env).returncode
     if code:
         _fail("the pipeline stopped; the failing stage printed why above. Earlier outputs are unchanged.", code)
@@ -132,12 +133,25 @@ def report_metrics(returns_csv: Path = typer.Argument(..., help="CSV: a date col
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 
+_TRACKING_HELP = ("MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else params.yaml's tracking.uri in "
+                  "--root, else sqlite:///mlflow.db; a relative SQLite path is in --root).")
+
+
+def _tracking_uri(root: Path, explicit: str | None) -> str:
+    from tradepipe.runtime.tracking import resolve_tracking_uri
+
+    try:
+        return resolve_tracking_uri(root, explicit)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="TCP port."),
           model_uri: str = typer.Option("models:/tradepipe-agent@champion", help="Registered model to serve."),
-          tracking_uri: str = typer.Option(None, help="MLflow tracking/registry URI (default: MLFLOW_TRACKING_URI, "
-                                                      "else sqlite:///mlflow.db)."),
+          tracking_uri: str = typer.Option(None, help=_TRACKING_HELP),
+          root: Path = typer.Option(Path("."), help="Project root (its params.yaml and SQLite store)."),
           poll_seconds: float = typer.Option(30.0, help="Re-read the alias this often (0: only POST /v1/reload)."),
           torch_threads: int = typer.Option(1, help="Torch threads per request (1 suits small models).")) -> None:
     """Serve target weights over HTTP (POST /v1/signals, /v1/reload, GET /health, /metrics); token from
@@ -149,40 +163,41 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     from tradepipe.orchestration.relay import relay_router_from_env
     from tradepipe.serving import create_app
 
-    token = os.environ.get("TRADEPIPE_API_TOKEN", "")
-    if not token:
-        _fail("set TRADEPIPE_API_TOKEN to the bearer token clients must send", 2)
+    env = settings()
+    if env.api_token is None:
+        _fail(f"set {env_var('api_token')} to the bearer token clients must send", 2)
     relay = None
-    if os.environ.get("TRADEPIPE_WEBHOOK_SECRET"):
-        if not os.environ.get("TRADEPIPE_AIRFLOW_PASSWORD"):
-            _fail("TRADEPIPE_WEBHOOK_SECRET is set: also set TRADEPIPE_AIRFLOW_PASSWORD (and TRADEPIPE_AIRFLOW_URL, "
-                  "TRADEPIPE_AIRFLOW_USER) so the relay can trigger deploy_champion", 2)
+    if env.webhook_secret is not None:
+        if env.airflow_password is None:
+            _fail(f"{env_var('webhook_secret')} is set: also set {env_var('airflow_password')} (and "
+                  f"{env_var('airflow_url')}, {env_var('airflow_user')}) so the relay can trigger deploy_champion", 2)
         relay = relay_router_from_env()
+    uri = _tracking_uri(root, tracking_uri)
     torch.set_num_threads(torch_threads)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
-    uvicorn.run(create_app(model_uri, uri, token=token, poll_seconds=poll_seconds, relay=relay), host=host,
-                port=port, log_level="info")
+    app_ = create_app(model_uri, tracking_uri=uri, token=env.api_token.get_secret_value(), poll_seconds=poll_seconds,
+                      relay=relay)
+    uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
 @app.command()
 def webhook(url: str = typer.Argument(..., help="The relay, e.g. http://serving:8000/v1/webhooks/mlflow."),
-            tracking_uri: str = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
-                                                        "sqlite:///mlflow.db).")) -> None:
+            tracking_uri: str = typer.Option(None, help=_TRACKING_HELP),
+            root: Path = typer.Option(Path("."), help="Project root (its params.yaml and SQLite store).")) -> None:
     """Create the MLflow registry webhook that sends champion-alias moves to the serving app's relay, signed
     with TRADEPIPE_WEBHOOK_SECRET."""
     from mlflow import MlflowClient
     from tradepipe.orchestration.relay import register_champion_webhook
 
-    secret = os.environ.get("TRADEPIPE_WEBHOOK_SECRET", "")
-    if not secret:
-        _fail("set TRADEPIPE_WEBHOOK_SECRET to the secret the serving app's relay checks", 2)
+    secret = settings().webhook_secret
+    if secret is None:
+        _fail(f"set {env_var('webhook_secret')} to the secret the serving app's relay checks", 2)
     if not os.environ.get("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"):  # else MLflow encrypts with a one-off key
         _fail("set MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY (a Fernet key: python -c 'from cryptography.fernet import "
               "Fernet; print(Fernet.generate_key().decode())') here and in the MLflow server's environment, so the "
               "server can read the webhook's secret back", 2)
-    client = MlflowClient(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+    client = MlflowClient(_tracking_uri(root, tracking_uri))
     try:
-        webhook_id = register_champion_webhook(client, url, secret)
+        webhook_id = register_champion_webhook(client, url, secret.get_secret_value())
     except Exception as exc:  # MLflow refuses http/private URLs unless allowed: say how
         _fail(f"MLflow refused the webhook: {exc}. For a relay on loopback or a private network set "
               "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true", 1)

@@ -1,8 +1,9 @@
 """Every environment variable tradepipe reads, in one pydantic-settings class (prefix ``TRADEPIPE_``).
 
 Read with ``settings()``, which builds a fresh ``Settings`` from the environment at each call (tests and
-long-running processes see changes). Secrets are ``SecretStr``: they print as ``**********``. README's
-"Environment variables" table lists them.
+long-running processes see changes). An empty variable counts as unset. Secrets are ``SecretStr``: they print
+as ``**********``. ``env_var(field)`` is a field's variable name, for code that sets it for a child process
+(``RUN_ID_ENV``, ``PROJECT_ENV``...). README's "Environment variables" table lists them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "settings"]
+__all__ = ["API_TOKEN_ENV", "PROJECT_ENV", "RUN_ID_ENV", "Settings", "env_var", "settings"]
+
+PREFIX = "TRADEPIPE_"
 
 
 class Settings(BaseSettings):
     """tradepipe's environment: ``TRADEPIPE_<FIELD>`` (case-insensitive); unset fields take the defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="TRADEPIPE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # pipeline runs
     run_id: str | None = None            # shared by every stage of one pipeline run (Airflow, `tradepipe run`)
@@ -38,3 +41,19 @@ class Settings(BaseSettings):
 def settings() -> Settings:
     """The environment as it is now."""
     return Settings()
+
+
+def env_var(field: str) -> str:
+    """The environment variable that sets ``field`` of :class:`Settings`, e.g. ``run_id`` -> TRADEPIPE_RUN_ID."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        raise KeyError(f"Settings has no field {field!r}; known: {', '.join(Settings.model_fields)}")
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias) if alias else f"{PREFIX}{field}".upper()
+
+
+RUN_ID_ENV = env_var("run_id")        # set by `tradepipe run` and the stage tasks for `dvc repro`
+PROJECT_ENV = env_var("project")      # set by the local Airflow stack for its DAG processor and tasks
+API_TOKEN_ENV = env_var("api_token")  # set by the serving benchmark for the server it starts

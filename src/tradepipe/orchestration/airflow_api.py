@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from tradepipe.settings import env_var, settings
 
 TERMINAL = ("success", "failed")
 
@@ -18,13 +19,15 @@ class AirflowAPI:
 
     url: str
     username: str
-    password: str
+    password: str = field(repr=False)
 
     @classmethod
     def from_env(cls) -> AirflowAPI:
-        """TRADEPIPE_AIRFLOW_URL, TRADEPIPE_AIRFLOW_USER and TRADEPIPE_AIRFLOW_PASSWORD."""
-        return cls(os.environ.get("TRADEPIPE_AIRFLOW_URL", "http://127.0.0.1:8080"),
-                   os.environ.get("TRADEPIPE_AIRFLOW_USER", "admin"), os.environ["TRADEPIPE_AIRFLOW_PASSWORD"])
+        """TRADEPIPE_AIRFLOW_URL, TRADEPIPE_AIRFLOW_USER and TRADEPIPE_AIRFLOW_PASSWORD (ValueError when unset)."""
+        env = settings()
+        if env.airflow_password is None:
+            raise ValueError(f"set {env_var('airflow_password')} to call Airflow's REST API at {env.airflow_url}")
+        return cls(env.airflow_url, env.airflow_user, env.airflow_password.get_secret_value())
 
     def token(self) -> str:
         """A JWT for the REST API."""

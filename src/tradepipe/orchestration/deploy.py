@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +20,15 @@ import pandas as pd
 
 import mlflow
 from mlflow import MlflowClient
-from tradepipe.config import load_params
 from tradepipe.paths import BARS
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION, champion
-from tradepipe.runtime.tracking import tracking_uri
+from tradepipe.runtime.tracking import resolve_tracking_uri
+from tradepipe.settings import env_var, settings
 
 log = logging.getLogger(__name__)
 HISTORY_BARS = 300  # bars per symbol handed to the policy: indicators (SMA 200) and the predictor's window
 DEPLOYED_TAG = "tradepipe.deployed_at"
-SERVING_URL_ENV = "TRADEPIPE_SERVING_URL"
-TOKEN_ENV = "TRADEPIPE_API_TOKEN"
+SERVING_URL_ENV = env_var("serving_url")
 
 
 class DeployError(RuntimeError):
@@ -38,8 +36,8 @@ class DeployError(RuntimeError):
 
 
 def registry(root: Path) -> MlflowClient:
-    """An MLflow client on the project's tracking store."""
-    return MlflowClient(tracking_uri=tracking_uri(load_params(root / "params.yaml").tracking.uri, root))
+    """An MLflow client on the project's tracking store ($MLFLOW_TRACKING_URI, else params.yaml's)."""
+    return MlflowClient(tracking_uri=resolve_tracking_uri(root))
 
 
 def smoke_test(model_uri: str, bars: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +96,8 @@ def roll_back(client: MlflowClient, failed: str) -> str | None:
 
 def switch_from_env(version: str) -> dict[str, object] | None:
     """:func:`switch_serving` with the URL and token from TRADEPIPE_SERVING_URL and TRADEPIPE_API_TOKEN."""
-    return switch_serving(version, os.environ.get(SERVING_URL_ENV), os.environ.get(TOKEN_ENV))
+    env = settings()
+    return switch_serving(version, env.serving_url, env.api_token.get_secret_value() if env.api_token else None)
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from mlflow.webhooks.constants import WEBHOOK_DELIVERY_ID_HEADER, WEBHOOK_SIGNAT
 from mlflow import MlflowClient
 from tradepipe.orchestration.airflow_api import AirflowAPI
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
+from tradepipe.settings import env_var, settings
 
 MAX_AGE_S = 300  # older deliveries are refused as replays
 DEPLOY_DAG = "deploy_champion"
@@ -86,8 +86,11 @@ def relay_router(secret: str, trigger: Trigger) -> APIRouter:
 
 def relay_router_from_env() -> APIRouter:
     """The relay with the secret from TRADEPIPE_WEBHOOK_SECRET, triggering through :meth:`AirflowAPI.from_env`."""
+    secret = settings().webhook_secret
+    if secret is None:
+        raise ValueError(f"set {env_var('webhook_secret')} to the secret MLflow signs webhook deliveries with")
     airflow = AirflowAPI.from_env()
-    return relay_router(os.environ["TRADEPIPE_WEBHOOK_SECRET"], lambda conf: airflow.trigger(DEPLOY_DAG, conf))
+    return relay_router(secret.get_secret_value(), lambda conf: airflow.trigger(DEPLOY_DAG, conf))
 
 
 def register_champion_webhook(client: MlflowClient, url: str, secret: str) -> str:

@@ -13,7 +13,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -21,11 +20,12 @@ from types import TracebackType
 import httpx
 
 from tradepipe.orchestration.airflow_api import AirflowAPI
+from tradepipe.orchestration.project import BIN, bin_path
+from tradepipe.settings import PROJECT_ENV, env_var, settings
 
 COMPONENTS = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"], "scheduler": ["scheduler"],
               "dag-processor": ["dag-processor"], "triggerer": ["triggerer"]}
 USER = "admin"
-BIN = Path(sys.executable).parent
 
 
 class StackError(RuntimeError):
@@ -43,8 +43,7 @@ class AirflowStack:
     def env(self) -> dict[str, str]:
         """The environment every Airflow process (and so every task) runs with."""
         url = f"http://127.0.0.1:{self.port}"
-        return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-                "AIRFLOW_HOME": str(self.home), "TRADEPIPE_PROJECT": str(self.project),
+        return {**os.environ, "PATH": bin_path(), "AIRFLOW_HOME": str(self.home), PROJECT_ENV: str(self.project),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -125,10 +124,12 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=Path.cwd() / ".airflow")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    password = os.environ.get("TRADEPIPE_AIRFLOW_PASSWORD") or secrets.token_urlsafe(12)
+    configured = settings().airflow_password
+    password = configured.get_secret_value() if configured else secrets.token_urlsafe(12)
+    shown = f"${env_var('airflow_password')}" if configured else password  # never echo a configured secret
     stack = AirflowStack(args.project, args.home, args.port, password)
     with stack:
-        print(f"Airflow UI: {stack.api.url}  login: {USER} / {password}  (logs: {stack.home}/*.log; Ctrl-C stops)",
+        print(f"Airflow UI: {stack.api.url}  login: {USER} / {shown}  (logs: {stack.home}/*.log; Ctrl-C stops)",
               flush=True)
         try:
             while True:

@@ -3,8 +3,6 @@ optionally announcing through an asset event what the stage changed."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,9 @@ from airflow.sdk import Asset, AssetAlias
 
 from tradepipe import paths
 from tradepipe.orchestration import events
+from tradepipe.orchestration.project import bin_path
+from tradepipe.settings import RUN_ID_ENV
 
-BIN = Path(sys.executable).parent
 # Which stage can announce what: (state file it changes, the event's extra when it changed, the asset).
 ANNOUNCES = {"ingest": (paths.MANIFEST, events.new_data, events.NEW_DATA),
              "register": (paths.DECISION, events.champion_changed, events.CHAMPION)}
@@ -36,8 +35,7 @@ class StageOperator(BashOperator):
         if announce and stage not in ANNOUNCES:
             raise ValueError(f"stage {stage!r} has nothing to announce; only {sorted(ANNOUNCES)} do")
         super().__init__(task_id=stage, bash_command=command, cwd=str(project),
-                         env={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                              "TRADEPIPE_RUN_ID": "{{ run_id }}"},
+                         env={"PATH": bin_path(), RUN_ID_ENV: "{{ run_id }}"},
                          append_env=True, outlets=[alias(ANNOUNCES[stage][2])] if announce else [], **kwargs)
         self.stage, self.project, self.announce = stage, project, announce
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,23 +12,34 @@ import psutil
 import yaml
 
 import mlflow
+from tradepipe.config import TrackingParams, load_params
+from tradepipe.settings import settings
 
 EXPERIMENT = "tradepipe"
-RUN_ID_ENV = "TRADEPIPE_RUN_ID"
+DEFAULT_URI = TrackingParams().uri  # sqlite:///mlflow.db: relative, so a file in the project root
+_SQLITE = "sqlite:///"
 
 
-def tracking_uri(configured: str, root: Path) -> str:
-    """MLFLOW_TRACKING_URI if set, else ``configured`` with a relative SQLite path made absolute."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        uri = prefix + str((root / uri[len(prefix):]).resolve())
+def resolve_tracking_uri(root: Path, explicit: str | None = None, *, configured: str | None = None) -> str:
+    """The MLflow tracking (and registry) URI of the project at ``root``, for stages, CLI and serving alike.
+
+    The first of: ``explicit`` (a command-line flag), $MLFLOW_TRACKING_URI, ``configured`` (params.yaml's
+    ``tracking.uri`` already loaded by the caller; else read from ``root/params.yaml`` when there is one), the
+    default ``sqlite:///mlflow.db``. A relative SQLite path is made absolute from ``root``, never from the
+    working directory. ConfigError when root/params.yaml has to be read and is invalid.
+    """
+    uri = explicit or settings().tracking_uri or configured
+    if not uri:
+        params = root / "params.yaml"
+        uri = load_params(params).tracking.uri if params.is_file() else DEFAULT_URI
+    if uri.startswith(_SQLITE) and not uri[len(_SQLITE):].startswith("/"):
+        uri = _SQLITE + str((root / uri[len(_SQLITE):]).resolve())
     return uri
 
 
 def configure(configured_uri: str, experiment: str, root: Path) -> str:
     """Point MLflow at the tracking store and experiment (artifacts under ``root/mlartifacts``)."""
-    uri = tracking_uri(configured_uri, root)
+    uri = resolve_tracking_uri(root, configured=configured_uri)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None and uri.startswith("sqlite:"):
         mlflow.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
@@ -43,8 +53,9 @@ def pipeline_run_id() -> str:
     Airflow and ``tradepipe run`` set TRADEPIPE_RUN_ID. Under a bare ``dvc repro`` every stage is a child
     of the same dvc process, so its pid and start time identify the run.
     """
-    if os.environ.get(RUN_ID_ENV):
-        return os.environ[RUN_ID_ENV]
+    run_id = settings().run_id
+    if run_id:
+        return run_id
     proc = psutil.Process()
     for parent in proc.parents():
         cmdline = " ".join(parent.cmdline())
@@ -56,7 +67,7 @@ def pipeline_run_id() -> str:
 def git_commit(root: Path) -> str:
     """The current git commit; outside a git checkout (a container image) $TRADEPIPE_GIT_COMMIT, else 'unknown'."""
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else os.environ.get("TRADEPIPE_GIT_COMMIT") or "unknown"
+    return out.stdout.strip() if out.returncode == 0 else settings().git_commit or "unknown"
 
 
 def input_hashes(stage: str, root: Path) -> dict[str, str]:
@@ -92,10 +103,10 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 @contextmanager
-def stage_run(stage: str, params: Mapping[str, Any], root: Path, tracking_uri_: str,
+def stage_run(stage: str, params: Mapping[str, Any], root: Path, configured_uri: str,
               experiment: str = EXPERIMENT) -> Iterator[mlflow.ActiveRun]:
     """Open the stage's MLflow run with lineage tags and its params logged."""
-    configure(tracking_uri_, experiment, root)
+    configure(configured_uri, experiment, root)
     tags = {
         "tradepipe.runtime.stage": stage,
         "tradepipe.pipeline_run_id": pipeline_run_id(),

@@ -20,6 +20,7 @@ from tradepipe.serving.metrics import MetricsMiddleware, ServingMetrics
 from tradepipe.serving.models import ModelHolder, ModelRef, ReloadError
 from tradepipe.serving.schemas import ModelInfo, ReloadResponse, SignalsRequest, SignalsResponse, Weight
 from tradepipe.serving.signals import BadRequest, check_bars
+from tradepipe.settings import API_TOKEN_ENV
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL_URI = "models:/tradepipe-agent@champion"
@@ -44,14 +45,18 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts[:10]) + (f" (and {len(parts) - 10} more)" if len(parts) > 10 else "")
 
 
-def create_app(model_uri: str = DEFAULT_MODEL_URI, tracking_uri: str = "sqlite:///mlflow.db", *, token: str,
-               poll_seconds: float = 30.0, relay: APIRouter | None = None) -> FastAPI:
-    """The serving app for ``model_uri``; ``token`` guards /v1/signals and /v1/reload; the alias is re-read every
-    ``poll_seconds`` (0 disables polling; ``POST /v1/reload`` or ``app.state.models.reload()`` reload on demand).
-    ``relay`` (see :mod:`tradepipe.orchestration.relay`) is mounted as is: it authenticates by HMAC signature.
+def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: str, poll_seconds: float = 30.0,
+               relay: APIRouter | None = None) -> FastAPI:
+    """The serving app for ``model_uri`` in the registry at ``tracking_uri`` (already resolved, see
+    :func:`tradepipe.runtime.tracking.resolve_tracking_uri`); ``token`` guards /v1/signals and /v1/reload; the alias
+    is re-read every ``poll_seconds`` (0 disables polling; ``POST /v1/reload`` or ``app.state.models.reload()``
+    reload on demand). ``relay`` (see :mod:`tradepipe.orchestration.relay`) is mounted as is: it authenticates by
+    HMAC signature.
     """
     if not token:
-        raise ValueError("an API token is required (set TRADEPIPE_API_TOKEN)")
+        raise ValueError(f"an API token is required (set {API_TOKEN_ENV})")
+    if not tracking_uri:
+        raise ValueError("a tracking URI is required (resolve it with tradepipe.runtime.tracking.resolve_tracking_uri)")
     metrics = ServingMetrics()
     holder = ModelHolder(model_uri, tracking_uri, on_reload=metrics.reloaded)
 
