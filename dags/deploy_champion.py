@@ -28,7 +28,7 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowSkipException
 
 from tradepipe.orchestration.events import CHAMPION
-from tradepipe.orchestration.project import bin_path, project_root
+from tradepipe.orchestration.project import DAG_DEFAULTS, bin_path, project_root
 
 PROJECT = project_root(__file__)
 POLL_EVERY = "*/10 * * * *"
@@ -86,10 +86,8 @@ with DAG(
     description="smoke-test the new champion, switch serving to it, roll back on failure",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(POLL_EVERY, timezone="UTC"),
                                  assets=[Asset(CHAMPION)]),
-    catchup=False,
-    max_active_runs=1,
-    tags=["tradepipe"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 ) as dag:
     version = pending()
     smoke_test = BashOperator(

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
-from tradepipe.orchestration.project import project_root
+from tradepipe.orchestration.project import DAG_DEFAULTS, project_root
 from tradepipe.orchestration.stage_operator import StageOperator
 
 PROJECT = project_root(__file__)
@@ -23,9 +23,7 @@ with DAG(
     description="ingest the source daily; announce tradepipe-new-data when the bars changed",
     # No start_date and run_immediately=0: the first run is the next 01:00 UTC, none for the past.
     schedule=CronTriggerTimetable("0 1 * * *", timezone="UTC", run_immediately=timedelta(0)),
-    catchup=False,
-    max_active_runs=1,
-    tags=["tradepipe"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 ) as dag:
     StageOperator(stage="ingest", command="dvc repro --force --single-item ingest", project=PROJECT, announce=True)

@@ -11,7 +11,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from tradepipe.orchestration.project import project_root
+from tradepipe.orchestration.project import DAG_DEFAULTS, project_root
 
 PROJECT = project_root(__file__)
 
@@ -37,10 +37,8 @@ with DAG(
     dag_id="monitor_and_retrain",
     description="drift and live performance of the champion; retrain past the thresholds",
     schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC", run_immediately=timedelta(0)),
-    catchup=False,
-    max_active_runs=1,
-    tags=["tradepipe"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 ) as dag:
     retrain = TriggerDagRunOperator(task_id="retrain", trigger_dag_id="training_pipeline", conf={"force": True})
     needs_retraining(measure()) >> retrain

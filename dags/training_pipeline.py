@@ -29,7 +29,7 @@ from airflow.sdk import (
 )
 
 from tradepipe.orchestration import events
-from tradepipe.orchestration.project import project_root
+from tradepipe.orchestration.project import DAG_DEFAULTS, project_root
 from tradepipe.orchestration.stage_operator import StageOperator
 from tradepipe.runtime.stages import STAGE_NAMES
 
@@ -68,14 +68,12 @@ with DAG(
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC", run_immediately=timedelta(0)),
         assets=[Asset(events.NEW_DATA)]),
-    catchup=False,
-    max_active_runs=1,
-    tags=["tradepipe"],
     params={
         "profile": Param("", type="string", description="Apply profiles/<name>.yaml first (e.g. smoke)."),
         "force": Param(False, type="boolean", description="Rerun every stage even if its inputs are unchanged."),
     },
     doc_md=__doc__,
+    **DAG_DEFAULTS,
 ) as dag:
     profile = apply_profile()
     previous = profile

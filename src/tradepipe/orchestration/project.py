@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from tradepipe.settings import settings
 
 BIN = Path(sys.executable).parent  # this environment's dvc, airflow and python
+# What every tradepipe DAG shares: no backfill of missed intervals, and one run at a time, since the stages of
+# two runs would share (and DVC lock) the one project checkout.
+DAG_DEFAULTS: dict[str, Any] = {"catchup": False, "max_active_runs": 1, "tags": ["tradepipe"]}
 
 
 def project_root(dag_file: str | Path) -> Path:
