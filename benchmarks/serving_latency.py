@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.policy_registry import publish_champion, tiny_policy  # noqa: E402
+from tests.fixtures.policies import publish_champion, tiny_policy  # noqa: E402
 from tradepipe.agents.policy import TradingPolicy  # noqa: E402
 from tradepipe.data.sources import load_source  # noqa: E402
 from tradepipe.features import build_features  # noqa: E402

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests import ROOT
 from tradepipe.config import Params
 from tradepipe.data.sources import load_source
 from tradepipe.runtime.params import stage_params
 
-ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.fixtures.policies"]
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.e2e.conftest import client
+from tests.fixtures.project import client
 from tradepipe.orchestration.airflow_api import AirflowAPI
 from tradepipe.orchestration.deploy import DEPLOYED_TAG
 from tradepipe.orchestration.stack import AirflowStack

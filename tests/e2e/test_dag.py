@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.e2e.conftest import client, run
-from tests.integration.policy_registry import publish_champion, tiny_policy
+from tests.fixtures.project import airflow_env, client, run
 from tradepipe.orchestration.deploy import DEPLOYED_TAG, mark_deployed
 from tradepipe.orchestration.events import CHAMPION as EVENT_CHAMPION
 from tradepipe.paths import BARS, DECISION
@@ -83,15 +83,6 @@ for ti in dr.get_task_instances():
 """
 
 
-def airflow_env(project: Path, home: Path) -> dict[str, str]:
-    """A private Airflow home (migrated) serving the project's DAGs."""
-    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"), "TRADEPIPE_PROJECT": str(project)}
-    migrate = run(["airflow", "db", "migrate"], project, **env)
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
-    return env
-
-
 def deploy_run(project: Path, env: dict[str, str], conf: dict[str, str]) -> dict[str, str]:
     """One dag.test() run of deploy_champion with ``conf``; the task states (the run itself must succeed)."""
     result = run([sys.executable, "-c", DEPLOY_SCRIPT, json.dumps(conf)], project, **env)
@@ -100,15 +91,15 @@ def deploy_run(project: Path, env: dict[str, str], conf: dict[str, str]) -> dict
     return dict(line.split()[1:] for line in result.stdout.splitlines() if line.startswith("TASK "))
 
 
-def test_deploy_champion_sensor_deploys_only_an_undeployed_champion(project: Path, tmp_path: Path,
-                                                                   bars: pd.DataFrame,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_champion_sensor_deploys_only_an_undeployed_champion(
+        project: Path, tmp_path: Path, bars: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
     monkeypatch.delenv("TRADEPIPE_SERVING_URL", raising=False)
     (project / BARS).parent.mkdir(parents=True, exist_ok=True)
     bars.to_parquet(project / BARS)
     mlc = client(project)
     mlc.create_experiment("serving-tests", artifact_location=(project / "mlartifacts").as_uri())
-    policy = tiny_policy(bars, tmp_path / "policy")
+    policy = tiny_policy
     first = publish_champion(mlc.tracking_uri, policy)
     mark_deployed(mlc, first)
     second = publish_champion(mlc.tracking_uri, policy)

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import run
-from tests.e2e.test_dag import airflow_env
+from tests.fixtures.project import airflow_env, run
 from tradepipe.orchestration.events import CHAMPION, NEW_DATA, content_hash
 from tradepipe.paths import BARS, MANIFEST
 from tradepipe.runtime.profiles import apply_profile, load_profile

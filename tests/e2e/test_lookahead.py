@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.e2e.conftest import run
+from tests.fixtures.project import run
 
 pytestmark = pytest.mark.e2e
 CUT = pd.Timestamp("2017-07-03", tz="UTC")   # inside the first walk-forward test slice of the smoke profile

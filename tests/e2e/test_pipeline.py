@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import mlflow
-from tests.e2e.conftest import client, run
+from tests.fixtures.project import client, run
 
 STAGES = ["ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register"]
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import boto3
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
 
 
 def _sh(cwd: Path, *args: str) -> str:

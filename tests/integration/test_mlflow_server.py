@@ -27,10 +27,10 @@ import pytest
 
 import mlflow
 from mlflow import MlflowClient
+from tests import ROOT
 from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, register, set_aliases
 from tradepipe.runtime.tracking import stage_run
 
-ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "tradepipe-mlflow"
 PG_USER, PG_PASSWORD = "mlflow", "pg-test-password"
 

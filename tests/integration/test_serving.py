@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 import mlflow
-from tests.integration.policy_registry import publish_champion, tiny_policy
 from tradepipe.agents.policy import TradingPolicy
 from tradepipe.monitoring.performance import live_returns
 from tradepipe.serving import create_app
@@ -28,12 +27,13 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def policy_dir(bars: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_policy(bars, tmp_path_factory.mktemp("policy") / "policy")
+def policy_dir(tiny_policy: Path) -> Path:
+    return tiny_policy
 
 
 @pytest.fixture(scope="module")
-def registry(policy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def registry(policy_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+        publish_champion: Callable[[str, Path], str]) -> str:
     uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
     publish_champion(uri, policy_dir)
     return uri
@@ -136,7 +136,8 @@ def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]]
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def test_no_champion_yet_then_reload(policy_dir: Path, recent: pd.DataFrame, tmp_path: Path) -> None:
+def test_no_champion_yet_then_reload(policy_dir: Path, recent: pd.DataFrame, tmp_path: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with TestClient(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0)) as c:
         assert c.get("/health").status_code == 503
@@ -150,7 +151,8 @@ def test_no_champion_yet_then_reload(policy_dir: Path, recent: pd.DataFrame, tmp
         assert c.post("/v1/signals", json={"bars": payload(recent)}, headers=AUTH).status_code == 200
 
 
-def test_background_poll_follows_the_alias(policy_dir: Path, tmp_path: Path) -> None:
+def test_background_poll_follows_the_alias(policy_dir: Path, tmp_path: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     publish_champion(uri, policy_dir)
     with TestClient(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0.2)) as c:
@@ -163,7 +165,7 @@ def test_background_poll_follows_the_alias(policy_dir: Path, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def served(policy_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def served(policy_dir: Path, tmp_path: Path, publish_champion: Callable[[str, Path], str]) -> Iterator[tuple[str, str]]:
     """The app under real uvicorn on a loopback port, on its own registry: (base URL, tracking URI)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     publish_champion(uri, policy_dir)
@@ -180,7 +182,8 @@ def served(policy_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     thread.join(timeout=10)
 
 
-def test_champion_switch_drops_no_request(served: tuple[str, str], policy_dir: Path, recent: pd.DataFrame) -> None:
+def test_champion_switch_drops_no_request(served: tuple[str, str], policy_dir: Path, recent: pd.DataFrame,
+        publish_champion: Callable[[str, Path], str]) -> None:
     base, uri = served
     body = {"bars": payload(recent)}
     seen: list[list[tuple[int, str]]] = [[] for _ in range(4)]

@@ -11,6 +11,7 @@ import yaml
 
 import mlflow
 from pipelines.tune import tune
+from tests import ROOT
 from tradepipe.config import Params, SearchDim
 from tradepipe.core.io import write_parquet
 from tradepipe.features import build_features, build_labels, feature_columns
@@ -18,7 +19,6 @@ from tradepipe.models.training import build_model
 from tradepipe.paths import BEST_CONFIG, FEATURES, LABELS
 from tradepipe.tuning.search import decode_config, tune_space
 
-ROOT = Path(__file__).resolve().parents[2]
 DILATIONS = [[1, 2], [1, 2, 4]]
 
 

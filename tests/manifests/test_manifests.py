@@ -23,7 +23,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
+
 COMPOSE = ROOT / "docker/docker-compose.yml"
 K8S_VERSION = "1.37.0"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|ACCESS_KEY|TOKEN", re.IGNORECASE)

@@ -12,9 +12,9 @@ import pandas as pd
 import yaml
 from click.testing import Result
 
+from tests import ROOT
 from tradepipe.data.sources import load_source
 
-ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "tradepipe"
 
 
@@ -141,7 +141,7 @@ def test_report_metrics_too_few_returns_and_zero_trials_fail_clearly(tmp_path: P
 def test_data_validate_refuses_every_corrupt_corpus_file_clearly(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from tests.unit.test_validation import CLEAN, CORPUS, FILE_ERRORS, PARAMS, SUITE_FAILURES
+    from tests.fixtures.corpus import CLEAN, CORPUS, FILE_ERRORS, PARAMS, SUITE_FAILURES
     from tradepipe.cli import app
 
     limits = tmp_path / "limits.yaml"

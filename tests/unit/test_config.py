@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import ROOT
 from tradepipe.config import ConfigError, load_params
 from tradepipe.runtime.params import stage_params
 from tradepipe.runtime.profiles import apply_profile, load_profile
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests import DATA
 from tradepipe.config import DataParams, FormatParams
 from tradepipe.core.schema import to_wide
 from tradepipe.data.incremental import content_hash, merge_bars
@@ -133,7 +134,7 @@ def test_files_naive_times_are_local_and_a_naive_aware_mix_is_refused(tmp_path: 
 
 
 def test_files_rows_without_symbol_are_refused_naming_file_and_rows() -> None:
-    corpus = Path(__file__).resolve().parents[1] / "data" / "corrupt" / "missing_symbol.csv"
+    corpus = DATA / "corrupt" / "missing_symbol.csv"
     with pytest.raises(BarsFileError, match=r"missing_symbol\.csv: column 'symbol' is empty in 1 row\(s\) \(row 6\)"):
         fetch(DataParams(source="files", path=str(corpus), start="2020-01-01"))
 

@@ -15,6 +15,7 @@ from tradepipe.data.sources import load_source
 from tradepipe.features import INDICATORS, build_features, build_labels, cross_sectional_ranks, feature_columns
 from tradepipe.features.build import indicator_names
 from tradepipe.features.indicators import Prices
+from tradepipe.runtime.params import resolve
 
 CLOSE_ONLY = sorted(n for n, i in INDICATORS.items() if i.close_only)
 NEEDS_OHLCV = sorted(n for n, i in INDICATORS.items() if not i.close_only)
@@ -109,7 +110,7 @@ def test_ohlcv_indicators_are_picked_from_the_source(params: Params, bars: pd.Da
     assert not set(names) & set(NEEDS_OHLCV)
     assert build_features(bars, params.features).shape[1] == len(names) + 2  # close-only bars: no crash
     raw = {**params.model_dump(by_alias=True), "data": {**params.data.model_dump(), "source": "backtesting_goog"}}
-    goog = type(params).model_validate({**raw, "features": {**raw["features"], "ohlcv": None}})
+    goog = resolve(type(params).model_validate({**raw, "features": {**raw["features"], "ohlcv": None}}))
     assert goog.features.ohlcv is True and set(NEEDS_OHLCV) <= set(feature_columns(goog.features))
     with pytest.raises(ValueError, match="no \\['high', 'low', 'open', 'volume'\\]"):
         build_features(bars, goog.features)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests import DATA
 from tradepipe.config import FeatureParams, Params, SentimentParams
 from tradepipe.features import build_features, feature_columns
 from tradepipe.features.sentiment import bar_close, read_headlines, score, sentiment_features
 
-HEADLINES = Path(__file__).resolve().parents[1] / "data" / "headlines.csv"
+HEADLINES = DATA / "headlines.csv"
 SENT = SentimentParams(path=str(HEADLINES))
 
 
@@ -64,14 +64,6 @@ def test_sentiment_is_causal_and_joined_as_features(bars: pd.DataFrame) -> None:
 def test_sentiment_off_by_default(params: Params) -> None:
     assert params.features.sentiment.path is None
     assert not [c for c in feature_columns(params.features) if c.startswith("sent_")]
-
-
-def test_headlines_from_s3(s3_endpoint: str) -> None:
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
-    s3.create_bucket(Bucket="news")
-    s3.upload_file(str(HEADLINES), "news", "2013/headlines.csv")
-    remote = read_headlines(SentimentParams(path="s3://news/2013/headlines.csv", endpoint_url=s3_endpoint))
-    pd.testing.assert_frame_equal(remote, read_headlines(SENT))
 
 
 def test_bad_headline_timestamp_names_file_row(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests import ROOT
 from tradepipe.config import FeatureParams
 from tradepipe.features import build_features, build_labels, feature_columns
 from tradepipe.models.cnn_lstm import CNNLSTM
@@ -216,7 +217,7 @@ def test_predictor_refits_line_up_with_the_backtest_slices(profile: str | None, 
     from tradepipe.models.walk_forward import block_starts, check_covers
     from tradepipe.runtime.profiles import apply_profile, load_profile
 
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
     if profile:
         apply_profile(tmp_path / "params.yaml", load_profile(root, profile))

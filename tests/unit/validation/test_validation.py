@@ -16,73 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.corpus import CLEAN, CORPUS, FILE_ERRORS, PARAMS, SUITE_FAILURES
 from tradepipe.config import ValidateParams
 from tradepipe.data.reader import BarsFileError, read_bars_file
 from tradepipe.data.sources import load_source
 from tradepipe.validation import ValidationReport, validate_bars, write_data_docs
-
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "corrupt"
-CLEAN = CORPUS / "clean_reference.csv"
-# Tiny files: few rows per symbol, so the per-symbol thresholds are scaled down.
-PARAMS = ValidateParams(min_rows_per_symbol=3, max_gap_sessions=3, max_abs_return=0.5, max_stale_run=4)
-
-# file -> message fragments that name what is wrong and where (file, column, line/row)
-FILE_ERRORS: dict[str, list[str]] = {
-    "truncated.csv": ["truncated.csv", "line 13 (row 12) has 3 field(s)", "header has 7", "truncated"],
-    "truncated.parquet": ["truncated.parquet", "not a readable parquet file", "truncated"],
-    "text_in_close.csv": ["text_in_close.csv", "column 'close'", "line 5 (row 4)", "'abc' is not a number"],
-    "close_as_text.parquet": ["close_as_text.parquet", "column 'close'", "row 8", "'1O2.2' is not a number"],
-    "bad_timestamp.csv": ["bad_timestamp.csv", "column 'timestamp'", "line 8 (row 7)", "'2020-13-45'"],
-    "mixed_timezones.csv": ["mixed_timezones.csv", "column 'timestamp'", "line 7 (row 6)",
-                            "'2020-01-06 00:00:00' has no UTC offset", "line 2 (row 1)"],
-    "missing_symbol_column.csv": ["missing_symbol_column.csv", "missing required column(s) 'symbol'",
-                                  "found timestamp, close"],
-    "empty.csv": ["empty.csv", "the file is empty"],
-    "header_only.csv": ["header_only.csv", "header but no rows"],
-    "non_utf8.csv": ["non_utf8.csv", "not UTF-8", "byte 0xff", "line 3 (row 2)", "column 'symbol'"],
-}
-
-# file -> (expectation, column, symbol, first offending example) of every failure in the report
-SUITE_FAILURES: dict[str, list[tuple[str, str, str | None, dict]]] = {
-    "nan_close.csv": [("expect_column_values_to_not_be_null", "close", "BBB",
-                       {"row": 8, "timestamp": "2020-01-07T00:00:00+00:00", "close": None})],
-    "negative_price.csv": [("expect_column_values_to_be_between", "close", "AAA",
-                            {"row": 5, "timestamp": "2020-01-06T00:00:00+00:00", "close": -100.8})],
-    "zero_price.csv": [
-        ("expect_column_values_to_be_between", "open", "BBB", {"row": 10, "open": 0.0}),
-        ("expect_column_pair_values_a_to_be_greater_than_b", "open,low", "BBB", {"row": 10, "low": 49.8}),
-    ],
-    "inverted_high_low.csv": [
-        ("expect_column_pair_values_a_to_be_greater_than_b", pair, "AAA",
-         {"row": 7, "timestamp": "2020-01-07T00:00:00+00:00"})
-        for pair in ("high,open", "high,close", "open,low", "close,low")
-    ],
-    "high_below_close.csv": [
-        ("expect_column_pair_values_a_to_be_greater_than_b", "high,open", "BBB", {"row": 12, "high": 50.2}),
-        ("expect_column_pair_values_a_to_be_greater_than_b", "high,close", "BBB", {"row": 12, "close": 50.7}),
-    ],
-    "negative_volume.csv": [("expect_column_values_to_be_between", "volume", "AAA",
-                             {"row": 3, "volume": -1000.0})],
-    "duplicate_bar.csv": [("expect_compound_columns_to_be_unique", "timestamp,symbol", "AAA",
-                           {"row": 5, "timestamp": "2020-01-06T00:00:00+00:00"})],
-    "unsorted.csv": [("expect_column_values_to_be_between", "timestamp_step_days", "AAA",
-                      {"row": 7, "timestamp": "2020-01-06T00:00:00+00:00", "timestamp_step_days": -1.0}),
-                     ("expect_column_values_to_be_between", "out_of_order", "BBB",
-                      {"row": 6, "timestamp": "2020-01-06T00:00:00+00:00", "out_of_order": 1.0}),
-                     ("expect_column_values_to_be_between", "out_of_order", "AAA",
-                      {"row": 7, "timestamp": "2020-01-06T00:00:00+00:00", "out_of_order": 1.0})],
-    "gap.csv": [("expect_column_values_to_be_between", "gap_sessions", "AAA",
-                 {"row": 9, "timestamp": "2020-01-10T00:00:00+00:00", "gap_sessions": 4.0,
-                  "gap_from": "2020-01-03T00:00:00+00:00"})],
-    "spike.csv": [("expect_column_values_to_be_between", "abs_return", "AAA",
-                   {"row": 9, "timestamp": "2020-01-08T00:00:00+00:00", "close": 1030.0})],
-    "stale.csv": [("expect_column_values_to_be_between", "stale_run", "BBB",
-                   {"row": 10, "timestamp": "2020-01-08T00:00:00+00:00", "stale_run": 5.0, "close": 50.6})],
-    "too_few_rows.csv": [("expect_column_values_to_be_between", "rows_per_symbol", "CCC",
-                          {"row": 11, "rows_per_symbol": 2.0})],
-    "missing_symbol.csv": [("expect_column_values_to_not_be_null", "symbol", None,
-                            {"row": 6, "timestamp": "2020-01-06T00:00:00+00:00", "symbol": None})],
-}
 
 
 def test_corpus_and_cases_match() -> None:
