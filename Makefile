@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BASEPY ?= $(shell command -v python3.11 || command -v python3)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run smoke test lint mlflow-ui airflow clean
+.PHONY: install run smoke test test-fast lint mlflow-ui airflow clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(BASEPY) -m venv $(VENV)
@@ -23,12 +23,16 @@ run: $(STAMP)           ## the whole pipeline on the default data (20 stocks, 19
 smoke: $(STAMP)         ## the smoke profile (rewrites params.yaml; `git checkout params.yaml` undoes it)
 	tradepipe run --profile smoke
 
-test: $(STAMP)          ## unit, integration and end-to-end tests
+test: $(STAMP)          ## the whole suite: unit, contracts, manifests, integration and end-to-end tests
 	pytest
 
-lint: $(STAMP)
+test-fast: $(STAMP)     ## what needs no server: unit and contract tests (a few minutes)
+	pytest tests/unit tests/contracts
+
+lint: $(STAMP)          ## ruff, mypy and the import contract (pyproject's [tool.importlinter])
 	ruff check src pipelines dags tests benchmarks
 	mypy src/tradepipe
+	lint-imports
 
 mlflow-ui: $(STAMP)     ## the MLflow UI on the local tracking store
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
