@@ -28,6 +28,7 @@ from tradepipe.agents.policy import TradingPolicy  # noqa: E402
 from tradepipe.data.sources import load_source  # noqa: E402
 from tradepipe.features import build_features  # noqa: E402
 from tradepipe.serving.signals import min_bars  # noqa: E402
+from tradepipe.settings import API_TOKEN_ENV  # noqa: E402
 
 TOKEN = "bench"
 
@@ -96,7 +97,7 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "TRADEPIPE_API_TOKEN": TOKEN}
+        env = {**os.environ, API_TOKEN_ENV: TOKEN}
         server = subprocess.Popen([sys.executable, "-m", "tradepipe.cli", "serve", "--port", str(port),
                                    "--tracking-uri", uri, "--poll-seconds", "0"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -169,3 +169,24 @@ def test_data_validate_refuses_every_corrupt_corpus_file_clearly(tmp_path: Path)
     assert refused == len(FILE_ERRORS) + len(SUITE_FAILURES) == 23
     ok = validate(CLEAN)
     assert ok.exit_code == 0 and "ok" in ok.output and "12 rows passed 34 expectations" in ok.output
+
+
+def test_webhook_finds_the_registry_of_root_from_any_working_directory(tmp_path: Path) -> None:
+    import os
+
+    from cryptography.fernet import Fernet
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["tracking"]["uri"] = "sqlite:///registry.db"  # relative: in --root, not in the working directory
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(TRADEPIPE_WEBHOOK_SECRET="s3cret", MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+               MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https", MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true")
+    created = _cli("webhook", "http://127.0.0.1:8000/v1/webhooks/mlflow", "--root", "../project", cwd=elsewhere,
+                   env=env)
+    assert created.returncode == 0, created.stderr
+    assert (project / "registry.db").is_file()
+    assert list(elsewhere.iterdir()) == []

@@ -114,7 +114,7 @@ def _relay(tmp_path: Path) -> tuple[TestClient, list[dict[str, object]]]:
         return f"run-{len(triggered)}"
 
     # Mounted in the serving app as `tradepipe serve` does; its lifespan (model loading) is not entered.
-    app = create_app("models:/tradepipe-agent@champion", f"sqlite:///{tmp_path / 'mlflow.db'}", token="t",
+    app = create_app("models:/tradepipe-agent@champion", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", token="t",
                      relay=relay_router(SECRET, trigger))
     return TestClient(app), triggered
 
