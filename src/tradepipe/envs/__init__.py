@@ -1,8 +1,13 @@
-"""Gymnasium trading environments: they step ``core.execution`` and load no data.
+"""Gymnasium trading environments: they step ``core.execution.rebalance`` and load no data (the demo market of the
+registered ids is ``tradepipe.registration``'s).
 
-``portfolio`` (PortfolioEnv, PortfolioVecEnv, action_to_book, action_to_weights), ``single_asset``
-(SingleAssetTradingEnv) and ``rewards``. Nothing is imported here, so that ``import tradepipe`` (which
-registers the gymnasium ids, see ``tradepipe.registration``) stays light.
+Nothing is imported here (importing the package stays light); its public modules:
+
+- ``portfolio``: Multi-asset portfolio environment (N assets plus cash) stepping ``core.execution.rebalance`` bar by
+  bar
+- ``rewards``: Step rewards for the trading environments
+- ``single_asset``: Single-asset trading: the action is a target position, the accounting is ``PortfolioEnv``'s with
+  N = 1
 """
 
-__all__: list[str] = []
+__all__ = ["portfolio", "rewards", "single_asset"]

@@ -1,3 +1,13 @@
-"""What runs a stage: params as stages read them, the stage contract, MLflow tracking, profiles."""
+"""What runs a stage: the stage registry, params as stages read them, the stage contract, MLflow tracking, profiles.
 
-__all__ = ["params", "profiles", "stage", "tracking"]
+Nothing is imported here (importing the package stays light); its public modules:
+
+- ``params``: Params as a stage uses them: params.yaml's schema (``tradepipe.config``) plus what only the library
+  decides
+- ``profiles``: Profiles: named sets of dotted-key overrides (profiles/<name>.yaml) applied to params.yaml
+- ``stage``: The stage contract: params in, one MLflow run, metrics to metrics/<stage>.json, clear failures
+- ``stages``: The stage registry: each stage's params sections, dependencies and outputs, in pipeline order
+- ``tracking``: MLflow tracking: one run per stage, tagged with the pipeline run id, git commit and input hashes
+"""
+
+__all__ = ["params", "profiles", "stage", "stages", "tracking"]
