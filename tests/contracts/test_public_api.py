@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_package_declares_a_resolvable_public_api(name: str) -> None:
 @pytest.mark.parametrize("name", PACKAGES)
 def test_a_package_that_imports_nothing_lists_every_public_module(name: str) -> None:
     package = importlib.import_module(name)
-    tree = ast.parse(open(package.__file__ or "").read())
+    tree = ast.parse(Path(package.__file__ or "").read_text())
     if any(isinstance(node, ast.Import | ast.ImportFrom) for node in tree.body):
         return  # it re-exports names; those are checked above
     modules = {m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")}
