@@ -1,0 +1,126 @@
+"""The out-of-sample comparison: benchmark runs equal their schedules executed by hand, buy-and-hold, trials."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tradepipe.backtest.benchmarks import trailing_allocation
+from tradepipe.backtest.evaluation import (
+    REFITTED_BENCHMARKS,
+    benchmark_runs,
+    buy_and_hold,
+    fill_returns,
+    fills,
+    flat_metrics,
+    report_notes,
+    strategy_metrics,
+    trial_count,
+)
+from tradepipe.backtest.strategies import month_starts
+from tradepipe.backtest.walk_forward import Window
+from tradepipe.config import BacktestParams, Params
+from tradepipe.core.execution import execute
+from tradepipe.core.market import Market
+
+DAYS = pd.bdate_range("2015-01-01", "2016-12-31", tz="UTC")
+COST = 0.001
+
+
+def _market(seed: int = 0) -> Market:
+    rng = np.random.default_rng(seed)
+    returns = rng.normal(0.0005, 0.01, (len(DAYS), 4))
+    predictions = rng.normal(size=(len(DAYS), 4)).astype(np.float32)
+    return Market(DAYS, ["A", "B", "C", "D"], returns, np.zeros((len(DAYS), 4, 1), np.float32), predictions)
+
+
+def test_benchmark_runs_execute_their_schedules_on_the_test_bars() -> None:
+    market, first, window = _market(), 300, 100
+    runs = benchmark_runs(market, first, COST, window)
+    assert list(runs) == ["forecast_top_quartile", "equal_weight_daily", "equal_weight_monthly", *REFITTED_BENCHMARKS]
+    test = market.returns[first:]
+    n_bars = len(test)
+    np.testing.assert_array_equal(runs["equal_weight_daily"].net_returns,
+                                  execute(np.full((n_bars, 4), 0.25), test, COST).net_returns)
+    # without costs, 1/N rebalanced daily earns the assets' mean return on every bar after the first fill
+    free = benchmark_runs(market, first, 0.0, window)["equal_weight_daily"]
+    np.testing.assert_allclose(free.net_returns[2:], test[2:].mean(axis=1))
+    # top quartile of four assets: all in the single asset with the highest positive forecast
+    top = np.zeros((n_bars, 4))
+    preds = market.predictions[first:]
+    best = preds.argmax(axis=1)
+    top[np.arange(n_bars), best] = 1.0
+    top[preds.max(axis=1) <= 0] = 0.0
+    np.testing.assert_array_equal(runs["forecast_top_quartile"].net_returns, execute(top, test, COST).net_returns)
+    # inverse vol refitted monthly on the trailing window, which reaches back before the test
+    history = market.returns[first - window:]
+    allocation = trailing_allocation(history, month_starts(DAYS[first - window:]), "inverse_vol", window,
+                                     min_periods=63)
+    np.testing.assert_array_equal(runs["inverse_vol_monthly"].net_returns,
+                                  execute(allocation[-n_bars:], test, COST).net_returns)
+    assert runs["inverse_vol_monthly"].weights[1].sum() == pytest.approx(1.0)  # invested from the first fill
+
+
+def test_benchmarks_at_the_first_bar_wait_for_their_history() -> None:
+    runs = benchmark_runs(_market(), 0, COST, 100)
+    weights = runs["inverse_vol_monthly"].weights
+    assert weights[:63].sum() == 0.0          # no estimate before min_periods bars: all cash
+    assert weights[-1].sum() == pytest.approx(1.0)
+
+
+def test_fill_returns_count_from_the_first_fill() -> None:
+    run = execute(np.full((10, 2), 0.5), np.full((10, 2), 0.01), COST)
+    returns = fill_returns({"x": run}, DAYS[:10])
+    assert returns["x"].name == "x" and returns["x"].index.equals(DAYS[1:10])
+    np.testing.assert_array_equal(returns["x"].to_numpy(), run.net_returns[1:])
+    traded = fills(run, DAYS[1:10], ["A", "B"])
+    assert traded.turnover.iloc[0] == pytest.approx(1.0) and traded.costs.iloc[0] == pytest.approx(COST)
+    assert list(traded.weights.columns) == ["A", "B"] and len(traded.weights) == 9
+
+
+def _index_bars(closes: list[float], days: pd.DatetimeIndex) -> pd.DataFrame:
+    return pd.DataFrame({"timestamp": days, "symbol": "SPY", "close": closes})
+
+
+def test_buy_and_hold_pays_the_entry_cost_at_bar_one_then_earns_the_index() -> None:
+    days = DAYS[:6]
+    bench = _index_bars([100.0, 101.0, 99.0, 102.0, 102.0, 103.0], days)
+    hold = buy_and_hold(bench, days, COST)
+    assert hold is not None and hold.held.name == "buy_and_hold_SPY"
+    simple = np.array([101 / 100, 99 / 101, 102 / 99, 1.0, 103 / 102]) - 1
+    np.testing.assert_allclose(hold.returns.to_numpy(), simple)
+    np.testing.assert_allclose(hold.held.to_numpy(), [-COST, *simple[1:]])
+    assert hold.held.index.equals(days[1:])
+
+
+def test_buy_and_hold_fills_missing_index_bars_with_zero_and_needs_bars() -> None:
+    days = DAYS[:4]
+    hold = buy_and_hold(_index_bars([100.0, 110.0, 121.0], days[[0, 1, 3]]), days, COST)
+    assert hold is not None
+    np.testing.assert_allclose(hold.returns.to_numpy(), [0.1, 0.0, 0.1])
+    assert buy_and_hold(_index_bars([], days[:0]), days, COST) is None
+
+
+def test_trial_count_adds_tuned_configs_distinct_algorithms_and_agent_trials() -> None:
+    assert trial_count(10, ["sac", "ppo", "sac"], 5) == 17
+    assert trial_count(0, ["td3"], 0) == 1
+
+
+def test_strategy_metrics_trading_figures_only_for_runs_and_flat_keys_drop_non_finite() -> None:
+    run = execute(np.full((50, 2), 0.5), np.random.default_rng(1).normal(0, 0.01, (50, 2)), COST)
+    returns = fill_returns({"run": run}, DAYS[:50])
+    returns["index"] = pd.Series(np.random.default_rng(2).normal(0, 0.01, 49), index=DAYS[1:50], name="index")
+    metrics = strategy_metrics(returns, {"run": run}, ["A", "B"], None, BacktestParams(), 3)
+    assert "turnover" in metrics["run"] and "turnover" not in metrics["index"]
+    flat = flat_metrics({"a": {"x": 1.0, "y": float("nan"), "z": float("inf")}, "b": {"x": 2}})
+    assert flat == {"a.x": 1.0, "b.x": 2.0}
+
+
+def test_report_notes_name_the_windows_costs_and_trials(params: Params) -> None:
+    windows = [Window(slice(0, 100), slice(105, 200)), Window(slice(100, 200), slice(205, 300))]
+    notes = report_notes(params, ["A", "B"], windows, DAYS, 17)
+    assert notes[0] == f"Universe: A, B ({params.data.source})."
+    assert f"2 {params.backtest.walk_forward.scheme} windows" in notes[1]
+    assert windows[1].describe(DAYS) in notes[1]
+    assert notes[-1] == "Deflated Sharpe ratio counts 17 trials."
