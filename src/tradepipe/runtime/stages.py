@@ -65,7 +65,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("rl_train", ("seed", "split", "features", "rl_train", "risk", "costs"),
           ("features", "models", "risk", "agents", "tuning"),
           (paths.BARS, paths.FEATURES, paths.PREDICTIONS, paths.PREDICTOR), (paths.AGENT,)),
-    Stage("backtest", ("seed", "split", "features", "rl_train", "risk", "costs", "backtest"),
+    Stage("backtest", ("seed", "data", "split", "features", "rl_train", "risk", "costs", "backtest"),
           ("features", "models", "risk", "agents", "backtest"),
           (paths.BARS, paths.BENCHMARK, paths.FEATURES, paths.PREDICTIONS, paths.PREDICTOR, paths.BEST_CONFIG,
            paths.AGENT),
