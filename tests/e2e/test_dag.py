@@ -16,8 +16,7 @@ from tradepipe.orchestration.deploy import DEPLOYED_TAG, mark_deployed
 from tradepipe.orchestration.events import CHAMPION as EVENT_CHAMPION
 from tradepipe.paths import BARS, DECISION
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION, FIT_END_TAG, TRAIN_END_TAG
-
-STAGES = ("ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register")
+from tradepipe.runtime.stages import STAGE_NAMES
 
 pytestmark = pytest.mark.e2e
 SCRIPT = """
@@ -46,7 +45,7 @@ def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     tasks = dict(line.split()[1:] for line in out.splitlines() if line.startswith("TASK "))
-    assert tasks == {s: "success" for s in ["apply_profile", *STAGES, "restore_params"]}
+    assert tasks == {s: "success" for s in ["apply_profile", *STAGE_NAMES, "restore_params"]}
     assert "DAG_STATE success" in out
     run_id = next(line.split(maxsplit=1)[1] for line in out.splitlines() if line.startswith("RUN_ID"))
     # the smoke profile held for that run only
@@ -63,7 +62,7 @@ def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -
     runs = mlc.search_runs([exp.experiment_id], f"tags.`tradepipe.pipeline_run_id` = '{run_id}'")
     stages = sorted((r.data.tags["tradepipe.runtime.stage"], r.info.status) for r in runs
                     if r.data.tags.get("mlflow.parentRunId") is None)
-    assert stages == sorted((stage, "FINISHED") for stage in STAGES)
+    assert stages == sorted((stage, "FINISHED") for stage in STAGE_NAMES)
     assert (project / "dvc.lock").exists()
     (agent,) = mlc.search_model_versions(f"name = '{AGENT_MODEL}'")
     last_bar = pd.read_parquet(project / BARS)["timestamp"].max()

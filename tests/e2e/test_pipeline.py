@@ -13,8 +13,8 @@ import yaml
 
 import mlflow
 from tests.fixtures.project import client, run
+from tradepipe.runtime.stages import STAGE_NAMES
 
-STAGES = ["ingest", "validate", "features", "tune", "train", "rl_train", "backtest", "register"]
 pytestmark = pytest.mark.e2e
 
 
@@ -25,11 +25,11 @@ def _digest(path: Path) -> str:
 def test_smoke_pipeline_end_to_end(project: Path) -> None:
     first = run(["tradepipe", "run", "--profile", "smoke"], project, TRADEPIPE_RUN_ID="e2e-run-1")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    order = [first.stdout.find(f"Running stage '{s}'") for s in STAGES]
+    order = [first.stdout.find(f"Running stage '{s}'") for s in STAGE_NAMES]
     assert all(i >= 0 for i in order) and order == sorted(order)
 
     # metrics for every stage; the backtest holds real numbers for the agent and the 1/N benchmark
-    for stage in STAGES:
+    for stage in STAGE_NAMES:
         assert (project / "metrics" / f"{stage}.json").exists(), stage
     backtest = json.loads((project / "metrics" / "backtest.json").read_text())
     for key in ("agent.sharpe", "agent.max_drawdown", "agent.total_return", "equal_weight_daily.sharpe"):
@@ -43,7 +43,7 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     exp = mlc.get_experiment_by_name("tradepipe")
     runs = mlc.search_runs([exp.experiment_id], "tags.`tradepipe.pipeline_run_id` = 'e2e-run-1'")
     by_stage = {r.data.tags["tradepipe.runtime.stage"]: r for r in runs if "tradepipe.runtime.stage" in r.data.tags}
-    assert sorted(by_stage) == sorted(STAGES)
+    assert sorted(by_stage) == sorted(STAGE_NAMES)
     assert all(r.info.status == "FINISHED" for r in by_stage.values())
     assert by_stage["backtest"].data.metrics["agent.sharpe"] == pytest.approx(backtest["agent.sharpe"])
     trials = mlc.search_runs([exp.experiment_id],
