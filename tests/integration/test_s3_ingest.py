@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 import mlflow
-from pipelines.ingest import archive_name, ingest
+from pipelines.ingest import ingest
 from tradepipe.config import Params, S3Params
+from tradepipe.data.archive import archive_name
 from tradepipe.data.incremental import content_hash
 from tradepipe.paths import ARCHIVE, BARS, MANIFEST
 from tradepipe.runtime.stage import StageError

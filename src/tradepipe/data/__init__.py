@@ -2,6 +2,7 @@
 
 Nothing is imported here (importing the package stays light); its public modules:
 
+- ``archive``: The append-only archive of a source: one parquet per source (and location), merged with each fetch
 - ``files``: Bars from CSV/Parquet files: one file or a folder, long or wide, renamed columns, local timezones
 - ``incremental``: Append-only bar archive: a re-ingest adds new (timestamp, symbol) bars and never rewrites stored
   ones
@@ -12,4 +13,4 @@ Nothing is imported here (importing the package stays light); its public modules
   tests
 """
 
-__all__ = ["files", "incremental", "reader", "s3", "sources", "yahoo"]
+__all__ = ["archive", "files", "incremental", "reader", "s3", "sources", "yahoo"]
