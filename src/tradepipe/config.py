@@ -7,16 +7,56 @@ where a stage loads its params.
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
+import itertools
+import re
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
     """params.yaml is missing, malformed or holds an invalid value."""
+
+
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+
+
+def _calendar_date(value: Any) -> Any:
+    """A date as ISO ``YYYY-MM-DD`` text; an unquoted YAML date is taken too. Anything else is refused."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date written as \"YYYY-MM-DD\", got {value!r}")
+    match = _DATE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a date: write it as \"YYYY-MM-DD\", e.g. \"2014-12-31\"")
+    try:
+        return dt.date(*map(int, match.groups())).isoformat()
+    except ValueError as exc:  # month 13, February 30, ...
+        raise ValueError(f"{value!r} is not a calendar date ({exc}): write a real day as \"YYYY-MM-DD\"") from None
+
+
+# Strict scalars: YAML gives ints, floats and booleans natively, so ``max_epochs: true`` or ``"3"`` is a mistake
+# to refuse, not to coerce (to 1, to 3). A float field still takes an int (``cost_bps: 10``), not a boolean.
+Int = StrictInt
+Bool = StrictBool
+Float = Annotated[float, Field(strict=True)]
+# A calendar date, kept as ISO text (``"2014-1-5"`` becomes ``"2014-01-05"``, so dates order as text too).
+Date = Annotated[str, BeforeValidator(_calendar_date)]
 
 
 class _Section(BaseModel):
@@ -45,15 +85,15 @@ class S3Params(_Section):
 
 class YFinanceParams(_Section):
     interval: str = "1d"
-    auto_adjust: bool = True
+    auto_adjust: Bool = True
 
 
 class DataParams(_Section):
     source: str = "skfolio_sp500"
     benchmark: str | None = "skfolio_sp500_index"  # buy-and-hold reference for the backtest
     symbols: list[str] = Field(default_factory=list)
-    start: str = "1990-01-01"
-    end: str = "2022-12-31"
+    start: Date = "1990-01-01"
+    end: Date = "2022-12-31"
     path: str | None = None  # source 'files': a .csv/.parquet file or a folder of them
     format: FormatParams = FormatParams()
     s3: S3Params = S3Params()
@@ -61,9 +101,9 @@ class DataParams(_Section):
 
 
 class SplitParams(_Section):
-    train_end: str
-    val_end: str
-    embargo: int = Field(0, ge=0)  # bars skipped after each boundary, on top of the label-horizon purge
+    train_end: Date
+    val_end: Date
+    embargo: Int = Field(0, ge=0)  # bars skipped after each boundary, on top of the label-horizon purge
 
 
 class ValidateParams(_Section):
@@ -71,19 +111,19 @@ class ValidateParams(_Section):
     # passes the largest real move in the bundled data: RRC -66.7% on 1990-04-10 (12 to 4 ticks of
     # 1/8 dollar in a thinly traded small cap). An unadjusted 2:1 split (-50%) can't be told from a
     # real crash (AAPL -52% on 2000-09-29) by this threshold alone.
-    max_abs_return: float = Field(0.7, gt=0)
-    min_rows_per_symbol: int = Field(300, ge=1)
+    max_abs_return: Float = Field(0.7, gt=0)
+    min_rows_per_symbol: Int = Field(300, ge=1)
     # Sessions of the universe's own bar grid (timestamps at which any symbol has a bar) missing between
     # two consecutive bars of a symbol: market-wide closures (9/11) miss no session; works for hourly bars.
     # The bundled 20-stock universe misses none; 5 (a trading week) flags a symbol halted or dropped.
     # A one-symbol universe has nothing to compare with, so it never misses a session.
-    max_gap_sessions: int = Field(5, ge=0)
+    max_gap_sessions: Int = Field(5, ge=0)
     # Optional boolean column whose true rows are known large moves, exempt from max_abs_return.
     return_flag_column: str | None = None
     # Bars in a row with an identical close. RRC's close stood still for up to 69 sessions in
     # 1990-93 (it rarely traded then), so the default only catches feeds frozen for more than about
     # a quarter; use ~5 for liquid universes or intraday bars.
-    max_stale_run: int = Field(70, ge=1)
+    max_stale_run: Int = Field(70, ge=1)
 
 
 class SentimentParams(_Section):
@@ -96,52 +136,72 @@ class SentimentParams(_Section):
 class FeatureParams(_Section):
     indicators: list[str]  # close-only indicators, always built
     ohlcv_indicators: list[str] = Field(default_factory=list)  # built only when ``ohlcv`` is true
-    ohlcv: bool | None = None  # None: true when the source's bars have open/high/low/volume (runtime.params)
-    return_horizons: list[int] = Field(default_factory=lambda: [1, 5, 21])
-    volatility_window: int = Field(21, ge=2)
+    ohlcv: Bool | None = None  # None: true when the source's bars have open/high/low/volume (runtime.params)
+    return_horizons: list[Int] = Field(default_factory=lambda: [1, 5, 21])
+    volatility_window: Int = Field(21, ge=2)
     ranks: list[str] = Field(default_factory=list)  # features ranked across the universe at each timestamp
-    label_horizon: int = Field(5, ge=1)
+    label_horizon: Int = Field(5, ge=1)
     sentiment: SentimentParams = SentimentParams()
 
 
 class SearchDim(_Section):
     type: Literal["loguniform", "uniform", "choice", "randint"]
-    low: float | None = None
-    high: float | None = None
+    low: Float | None = None
+    high: Float | None = None
     values: list[Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integer_randint_bounds(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") == "randint":
+            for bound in ("low", "high"):
+                value = data.get(bound)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise ValueError(f"a 'randint' dimension samples integers in [low, high): '{bound}' must be an "
+                                     f"integer, got {value!r}")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> SearchDim:
-        if self.type == "choice" and not self.values:
-            raise ValueError("a 'choice' dimension needs a non-empty 'values' list")
-        if self.type != "choice" and (self.low is None or self.high is None or self.low >= self.high):
-            raise ValueError(f"a '{self.type}' dimension needs 'low' < 'high'")
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a 'choice' dimension needs a non-empty 'values' list")
+            if self.low is not None or self.high is not None:
+                raise ValueError("a 'choice' dimension takes 'values' only: remove 'low'/'high'")
+            return self
+        if self.values is not None:
+            raise ValueError(f"a '{self.type}' dimension takes 'low' and 'high': remove 'values' (or use 'choice')")
+        if self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError(f"a '{self.type}' dimension needs 'low' < 'high', got low={self.low}, high={self.high}")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ValueError(f"a 'loguniform' dimension needs 0 < 'low' < 'high', got low={self.low}: use a positive "
+                             "'low' (or 'uniform' for a range that includes 0)")
         return self
 
 
 class TuneParams(_Section):
-    num_samples: int = Field(ge=1)
-    max_epochs: int = Field(ge=1)
-    grace_period: int = Field(1, ge=1)
-    cpus: int = Field(2, ge=1)
+    num_samples: Int = Field(ge=1)
+    max_epochs: Int = Field(ge=1)
+    grace_period: Int = Field(1, ge=1)
+    cpus: Int = Field(2, ge=1)
     address: str | None = None  # an existing Ray cluster; None starts a local one
     search_space: dict[str, SearchDim]
 
 
 class WalkForwardParams(_Section):
-    start: str | None = None  # first refit date; None: no forecasts before the validation window
-    refit_years: int = Field(4, ge=1)
+    start: Date | None = None  # first refit date; None: no forecasts before the validation window
+    refit_years: Int = Field(4, ge=1)
 
 
 class TrainParams(_Section):
     task: Literal["regression", "classification"] = "regression"
     walk_forward: WalkForwardParams = WalkForwardParams()
-    max_epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
-    patience: int = Field(ge=1)
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    max_train_samples: int = Field(ge=100)
+    max_epochs: Int = Field(ge=1)
+    batch_size: Int = Field(ge=1)
+    patience: Int = Field(ge=1)
+    weight_decay: Float = Field(0.0, ge=0)
+    grad_clip: Float = Field(1.0, gt=0)
+    max_train_samples: Int = Field(ge=100)
 
 
 Algo = Literal["sac", "td3", "ppo"]
@@ -150,22 +210,22 @@ Algo = Literal["sac", "td3", "ppo"]
 class AgentParams(_Section):
     """Hyperparameters of one SB3 algorithm; SAC/TD3 ignore ``n_steps``, PPO ignores ``buffer_size``."""
 
-    learning_rate: float = Field(3e-4, gt=0)
-    batch_size: int = Field(256, ge=1)
-    buffer_size: int = Field(50_000, ge=1)
-    n_steps: int = Field(256, ge=2)         # PPO: steps per env between updates
-    n_envs: int = Field(1, ge=1)            # books stepped together in PortfolioVecEnv
-    gamma: float = Field(0.99, gt=0, le=1)
-    net_arch: list[int] = Field(default_factory=lambda: [64, 64])
+    learning_rate: Float = Field(3e-4, gt=0)
+    batch_size: Int = Field(256, ge=1)
+    buffer_size: Int = Field(50_000, ge=1)
+    n_steps: Int = Field(256, ge=2)         # PPO: steps per env between updates
+    n_envs: Int = Field(1, ge=1)            # books stepped together in PortfolioVecEnv
+    gamma: Float = Field(0.99, gt=0, le=1)
+    net_arch: list[Int] = Field(default_factory=lambda: [64, 64])
 
 
 class RLTuneParams(_Section):
     """Optional Ray Tune + Optuna + ASHA search over each algorithm's hyperparameters (off while num_samples is 0)."""
 
-    num_samples: int = Field(0, ge=0)       # trials per algorithm
-    reports: int = Field(4, ge=1)           # validation Sharpe checkpoints per trial (ASHA's time axis)
-    grace_period: int = Field(1, ge=1)      # checkpoints before ASHA may stop a trial
-    cpus: int = Field(2, ge=1)
+    num_samples: Int = Field(0, ge=0)       # trials per algorithm
+    reports: Int = Field(4, ge=1)           # validation Sharpe checkpoints per trial (ASHA's time axis)
+    grace_period: Int = Field(1, ge=1)      # checkpoints before ASHA may stop a trial
+    cpus: Int = Field(2, ge=1)
     address: str | None = None              # an existing Ray cluster; None starts a local one
     search_space: dict[str, SearchDim] = Field(default_factory=dict)  # over AgentParams' scalar fields
 
@@ -180,12 +240,12 @@ class RLTuneParams(_Section):
 class RLParams(_Section):
     algos: list[Algo] = Field(default_factory=lambda: ["sac"], min_length=1)  # type: ignore[arg-type]
     ensemble: Literal["select", "blend"] = "select"
-    validation_fraction: float = Field(0.25, gt=0, lt=1)  # last part of the RL window, held out to pick/blend
-    total_timesteps: int = Field(ge=1)                    # per agent
-    episode_length: int = Field(252, ge=1)
-    lookback: int = Field(1, ge=1)
+    validation_fraction: Float = Field(0.25, gt=0, lt=1)  # last part of the RL window, held out to pick/blend
+    total_timesteps: Int = Field(ge=1)                    # per agent
+    episode_length: Int = Field(252, ge=1)
+    lookback: Int = Field(1, ge=1)
     reward: Literal["log_return", "differential_sharpe", "drawdown_penalty"] = "log_return"  # training reward
-    reward_params: dict[str, float] = Field(default_factory=dict)  # keyword arguments of that reward
+    reward_params: dict[str, Float] = Field(default_factory=dict)  # keyword arguments of that reward
     sac: AgentParams = AgentParams()
     td3: AgentParams = AgentParams()
     ppo: AgentParams = AgentParams(learning_rate=3e-4, batch_size=64, n_steps=128, n_envs=8)
@@ -203,26 +263,26 @@ class RLParams(_Section):
 class RiskParams(_Section):
     """Risk manager between every policy and the market (see tradepipe.risk); null disables a rule."""
 
-    long_only: bool = True
-    max_weight: float = Field(0.25, gt=0)                  # per-asset |weight| cap
-    max_gross: float = Field(1.0, gt=0)                    # sum of |weights| cap
-    target_vol: float | None = Field(0.20, gt=0)           # annualised, ex ante from trailing covariance
-    vol_window: int = Field(63, ge=2)
-    max_vol_scale: float = Field(1.0, gt=0)                # vol targeting never scales exposure up beyond this
-    max_drawdown: float | None = Field(0.25, gt=0, lt=1)   # breaker: cut to cash beyond this drawdown of equity
-    breaker_cooldown: int = Field(21, ge=1)                # bars in cash before re-entry (peak reset at re-entry)
-    stop_loss: float | None = Field(0.25, gt=0, lt=1)      # per position, from its entry price
-    take_profit: float | None = Field(1.0, gt=0)
-    stop_cooldown: int = Field(5, ge=1)                    # bars a stopped asset stays flat
-    turbulence_window: int = Field(252, ge=2)              # trailing bars for the mean/covariance and quantile
-    turbulence_quantile: float | None = Field(0.99, gt=0, lt=1)  # threshold: trailing quantile of turbulence
-    turbulence_scale: float = Field(0.0, ge=0, le=1)       # exposure multiplier while turbulent (0: all cash)
-    min_periods: int = Field(21, ge=2)                     # history needed before vol/turbulence rules act
+    long_only: Bool = True
+    max_weight: Float = Field(0.25, gt=0)                  # per-asset |weight| cap
+    max_gross: Float = Field(1.0, gt=0)                    # sum of |weights| cap
+    target_vol: Float | None = Field(0.20, gt=0)           # annualised, ex ante from trailing covariance
+    vol_window: Int = Field(63, ge=2)
+    max_vol_scale: Float = Field(1.0, gt=0)                # vol targeting never scales exposure up beyond this
+    max_drawdown: Float | None = Field(0.25, gt=0, lt=1)   # breaker: cut to cash beyond this drawdown of equity
+    breaker_cooldown: Int = Field(21, ge=1)                # bars in cash before re-entry (peak reset at re-entry)
+    stop_loss: Float | None = Field(0.25, gt=0, lt=1)      # per position, from its entry price
+    take_profit: Float | None = Field(1.0, gt=0)
+    stop_cooldown: Int = Field(5, ge=1)                    # bars a stopped asset stays flat
+    turbulence_window: Int = Field(252, ge=2)              # trailing bars for the mean/covariance and quantile
+    turbulence_quantile: Float | None = Field(0.99, gt=0, lt=1)  # threshold: trailing quantile of turbulence
+    turbulence_scale: Float = Field(0.0, ge=0, le=1)       # exposure multiplier while turbulent (0: all cash)
+    min_periods: Int = Field(21, ge=2)                     # history needed before vol/turbulence rules act
 
 
 class CostParams(_Section):
-    cost_bps: float = Field(10.0, ge=0)
-    slippage_bps: float = Field(5.0, ge=0)
+    cost_bps: Float = Field(10.0, ge=0)
+    slippage_bps: Float = Field(5.0, ge=0)
 
     @property
     def rate(self) -> float:
@@ -234,39 +294,39 @@ class BacktestWindowParams(_Section):
     """Walk-forward windows of the backtest: agents are refitted per window and traded on its test slice."""
 
     scheme: Literal["rolling", "expanding"] = "rolling"  # rolling: train_years before each slice; expanding: all
-    train_years: int = Field(4, ge=1)                    # rolling history (expanding: from split.train_end)
-    test_years: int = Field(2, ge=1)                     # test slice length and step between windows
-    warmup_bars: int = Field(63, ge=0)                   # bars rolled out before a slice to warm the risk manager
+    train_years: Int = Field(4, ge=1)                    # rolling history (expanding: from split.train_end)
+    test_years: Int = Field(2, ge=1)                     # test slice length and step between windows
+    warmup_bars: Int = Field(63, ge=0)                   # bars rolled out before a slice to warm the risk manager
 
 
 class BacktestParams(_Section):
-    periods_per_year: int = 252
-    risk_free_rate: float = 0.0
+    periods_per_year: Int = 252
+    risk_free_rate: Float = 0.0
     walk_forward: BacktestWindowParams = BacktestWindowParams()
-    benchmark_window: int = Field(252, ge=20)            # trailing bars the inverse-vol/MV/HRP benchmarks fit on
+    benchmark_window: Int = Field(252, ge=20)            # trailing bars the inverse-vol/MV/HRP benchmarks fit on
 
 
 class RegisterParams(_Section):
-    min_sharpe: float = 0.0
-    min_dsr: float = Field(0.0, ge=0, le=1)  # Deflated Sharpe Ratio: P(true Sharpe > best of the trials by luck)
-    max_drawdown: float = Field(0.5, gt=0, le=1)
-    must_beat_benchmark: bool = True
+    min_sharpe: Float = 0.0
+    min_dsr: Float = Field(0.0, ge=0, le=1)  # Deflated Sharpe Ratio: P(true Sharpe > best of the trials by luck)
+    max_drawdown: Float = Field(0.5, gt=0, le=1)
+    must_beat_benchmark: Bool = True
 
 
 class MonitorParams(_Section):
     """Thresholds of the daily monitor; crossing any of them triggers training_pipeline."""
 
-    recent_bars: int = Field(63, ge=10)         # the live window: the most recent bars of data/raw/bars.parquet
-    psi_bins: int = Field(10, ge=2)
-    max_psi: float = Field(0.25, gt=0)         # per feature, recent window vs the training window
-    max_ks: float = Field(0.3, gt=0, le=1)     # Kolmogorov-Smirnov statistic, per feature
-    max_drifted_features: int = Field(3, ge=0)  # retrain when more features than this cross max_psi or max_ks
-    min_sharpe: float = 0.0                     # annualized Sharpe of the champion over the live window
-    max_drawdown: float = Field(0.15, gt=0, le=1)
+    recent_bars: Int = Field(63, ge=10)         # the live window: the most recent bars of data/raw/bars.parquet
+    psi_bins: Int = Field(10, ge=2)
+    max_psi: Float = Field(0.25, gt=0)         # per feature, recent window vs the training window
+    max_ks: Float = Field(0.3, gt=0, le=1)     # Kolmogorov-Smirnov statistic, per feature
+    max_drifted_features: Int = Field(3, ge=0)  # retrain when more features than this cross max_psi or max_ks
+    min_sharpe: Float = 0.0                     # annualized Sharpe of the champion over the live window
+    max_drawdown: Float = Field(0.15, gt=0, le=1)
 
 
 class Params(_Section):
-    seed: int = 42
+    seed: Int = 42
     tracking: TrackingParams = TrackingParams()
     data: DataParams = DataParams()
     split: SplitParams
@@ -285,13 +345,75 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _check_dates(self) -> Params:
-        order = [self.data.start, self.split.train_end, self.split.val_end, self.data.end]
-        if order != sorted(order):
-            raise ValueError(
-                "dates must satisfy data.start < split.train_end < split.val_end < data.end, got "
-                + " < ".join(order)
-            )
+        chain = [("data.start", self.data.start), ("split.train_end", self.split.train_end),
+                 ("split.val_end", self.split.val_end), ("data.end", self.data.end)]
+        for (before, early), (after, late) in itertools.pairwise(chain):
+            if dt.date.fromisoformat(late) <= dt.date.fromisoformat(early):
+                raise ValueError(f"{after} ({late}) must be after {before} ({early}): dates must satisfy "
+                                 "data.start < split.train_end < split.val_end < data.end")
+        start = self.train.walk_forward.start
+        if start is not None and not (dt.date.fromisoformat(self.data.start) < dt.date.fromisoformat(start)
+                                      <= dt.date.fromisoformat(self.split.val_end)):
+            raise ValueError(f"train.walk_forward.start ({start}) must be after data.start ({self.data.start}) and "
+                             f"no later than split.val_end ({self.split.val_end}): its forecasts must cover the RL "
+                             "window, which begins after split.train_end (or set it to null)")
         return self
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The section class a field holds (``X``, ``X | None``), if it holds one."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys params.yaml may hold in the section at ``loc`` (empty where that is not a known section)."""
+    model: type[BaseModel] | None = Params
+    parts = list(loc)
+    while parts and model is not None:
+        name = parts.pop(0)
+        field = next((f for n, f in model.model_fields.items() if name in (n, f.alias)), None)
+        if field is None:
+            return []
+        annotation = field.annotation
+        if getattr(annotation, "__origin__", None) is dict:  # a mapping of names to sections: skip the name
+            if not parts:
+                return []
+            parts.pop(0)
+            annotation = get_args(annotation)[1]
+        model = _model_of(annotation)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+_TYPE_HINTS = {
+    "int_type": "write a whole number, unquoted (not true/false, not 2.0)",
+    "float_type": "write a number, unquoted (not true/false)",
+    "bool_type": "write true or false, unquoted",
+    "string_type": "write text (quote it if YAML reads it as something else)",
+}
+
+
+def _explain(err: Any) -> str:
+    """One pydantic error as ``key: what is wrong, and what to do``."""
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{key}: unknown key: {hint}fix its spelling or remove it"
+    if err["type"] == "missing":
+        return f"{key}: missing: this key is required"
+    value = err.get("input")
+    if not isinstance(value, (dict, list)) and err["type"] not in ("value_error", "assertion_error"):
+        msg = f"{msg}, got {value!r}"
+    if err["type"] in _TYPE_HINTS:
+        msg = f"{msg}: {_TYPE_HINTS[err['type']]}"
+    return f"{key}: {msg}" if key else msg
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -306,10 +428,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw or {})
     except ValidationError as exc:
-        lines = [f"{path}: invalid params:"]
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {key}: {err['msg']}")
+        lines = [f"{path}: invalid params:", *(f"  {_explain(err)}" for err in exc.errors())]
         raise ConfigError("\n".join(lines)) from exc
 
 
