@@ -43,15 +43,20 @@ def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> t
     Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the sum of
     absolute weight changes against the drifted weights, and the cost as a fraction of equity.
     """
-    growth = 1.0 + (held * returns).sum(axis=-1)                   # gross growth of equity over the bar
-    scale = growth if held.ndim == 1 else growth[..., None]
-    drifted = held * (1.0 + returns) / scale                       # weights just before trading
-    turnover = np.abs(target - drifted).sum(axis=-1)
-    cost = turnover * cost_rate
-    net = growth * (1.0 - cost) - 1.0
-    if held.ndim == 1:
-        return float(net), float(turnover), float(cost)
-    return net, turnover, cost
+    if held.ndim == 1:  # one book, the single env's hot path: the same operations, in place, as Python floats
+        growth = float(np.add.reduce(held * returns)) + 1.0      # gross growth of equity over the bar
+        drifted = np.add(returns, 1.0)
+        drifted *= held
+        drifted /= growth                                        # weights just before trading
+        np.subtract(target, drifted, out=drifted)
+        turnover = float(np.add.reduce(np.abs(drifted, out=drifted)))
+        cost = turnover * cost_rate
+        return growth * (1.0 - cost) - 1.0, turnover, cost
+    growth_b = 1.0 + (held * returns).sum(axis=-1)
+    drifted_b = held * (1.0 + returns) / growth_b[..., None]
+    turnover_b = np.abs(target - drifted_b).sum(axis=-1)
+    cost_b = turnover_b * cost_rate
+    return growth_b * (1.0 - cost_b) - 1.0, turnover_b, cost_b
 
 
 def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:
