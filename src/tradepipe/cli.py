@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tradepipe.config import ConfigError, ValidateParams
+from tradepipe.config import ConfigError, ValidateParams, invalid_params
 from tradepipe.runtime.stages import STAGE_NAMES
 from tradepipe.settings import RUN_ID_ENV, env_var, settings
 
@@ -22,8 +22,10 @@ app = typer.Typer(help="tradepipe: versioned, tracked ML and RL trading research
                   no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Check market data files.", no_args_is_help=True)
 report_app = typer.Typer(help="Score returns produced anywhere.", no_args_is_help=True)
+params_app = typer.Typer(help="Check params.yaml without running anything.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(report_app, name="report")
+app.add_typer(params_app, name="params")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -35,13 +37,27 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _apply_profile(root: Path, name: str) -> None:
+    from pydantic import ValidationError
+
     from tradepipe.runtime.profiles import apply_profile, load_profile
 
     try:
         apply_profile(root / "params.yaml", load_profile(root, name))
     except ConfigError as exc:
         _fail(str(exc), 2)
+    except ValidationError as exc:  # the profile's overrides make params.yaml invalid (it is left as it was)
+        _fail(f"{invalid_params(root / 'params.yaml', exc)}\n  (with profiles/{name}.yaml applied; not applied)", 2)
     console.print(f"params.yaml now holds the [bold]{name}[/] profile (`git checkout params.yaml` undoes it)")
+
+
+def _check_params(path: Path) -> None:
+    """Validate ``path`` as every stage will (``runtime.params.stage_params``); exit 2 naming the bad keys."""
+    from tradepipe.runtime.params import stage_params
+
+    try:
+        stage_params(path)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
 
 
 @app.command()
@@ -56,6 +72,9 @@ def run(
         _fail(f"unknown stage {stage!r}; choose one of {', '.join(STAGE_NAMES)}", 2)
     if profile:
         _apply_profile(root, profile)
+    # Before `dvc repro`: DVC deletes a stage's outputs before running it, so a stage refusing a typo would
+    # leave them gone. Nothing has been touched when this refuses.
+    _check_params(root / "params.yaml")
     env = {**os.environ, RUN_ID_ENV: settings().run_id or f"cli-{uuid.uuid4().hex[:12]}"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [str(Path(sys.executable).parent / "dvc"), "repro", *([stage] if stage else []),
@@ -93,6 +112,13 @@ def _validate_limits(path: Path) -> ValidateParams:
     except ValidationError as exc:
         keys = "; ".join(f"validate.{'.'.join(map(str, e['loc'])) or '(section)'}: {e['msg']}" for e in exc.errors())
         _fail(f"--params {path}: invalid validate limits: {keys}", 2)
+
+
+@params_app.command("check")
+def params_check(params: Path = typer.Option(Path("params.yaml"), help="The params file to check.")) -> None:
+    """Validate a params file as the stages will (unknown keys, types, dates, bounds); exit 2 if it is invalid."""
+    _check_params(params)
+    console.print(f"{params}: ok", highlight=False)
 
 
 @data_app.command("validate")

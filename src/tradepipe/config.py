@@ -416,6 +416,11 @@ def _explain(err: Any) -> str:
     return f"{key}: {msg}" if key else msg
 
 
+def invalid_params(source: str | Path, exc: ValidationError) -> ConfigError:
+    """A schema ValidationError as the ConfigError ``load_params`` raises: a line per bad key, saying what to do."""
+    return ConfigError("\n".join([f"{source}: invalid params:", *(f"  {_explain(err)}" for err in exc.errors())]))
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml; raise ConfigError naming the bad key."""
     path = Path(path)
@@ -428,8 +433,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw or {})
     except ValidationError as exc:
-        lines = [f"{path}: invalid params:", *(f"  {_explain(err)}" for err in exc.errors())]
-        raise ConfigError("\n".join(lines)) from exc
+        raise invalid_params(path, exc) from exc
 
 
 def set_dotted(raw: MutableMapping[str, Any], dotted: str, value: Any) -> None:

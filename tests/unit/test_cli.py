@@ -190,3 +190,89 @@ def test_webhook_finds_the_registry_of_root_from_any_working_directory(tmp_path:
     assert created.returncode == 0, created.stderr
     assert (project / "registry.db").is_file()
     assert list(elsewhere.iterdir()) == []
+
+
+def _project_with_outputs(tmp_path: Path, edit: tuple[str, str] | None = None) -> tuple[Path, list[Path]]:
+    """A project root: params.yaml (optionally with one text edit), profiles/ and outputs of an earlier run."""
+    import shutil
+
+    root = tmp_path / "project"
+    root.mkdir()
+    text = (ROOT / "params.yaml").read_text()
+    if edit is not None:
+        assert edit[0] in text
+        text = text.replace(*edit)
+    (root / "params.yaml").write_text(text)
+    shutil.copytree(ROOT / "profiles", root / "profiles")
+    outputs = [root / "models" / "tune" / "best_config.json", root / "metrics" / "tune.json"]
+    for path in outputs:
+        path.parent.mkdir(parents=True)
+        path.write_text('{"earlier": "run"}\n')
+    return root, outputs
+
+
+TYPO = ("  max_epochs: 25", "  max_epoch: 25")  # the probe's typo under train:
+
+
+def test_run_refuses_a_params_typo_before_dvc_can_delete_any_output(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import tradepipe.cli as cli
+
+    root, outputs = _project_with_outputs(tmp_path, TYPO)
+    started: list[list[str]] = []
+
+    def fake_dvc(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        started.append(cmd)  # `dvc repro` removes the stage's outputs before running it
+        for path in outputs:
+            path.unlink(missing_ok=True)
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_dvc)
+    out = CliRunner().invoke(cli.app, ["run", "--root", str(root)])
+    assert out.exit_code == 2, out.output
+    assert "train.max_epoch: unknown key: did you mean 'max_epochs'?" in out.output
+    assert started == [] and all(path.read_text() == '{"earlier": "run"}\n' for path in outputs)
+
+    # a typo brought in by a profile is refused the same way (the profile is not applied)
+    (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (root / "profiles" / "typo.yaml").write_text("train.max_epochs: true\n")
+    out = CliRunner().invoke(cli.app, ["run", "--root", str(root), "--profile", "typo"])
+    assert out.exit_code == 2 and "train.max_epochs" in out.output and started == []
+    assert (root / "params.yaml").read_text() == (ROOT / "params.yaml").read_text()
+
+    # valid params: dvc starts
+    monkeypatch.setattr(cli.subprocess, "run", lambda cmd, **kw: started.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 0))
+    out = CliRunner().invoke(cli.app, ["run", "--root", str(root), "--stage", "ingest"])
+    assert out.exit_code == 0, out.output
+    assert [cmd[1:] for cmd in started] == [["repro", "ingest"]]
+
+
+def test_run_with_a_params_typo_exits_2_and_leaves_the_project_as_it_was(tmp_path: Path) -> None:
+    root, outputs = _project_with_outputs(tmp_path, ('  start: "2011-01-01"', '  start: "2014-13-45"'))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    out = _cli("run", "--root", str(root))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "train.walk_forward.start: '2014-13-45' is not a calendar date" in out.stderr
+    assert "Traceback" not in out.stderr and "pipeline run id" not in out.stdout  # dvc repro was never started
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # no .dvc/, no lock, nothing removed
+    assert all(path.read_text() == '{"earlier": "run"}\n' for path in outputs)
+
+
+def test_params_check_prints_ok_or_the_errors(tmp_path: Path) -> None:
+    ok = _cli("params", "check")
+    assert ok.returncode == 0 and ok.stdout.strip() == "params.yaml: ok", ok.stdout + ok.stderr
+    root, _ = _project_with_outputs(tmp_path, TYPO)
+    bad = _cli("params", "check", "--params", str(root / "params.yaml"))
+    assert bad.returncode == 2 and "train.max_epoch: unknown key" in bad.stderr and "ok" not in bad.stdout
+    text = (ROOT / "params.yaml").read_text().replace("low: 0.0003, high: 0.01", "low: -0.001, high: 0.01")
+    (root / "params.yaml").write_text(text.replace("source: skfolio_sp500 ", "source: skfolio_sp50 "))
+    bad = _cli("params", "check", "--params", str(root / "params.yaml"))
+    assert bad.returncode == 2 and "tune.search_space.lr: a 'loguniform' dimension needs 0 < 'low'" in bad.stderr
+    (root / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("source: skfolio_sp500 ",
+                                                                                  "source: skfolio_sp50 "))
+    bad = _cli("params", "check", "--params", str(root / "params.yaml"))  # only the library knows its sources
+    assert bad.returncode == 2 and "data.source: 'skfolio_sp50' is not a data source" in bad.stderr
+    missing = _cli("params", "check", "--params", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr

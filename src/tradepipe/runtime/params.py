@@ -3,6 +3,7 @@
 - ``features.ohlcv: null`` becomes true or false from what ``data.source`` ships (``data.sources.has_ohlcv``:
   bundled sets are known, ``files`` sources are decided from their files' columns).
 - ``rl_train.reward_params`` must be parameters of ``rl_train.reward`` and pass that reward's own checks.
+- ``data.source`` and ``data.benchmark`` must be sources the library has (``files`` needs ``data.path``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,20 @@ import inspect
 from pathlib import Path
 
 from tradepipe.config import ConfigError, Params, RLParams, load_params
-from tradepipe.data.sources import has_ohlcv
+from tradepipe.data.sources import BUNDLED, EXTERNAL, has_ohlcv
 from tradepipe.envs.rewards import REWARDS, make_reward
 
-__all__ = ["check_reward", "resolve", "stage_params"]
+__all__ = ["check_reward", "check_sources", "resolve", "stage_params"]
+
+
+def check_sources(params: Params) -> None:
+    """Refuse a data source or benchmark the library does not have (ValueError naming the key)."""
+    known = sorted([*BUNDLED, *EXTERNAL])
+    for key, name in (("source", params.data.source), ("benchmark", params.data.benchmark)):
+        if name is not None and name not in known:
+            raise ValueError(f"{key}: {name!r} is not a data source; choose one of {known}")
+        if name == "files" and not params.data.path:
+            raise ValueError(f"{key}: 'files' needs data.path (a .csv/.parquet file or a folder of them)")
 
 
 def check_reward(rl: RLParams) -> None:
@@ -28,7 +39,11 @@ def check_reward(rl: RLParams) -> None:
 
 
 def resolve(params: Params, source: str | Path = "params.yaml") -> Params:
-    """``params`` with ``features.ohlcv`` decided and the reward checked; ConfigError names the key."""
+    """``params`` with ``features.ohlcv`` decided, the sources and the reward checked; ConfigError names the key."""
+    try:
+        check_sources(params)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: invalid params:\n  data.{exc}") from exc
     try:
         check_reward(params.rl_train)
     except ValueError as exc:
