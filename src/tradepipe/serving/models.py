@@ -15,6 +15,7 @@ from mlflow.artifacts import download_artifacts
 
 from mlflow import MlflowClient
 from tradepipe.agents.policy import TradingPolicy, TradingPolicyModel
+from tradepipe.serving.limits import reason, redact
 from tradepipe.serving.signals import min_bars
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,14 @@ _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>
 
 
 class ReloadError(RuntimeError):
-    """The registry could not be read or the new version could not be loaded; the old one keeps serving."""
+    """The registry could not be read or the new version could not be loaded; the old one keeps serving.
+
+    The message is for the log (credentials in URLs redacted, but it may hold paths or SQL); ``reason`` is safe to
+    show clients: a code and an exception class name."""
+
+    def __init__(self, message: str, reason: str = "load_failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,8 @@ def _load(client: MlflowClient, tracking_uri: str, ref: ModelRef) -> ServedModel
         local = download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
         model = mlflow.pyfunc.load_model(local).unwrap_python_model()
         if not isinstance(model, TradingPolicyModel):
-            raise ReloadError(f"models:/{ref.name}/{ref.version} is a {type(model).__name__}, not a TradingPolicyModel")
+            raise ReloadError(f"models:/{ref.name}/{ref.version} is a {type(model).__name__}, not a TradingPolicyModel",
+                              "not_a_trading_policy")
         policy = model.policy  # loaded into memory: the temporary copy can go
     return ServedModel(ref, policy, min_bars(policy))
 
@@ -82,7 +91,8 @@ class ModelHolder:
         self._on_reload = on_reload
         self._lock = threading.Lock()
         self.current: ServedModel | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # details, for the log
+        self.last_reason: str | None = None  # what clients may see (see ReloadError)
 
     def resolve(self) -> ModelRef:
         """The version the URI points to now."""
@@ -109,18 +119,22 @@ class ModelHolder:
     def _reload(self) -> ReloadResult:
         with self._lock:
             previous = self.current
+            step = "resolve_failed"
             try:
                 ref = self.resolve()
                 if previous is not None and previous.ref == ref:
+                    self.last_error = self.last_reason = None
                     return ReloadResult("unchanged", previous.ref, ref)
+                step = "load_failed"
                 loaded = _load(self._client, self.tracking_uri, ref)
             except ReloadError as exc:
-                self.last_error = str(exc)
+                self.last_error, self.last_reason = redact(str(exc)), exc.reason
                 raise
             except Exception as exc:  # registry or artifact failure: keep serving what we have
-                self.last_error = f"cannot load {self.model_uri}: {type(exc).__name__}: {exc}"
-                raise ReloadError(self.last_error) from exc
-            self.current, self.last_error = loaded, None
+                self.last_error = redact(f"cannot load {self.model_uri}: {type(exc).__name__}: {exc}")
+                self.last_reason = reason(step, exc)
+                raise ReloadError(self.last_error, self.last_reason) from exc
+            self.current, self.last_error, self.last_reason = loaded, None, None
         log.info("serving %s version %s (run %s)", ref.name, ref.version, ref.run_id)
         return ReloadResult("swapped", previous.ref if previous else None, ref)
 

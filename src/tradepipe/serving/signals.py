@@ -8,6 +8,7 @@ import pandas as pd
 from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import FeatureParams
 from tradepipe.features import build_features, feature_columns
+from tradepipe.serving.limits import preview, truncate
 
 _PROBE_BARS = 2000
 
@@ -38,18 +39,18 @@ def check_bars(bars: pd.DataFrame, policy: TradingPolicy, needed: int) -> None:
     symbols = set(bars["symbol"].unique())
     unknown, missing = sorted(symbols - set(policy.spec.symbols)), sorted(set(policy.spec.symbols) - symbols)
     if unknown or missing:
-        raise BadRequest(f"the model trades exactly {policy.spec.symbols}; "
-                         f"unknown symbols: {unknown}; missing symbols: {missing}")
+        raise BadRequest(f"the model trades exactly {preview(policy.spec.symbols)}; "
+                         f"unknown symbols: {preview(unknown)}; missing symbols: {preview(missing)}")
     dup = bars.duplicated(["timestamp", "symbol"])
     if dup.any():
         first = bars[dup].iloc[0]
-        raise BadRequest(f"{int(dup.sum())} duplicate (timestamp, symbol) bars, e.g. {first['symbol']} at "
+        raise BadRequest(f"{int(dup.sum())} duplicate (timestamp, symbol) bars, e.g. {truncate(first['symbol'])} at "
                          f"{first['timestamp'].isoformat()}")
     counts = bars.groupby("symbol")["timestamp"].agg(["size", "max"])
     short = counts.index[counts["size"] < needed].tolist()
     if short:
         raise BadRequest(f"too few bars for the feature warm-up: the model needs at least {needed} bars per symbol; "
-                         f"got {counts.loc[short, 'size'].to_dict()}")
+                         f"got {preview(f'{s}: {n}' for s, n in counts.loc[short, 'size'].items())}")
     if counts["max"].nunique() > 1:
         raise BadRequest(f"every symbol must end at the same timestamp; last bars: "
-                         f"{counts['max'].map(pd.Timestamp.isoformat).to_dict()}")
+                         f"{preview(f'{s}: {t.isoformat()}' for s, t in counts['max'].items())}")
