@@ -179,29 +179,30 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           tracking_uri: str = typer.Option(None, help=_TRACKING_HELP),
           root: Path = typer.Option(Path("."), help="Project root (its params.yaml and SQLite store)."),
           poll_seconds: float = typer.Option(30.0, help="Re-read the alias this often (0: only POST /v1/reload)."),
-          torch_threads: int = typer.Option(1, help="Torch threads per request (1 suits small models).")) -> None:
+          torch_threads: int = typer.Option(1, help="Torch threads per request (1 suits small models)."),
+          max_body_bytes: int = typer.Option(4 * 1024 * 1024, min=1, help="Largest request body (413 above).")) -> None:
     """Serve target weights over HTTP (POST /v1/signals, /v1/reload, GET /health, /metrics); token from
     TRADEPIPE_API_TOKEN. With TRADEPIPE_WEBHOOK_SECRET set it also relays MLflow's champion-alias webhooks to
     Airflow's deploy_champion (POST /v1/webhooks/mlflow; TRADEPIPE_AIRFLOW_URL/_USER/_PASSWORD)."""
     import torch
     import uvicorn
 
-    from tradepipe.orchestration.relay import relay_router_from_env
+    from tradepipe.orchestration.relay import deliveries_path_for, relay_router_from_env
     from tradepipe.serving import create_app
 
     env = settings()
     if env.api_token is None:
         _fail(f"set {env_var('api_token')} to the bearer token clients must send", 2)
     relay = None
-    if env.webhook_secret is not None:
-        if env.airflow_password is None:
-            _fail(f"{env_var('webhook_secret')} is set: also set {env_var('airflow_password')} (and "
-                  f"{env_var('airflow_url')}, {env_var('airflow_user')}) so the relay can trigger deploy_champion", 2)
-        relay = relay_router_from_env()
+    if env.webhook_secret is not None and env.airflow_password is None:
+        _fail(f"{env_var('webhook_secret')} is set: also set {env_var('airflow_password')} (and "
+              f"{env_var('airflow_url')}, {env_var('airflow_user')}) so the relay can trigger deploy_champion", 2)
     uri = _tracking_uri(root, tracking_uri)
+    if env.webhook_secret is not None:  # replayed deliveries refused: remembered beside a SQLite store
+        relay = relay_router_from_env(deliveries_path_for(uri), max_body_bytes=max_body_bytes)
     torch.set_num_threads(torch_threads)
     app_ = create_app(model_uri, tracking_uri=uri, token=env.api_token.get_secret_value(), poll_seconds=poll_seconds,
-                      relay=relay)
+                      relay=relay, max_body_bytes=max_body_bytes)
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
