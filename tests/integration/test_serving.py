@@ -32,14 +32,6 @@ def policy_dir(tiny_policy: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registry(policy_dir: Path, tmp_path_factory: pytest.TempPathFactory,
-        publish_champion: Callable[[str, Path], str]) -> str:
-    uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
-    publish_champion(uri, policy_dir)
-    return uri
-
-
-@pytest.fixture(scope="module")
 def client(registry: str) -> Iterator[TestClient]:
     with TestClient(create_app(tracking_uri=registry, token=TOKEN, poll_seconds=0)) as c:
         yield c

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,6 @@ TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = "hook-s3cret"
 MB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def registry(tiny_policy: Path, tmp_path_factory: pytest.TempPathFactory,
-             publish_champion: Callable[[str, Path], str]) -> str:
-    uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
-    publish_champion(uri, tiny_policy)
-    return uri
 
 
 @pytest.fixture(scope="module")
