@@ -1,7 +1,7 @@
 """Environments whose fills pass through the risk manager: the policy proposes, the risk manager disposes.
 
 ``BookEnv`` is a ``PortfolioEnv`` that executes target books as given (the accounting is PortfolioEnv's,
-i.e. ``backtest.engine.execute``'s); ``policy_book`` maps a policy's raw action to its proposed book.
+i.e. ``core.execution.execute``'s); ``policy_book`` maps a policy's raw action to its proposed book.
 ``ManagedVecEnv`` steps a batch of books for training: agent actions → proposed books → ``RiskManager``
 → fills. Rollouts (backtest, serving) use the same ``RiskManager.apply`` one book at a time.
 """

@@ -115,7 +115,7 @@ def rollout(act: Actor, env: BookEnv, risk: RiskManager) -> Array:
     """Risk-managed target weights (T, N) decided at every bar from ``lookback - 1`` on (zeros before).
 
     One book: the actor proposes from the observation at t, the risk manager rules with the equity at close
-    t, the env fills at close t + 1 (``backtest.engine.execute`` of the result replays the same equity).
+    t, the env fills at close t + 1 (``core.execution.execute`` of the result replays the same equity).
     """
     targets = np.zeros((env.n_bars, env.n_assets))
     state = risk.start(1)
