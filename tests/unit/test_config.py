@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests import ROOT
-from tradepipe.config import ConfigError, Params, load_params
+from tradepipe.config import ConfigError, Params, load_params, set_dotted
 from tradepipe.runtime.params import stage_params
 from tradepipe.runtime.profiles import apply_profile, load_profile
 
@@ -147,10 +147,7 @@ def test_a_typo_names_the_key_and_suggests_the_right_one(tmp_path: Path) -> None
 @pytest.mark.parametrize("bad", ["2014-13-45", "2014-02-30", "yesterday", "2014/01/05"])
 def test_an_invalid_date_is_refused_naming_the_key(tmp_path: Path, section: str, key: str, bad: str) -> None:
     raw = _raw()
-    node = raw
-    for part in section.split("."):
-        node = node[part]
-    node[key] = bad
+    set_dotted(raw, f"{section}.{key}", bad)
     with pytest.raises(ConfigError, match=rf"(?m)^  {section}\.{key}: '{bad}' is not a (calendar )?date.*YYYY-MM-DD"):
         _load(tmp_path, raw)
 
@@ -229,11 +226,7 @@ def test_a_good_randint_dimension_is_accepted(tmp_path: Path) -> None:
 ])
 def test_booleans_integers_and_numbers_are_strict(tmp_path: Path, dotted: str, value: object, fragment: str) -> None:
     raw = _raw()
-    *parents, leaf = dotted.split(".")
-    node = raw
-    for key in parents:
-        node = node[key]
-    node[leaf] = value
+    set_dotted(raw, dotted, value)
     with pytest.raises(ConfigError, match=rf"(?m)^  {re.escape(dotted)}(\.\w+)?: .*{fragment}.*write"):
         _load(tmp_path, raw)
 
