@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     airflow_url: str = "http://127.0.0.1:8080"
     airflow_user: str = "admin"
     airflow_password: SecretStr | None = None
+    # monitoring
+    metrics_textfile_dir: Path | None = None  # node-exporter textfile directory for stage-run metrics (unset: off)
 
 
 def settings() -> Settings:

@@ -6,8 +6,9 @@ Nothing is imported here (importing the package stays light); its public modules
   decides
 - ``profiles``: Profiles: named sets of dotted-key overrides (profiles/<name>.yaml) applied to params.yaml
 - ``stage``: The stage contract: params in, one MLflow run, metrics to metrics/<stage>.json, clear failures
+- ``stage_metrics``: Stage runs as Prometheus metrics in a node-exporter textfile (``TRADEPIPE_METRICS_TEXTFILE_DIR``)
 - ``stages``: The stage registry: each stage's params sections, dependencies and outputs, in pipeline order
 - ``tracking``: MLflow tracking: one run per stage, tagged with the pipeline run id, git commit and input hashes
 """
 
-__all__ = ["params", "profiles", "stage", "stages", "tracking"]
+__all__ = ["params", "profiles", "stage", "stage_metrics", "stages", "tracking"]

@@ -15,6 +15,7 @@ import mlflow
 from tradepipe.config import ConfigError, Params
 from tradepipe.core.io import write_json
 from tradepipe.runtime.params import stage_params
+from tradepipe.runtime.stage_metrics import stage_run_metrics
 from tradepipe.runtime.stages import stage
 from tradepipe.runtime.tracking import stage_run
 
@@ -54,8 +55,12 @@ def run_stage(name: str, body: StageBody, root: Path | None = None) -> None:
     Logs the params sections the stage registry declares for ``name``; a body that reads any other section
     is a contract breach (DVC would not rerun the stage when it changes) and fails the stage.
     """
+    with stage_run_metrics(name):  # counted in the stage-run textfile when TRADEPIPE_METRICS_TEXTFILE_DIR is set
+        _run(name, body, (root or Path.cwd()).resolve())
+
+
+def _run(name: str, body: StageBody, root: Path) -> None:
     spec = stage(name)
-    root = (root or Path.cwd()).resolve()
     try:
         params = stage_params(root / "params.yaml")
     except ConfigError as exc:
