@@ -4,8 +4,12 @@ Conventions (shared by the backtest, which executes whole schedules, and the RL 
 one bar at a time through the same ``rebalance``):
 - ``returns[t, i]`` is asset i's simple return from close t-1 to close t (``returns[0]`` is ignored).
 - ``targets[t]`` are the weights (assets, the rest in cash) decided with information up to close t.
-- They are filled at close t+1, paying ``cost_rate`` per unit of turnover, and then held (drifting with
-  prices) over (t+1, t+2]. Cash earns nothing. Before the first fill the book is all cash.
+- They are filled at close t+1 and then held (drifting with prices) over (t+1, t+2]. Cash earns nothing.
+  Before the first fill the book is all cash.
+- Costs are ``cost_rate`` times the notional actually traded, paid from the book, so that after paying them
+  the book holds exactly the target weights of the equity left: as a fraction ``k`` of the equity before
+  trading, ``k = cost_rate * sum_i |target_i * (1 - k) - drifted_i|``, solved exactly (``cost_fraction``).
+  A share-and-cash account that sizes its orders this way (``tradepipe.trading``) pays the same dollars.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from tradepipe.core.types import Array
 
-__all__ = ["Execution", "execute", "rebalance"]
+__all__ = ["Execution", "cost_fraction", "execute", "rebalance"]
 
 
 @dataclass(frozen=True)
@@ -35,28 +39,62 @@ class Execution:
         return np.asarray(np.cumprod(1.0 + self.net_returns), dtype=np.float64)
 
 
+def cost_fraction(target: Array, drifted: Array, cost_rate: float) -> Any:
+    """The cost ``k`` (fraction of pre-trade equity) solving ``k = cost_rate * sum |target * (1 - k) - drifted|``.
+
+    ``drifted`` are the weights just before trading. The right side is piecewise linear in ``k`` and its
+    fixed point is unique (slope below 1 while ``cost_rate * sum |target| < 1``); Newton's method from
+    ``k = 0`` lands on it exactly once it is in the right linear piece, usually after one step. Works on one
+    book (N,), giving a float, or a stack (B, N), giving (B,).
+    """
+    k = np.zeros(target.shape[:-1])
+    if cost_rate == 0.0:
+        return float(k) if target.ndim == 1 else k
+    for _ in range(target.shape[-1] + 2):  # each step enters a new linear piece; there are at most N + 1
+        gap = target * (1.0 - k)[..., None] - drifted
+        residual = k - cost_rate * np.abs(gap).sum(axis=-1)
+        step = residual / (1.0 + cost_rate * (np.sign(gap) * target).sum(axis=-1))
+        if np.all(np.abs(step) < 1e-18):  # landed: what remains is rounding
+            break
+        k = k - step
+    return float(k) if target.ndim == 1 else k
+
+
 def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[Any, Any, Any]:
     """One bar: hold ``held`` over the bar's ``returns``, then trade to ``target`` at its close.
 
     Works on one book (N,), giving Python floats, or on books stacked on a leading axis (B, N) — a batch
     of environments or every bar of a schedule — giving arrays (B,); row by row the arithmetic is the same.
-    Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the sum of
-    absolute weight changes against the drifted weights, and the cost as a fraction of equity.
+    Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the notional traded
+    and the cost, both as fractions of the equity before trading (``cost = cost_rate * turnover``).
     """
-    if held.ndim == 1:  # one book, the single env's hot path: the same operations, in place, as Python floats
-        growth = float(np.add.reduce(held * returns)) + 1.0      # gross growth of equity over the bar
-        drifted = np.add(returns, 1.0)
-        drifted *= held
-        drifted /= growth                                        # weights just before trading
-        np.subtract(target, drifted, out=drifted)
-        turnover = float(np.add.reduce(np.abs(drifted, out=drifted)))
-        cost = turnover * cost_rate
-        return growth * (1.0 - cost) - 1.0, turnover, cost
-    growth_b = 1.0 + (held * returns).sum(axis=-1)
-    drifted_b = held * (1.0 + returns) / growth_b[..., None]
-    turnover_b = np.abs(target - drifted_b).sum(axis=-1)
-    cost_b = turnover_b * cost_rate
-    return growth_b * (1.0 - cost_b) - 1.0, turnover_b, cost_b
+    if held.ndim == 1:
+        return _rebalance_one(held, returns, target, cost_rate)
+    growth = 1.0 + (held * returns).sum(axis=-1)                # gross growth of equity over the bar
+    drifted = held * (1.0 + returns) / growth[..., None]        # weights just before trading
+    cost = cost_fraction(target, drifted, cost_rate)
+    turnover = np.abs(target * (1.0 - cost)[..., None] - drifted).sum(axis=-1)
+    return growth * (1.0 - cost) - 1.0, turnover, cost
+
+
+def _rebalance_one(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[float, float, float]:
+    """``rebalance`` of one book, the envs' hot path: one Newton step, exact unless a trade changes side."""
+    growth = float(np.add.reduce(held * returns)) + 1.0
+    gap = np.add(returns, 1.0)
+    gap *= held
+    gap /= -growth
+    gap += target                                               # target - drifted
+    size = np.abs(gap)
+    traded = float(np.add.reduce(size))
+    if cost_rate == 0.0:
+        return growth - 1.0, traded, 0.0
+    side_target = np.sign(gap)
+    side_target *= target
+    cost = cost_rate * traded / (1.0 + cost_rate * float(np.add.reduce(side_target)))
+    side_target *= cost
+    if np.less(size, side_target).any():                       # a trade shrank through zero: the general solve
+        cost = cost_fraction(target, target - gap, cost_rate)
+    return growth * (1.0 - cost) - 1.0, cost / cost_rate, cost
 
 
 def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:

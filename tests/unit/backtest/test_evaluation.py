@@ -75,7 +75,9 @@ def test_fill_returns_count_from_the_first_fill() -> None:
     assert returns["x"].name == "x" and returns["x"].index.equals(DAYS[1:10])
     np.testing.assert_array_equal(returns["x"].to_numpy(), run.net_returns[1:])
     traded = fills(run, DAYS[1:10], ["A", "B"])
-    assert traded.turnover.iloc[0] == pytest.approx(1.0) and traded.costs.iloc[0] == pytest.approx(COST)
+    # from cash: k = COST * (1 - k) of equity paid, so the book holds 50/50 of what is left
+    assert traded.turnover.iloc[0] == pytest.approx(1 / (1 + COST))
+    assert traded.costs.iloc[0] == pytest.approx(COST / (1 + COST))
     assert list(traded.weights.columns) == ["A", "B"] and len(traded.weights) == 9
 
 
@@ -90,7 +92,7 @@ def test_buy_and_hold_pays_the_entry_cost_at_bar_one_then_earns_the_index() -> N
     assert hold is not None and hold.held.name == "buy_and_hold_SPY"
     simple = np.array([101 / 100, 99 / 101, 102 / 99, 1.0, 103 / 102]) - 1
     np.testing.assert_allclose(hold.returns.to_numpy(), simple)
-    np.testing.assert_allclose(hold.held.to_numpy(), [-COST, *simple[1:]])
+    np.testing.assert_allclose(hold.held.to_numpy(), [-COST / (1 + COST), *simple[1:]])
     assert hold.held.index.equals(days[1:])
 
 

@@ -6,25 +6,41 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
-from tradepipe.core.execution import execute
+from tradepipe.core.execution import cost_fraction, execute
 
 
 def test_one_bar_fill_lag_costs_and_drift_by_hand() -> None:
     returns = np.array([[0.0, 0.0], [0.10, -0.10], [0.20, 0.00], [-0.50, 0.10]])
     targets = np.array([[0.5, 0.5], [0.5, 0.5], [1.0, 0.0], [1.0, 0.0]])
-    run = execute(targets, returns, cost_rate=0.01)
-    # bar 1: fill 50/50 from cash at close 1 → turnover 1, cost 1%; no exposure over (0, 1]
-    assert run.turnover[1] == 1.0 and np.isclose(run.net_returns[1], -0.01)
-    # bar 2: hold 50/50 over (1, 2] → +10%; drifted to 0.6/0.4·(1/1.1); trade to the same 50/50 target
+    c = 0.01
+    run = execute(targets, returns, cost_rate=c)
+    # bar 1: buy 50/50 from cash at close 1; the cost k = c * (1 - k) leaves the book at 50/50 of 1 - k
+    assert np.isclose(run.costs[1], c / (1 + c)) and np.isclose(run.turnover[1], 1 / (1 + c))
+    assert np.isclose(run.net_returns[1], -c / (1 + c))
+    # bar 2: hold 50/50 over (1, 2] → +10%; drifted to 0.6/0.4·(1/1.1); trade back to 50/50 of what is left:
+    # sell asset 0, buy asset 1, so k = c * ((0.6/1.1 - 0.5 (1 - k)) + (0.5 (1 - k) - 0.5/1.1)) = c * 0.1/1.1
     growth = 1 + 0.5 * 0.20
-    drifted = np.array([0.5 * 1.2, 0.5 * 1.0]) / growth
-    turnover = np.abs(np.array([0.5, 0.5]) - drifted).sum()
-    assert np.isclose(run.net_returns[2], growth * (1 - 0.01 * turnover) - 1)
-    # bar 3: hold 50/50 over (2, 3] (the target decided at bar 1), then trade to 100/0 (decided at 2)
+    k = c * (0.6 - 0.5) / growth
+    assert np.isclose(run.costs[2], k) and np.isclose(run.net_returns[2], growth * (1 - k) - 1)
+    # bar 3: hold 50/50 over (2, 3] (the target decided at bar 1), then trade to 100/0 (decided at 2):
+    # buy asset 0 up to (1 - k), sell all of asset 1: k = c * ((1 - k) - d0 + d1), solved for k
     growth = 1 + 0.5 * -0.5 + 0.5 * 0.1
-    drifted = np.array([0.5 * 0.5, 0.5 * 1.1]) / growth
-    assert np.isclose(run.net_returns[3], growth * (1 - 0.01 * np.abs(np.array([1.0, 0.0]) - drifted).sum()) - 1)
+    d0, d1 = 0.5 * 0.5 / growth, 0.5 * 1.1 / growth
+    k = c * (1 - d0 + d1) / (1 + c)
+    assert np.isclose(run.costs[3], k) and np.isclose(run.net_returns[3], growth * (1 - k) - 1)
+    np.testing.assert_allclose(run.costs, c * run.turnover)
     np.testing.assert_allclose(run.equity, np.cumprod(1 + run.net_returns))
+
+
+def test_cost_fraction_is_the_fixed_point_even_when_a_trade_changes_side() -> None:
+    rng = np.random.default_rng(3)
+    drifted = rng.dirichlet(np.ones(6), 200) * 0.9
+    target = drifted * (1.0 + rng.normal(0.0, 0.002, drifted.shape))   # tiny trades: costs flip some of them
+    target[:100] = rng.dirichlet(np.ones(6), 100)
+    k = cost_fraction(target, drifted, 0.05)
+    np.testing.assert_allclose(k, 0.05 * np.abs(target * (1 - k)[:, None] - drifted).sum(axis=1), rtol=0, atol=1e-15)
+    one = np.array([cost_fraction(t, d, 0.05) for t, d in zip(target, drifted)])
+    np.testing.assert_allclose(one, k, rtol=0, atol=1e-15)
 
 
 def test_decision_at_t_never_earns_return_of_t_plus_one() -> None:

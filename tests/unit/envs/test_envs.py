@@ -62,16 +62,18 @@ def run_episode(env: PortfolioEnv, seed: int) -> tuple[np.ndarray, list[dict], l
 
 
 def share_ledger(targets: np.ndarray, returns: np.ndarray, cost_rate: float, start: int) -> np.ndarray:
-    """Equity from a share-and-cash ledger: at each close, value the book, pay costs in dollars, rebuy."""
+    """Equity from a share-and-cash ledger: at each close, buy/sell shares so that the book holds the targets
+    of the equity left after paying ``cost_rate`` on every dollar traded (the cost found by plain iteration)."""
     prices = np.cumprod(1.0 + returns, axis=0)
     cash, shares, equity = 1.0, np.zeros(returns.shape[1]), []
     for t in range(start + 1, len(returns)):
-        value = cash + float(shares @ prices[t])
-        cost = cost_rate * float(np.abs(targets[t - 1] * value - shares * prices[t]).sum())
-        value -= cost
-        shares = targets[t - 1] * value / prices[t]
-        cash = value - float(shares @ prices[t])
-        equity.append(value)
+        value, cost = cash + float(shares @ prices[t]), 0.0
+        for _ in range(100):
+            cost = cost_rate * float(np.abs(targets[t - 1] * (value - cost) - shares * prices[t]).sum())
+        orders = targets[t - 1] * (value - cost) / prices[t] - shares
+        cash -= float(orders @ prices[t]) + cost_rate * float(np.abs(orders * prices[t]).sum())
+        shares = shares + orders
+        equity.append(cash + float(shares @ prices[t]))
     return np.array(equity)
 
 
@@ -179,13 +181,17 @@ def test_single_asset_is_the_one_asset_portfolio() -> None:
 def test_rebalance_on_hand_computed_values() -> None:
     held, returns, target = np.array([0.5, 0.25]), np.array([0.1, -0.2]), np.array([0.0, 0.5])
     net, turnover, cost = rebalance(held, returns, target, 0.01)
-    # growth 1 + 0.05 - 0.05 = 1; drifted [0.55, 0.2]; turnover 0.55 + 0.3
-    assert turnover == pytest.approx(0.85) and cost == pytest.approx(0.0085) and net == pytest.approx(-0.0085)
+    # growth 1 + 0.05 - 0.05 = 1; drifted [0.55, 0.2]: sell 0.55, buy 0.5 (1 - k) - 0.2, so
+    # k = 0.01 (0.85 - 0.5 k) = 0.0085 / 1.005 and the notional traded is k / 0.01
+    assert cost == pytest.approx(0.0085 / 1.005) and turnover == pytest.approx(0.85 / 1.005)
+    assert net == pytest.approx(-0.0085 / 1.005)
     batch = rebalance(np.stack([held, target]), np.stack([returns, returns]), np.stack([target, target]),
                       0.01)
-    # second book: growth 1 - 0.1 = 0.9, drifted [0, 0.4 / 0.9], turnover 0.5 - 4 / 9 = 1 / 18
-    np.testing.assert_allclose(batch[1], [0.85, 1.0 / 18.0])
-    np.testing.assert_allclose(batch[0], [-0.0085, 0.9 * (1.0 - 0.01 / 18.0) - 1.0])
+    # second book: growth 1 - 0.1 = 0.9, drifted [0, 0.4 / 0.9]; buy 0.5 (1 - k) - 4 / 9: k = 0.01 / 18 / 1.005
+    k = 0.01 / 18.0 / 1.005
+    np.testing.assert_allclose(batch[1], [0.85 / 1.005, k / 0.01])
+    np.testing.assert_allclose(batch[2], [0.0085 / 1.005, k])
+    np.testing.assert_allclose(batch[0], [-0.0085 / 1.005, 0.9 * (1.0 - k) - 1.0])
 
 
 def test_rewards_follow_the_equity() -> None:
