@@ -29,7 +29,8 @@ COMPOSE = ROOT / "docker/docker-compose.yml"
 K8S_VERSION = "1.37.0"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|ACCESS_KEY|TOKEN", re.IGNORECASE)
 SERVICES = {"postgres", "minio", "minio-init", "mlflow", "airflow-init", "airflow-api-server", "airflow-scheduler",
-            "airflow-dag-processor", "airflow-triggerer", "serving"}
+            "airflow-dag-processor", "airflow-triggerer", "serving", "node-exporter", "prometheus", "alertmanager",
+            "grafana"}
 
 
 def _lock_pin(name: str) -> str:
@@ -93,12 +94,17 @@ def test_compose_depends_on_targets_exist_and_are_awaited_properly(compose: dict
 def test_compose_volumes_are_named_and_declared(compose: dict[str, Any]) -> None:
     declared = set(compose["volumes"])
     used = {v["source"] for s in compose["services"].values() for v in s.get("volumes", []) if v["type"] == "volume"}
-    assert used == declared == {"postgres-data", "minio-data", "airflow-state", "airflow-logs", "workspace"}
-    for stateful, target in [("postgres", "/var/lib/postgresql/data"), ("minio", "/data")]:
+    assert used == declared == {"postgres-data", "minio-data", "airflow-state", "airflow-logs", "workspace",
+                                "prometheus-data", "alertmanager-data", "grafana-data"}
+    for stateful, target in [("postgres", "/var/lib/postgresql/data"), ("minio", "/data"),
+                             ("prometheus", "/prometheus"), ("alertmanager", "/alertmanager"),
+                             ("grafana", "/var/lib/grafana")]:
         mounts = {v["target"]: v for v in compose["services"][stateful]["volumes"]}
         assert mounts[target]["type"] == "volume", stateful
     binds = [v for s in compose["services"].values() for v in s.get("volumes", []) if v["type"] == "bind"]
-    assert [Path(b["source"]) for b in binds] == [ROOT / "docker/postgres/init.sh"]
+    assert sorted(Path(b["source"]) for b in binds) == sorted(ROOT / f"docker/{p}" for p in [
+        "postgres/init.sh", "prometheus", "alertmanager", "grafana/provisioning", "grafana/dashboards"])
+    assert all(b["read_only"] for b in binds)
 
 
 def test_compose_ports_on_loopback(compose: dict[str, Any]) -> None:
@@ -106,7 +112,9 @@ def test_compose_ports_on_loopback(compose: dict[str, Any]) -> None:
                  for name, s in compose["services"].items() for p in s.get("ports", [])}
     assert published == {("postgres", 5432, 5432, "127.0.0.1"), ("minio", 9000, 9000, "127.0.0.1"),
                          ("minio", 9001, 9001, "127.0.0.1"), ("mlflow", 5000, 5000, "127.0.0.1"),
-                         ("airflow-api-server", 8080, 8080, "127.0.0.1"), ("serving", 8000, 8000, "127.0.0.1")}
+                         ("airflow-api-server", 8080, 8080, "127.0.0.1"), ("serving", 8000, 8000, "127.0.0.1"),
+                         ("prometheus", 9090, 9090, "127.0.0.1"), ("alertmanager", 9093, 9093, "127.0.0.1"),
+                         ("grafana", 3000, 3000, "127.0.0.1")}
 
 
 def test_compose_wiring(compose: dict[str, Any]) -> None:

@@ -4,12 +4,14 @@ Stages are short processes that no Prometheus can scrape, so each run adds itsel
 ``<dir>/tradepipe_stages.prom``, which node-exporter's textfile collector exports:
 ``tradepipe_stage_runs_total{stage,status}`` (status ``succeeded`` or ``failed``) and
 ``tradepipe_stage_duration_seconds{stage}`` (the last run's wall time). The file is rewritten atomically
-under a lock, so concurrent stages never lose a count. Unset directory: nothing is written.
+under a lock, so concurrent stages never lose a count. Unset directory: nothing is written. Metrics never fail a
+stage: a directory that cannot be written is logged and skipped.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from tradepipe.settings import settings
 
 __all__ = ["STAGE_TEXTFILE", "STATUSES", "record_stage_run", "stage_run_metrics"]
 
+log = logging.getLogger(__name__)
 STAGE_TEXTFILE = "tradepipe_stages.prom"
 STATUSES = ("succeeded", "failed")
 RUNS, DURATION = "tradepipe_stage_runs", "tradepipe_stage_duration_seconds"
@@ -76,4 +79,8 @@ def stage_run_metrics(stage: str) -> Iterator[None]:
         raise
     finally:
         if directory is not None:
-            record_stage_run(directory, stage, status, time.monotonic() - start)
+            try:
+                record_stage_run(directory, stage, status, time.monotonic() - start)
+            except OSError as exc:
+                log.warning("stage %s: run not counted in %s (%s); check TRADEPIPE_METRICS_TEXTFILE_DIR",
+                            stage, directory / STAGE_TEXTFILE, exc)

@@ -74,6 +74,15 @@ def test_unset_directory_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_unwritable_directory_never_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv("TRADEPIPE_METRICS_TEXTFILE_DIR", str(tmp_path / "file"))
+    with stage_run_metrics("tune"):
+        pass
+    assert "stage tune: run not counted in" in caplog.text and "TRADEPIPE_METRICS_TEXTFILE_DIR" in caplog.text
+
+
 def test_run_stage_counts_a_refused_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     metrics = tmp_path / "textfiles"
     monkeypatch.setenv("TRADEPIPE_METRICS_TEXTFILE_DIR", str(metrics))
