@@ -325,6 +325,22 @@ class MonitorParams(_Section):
     max_drawdown: Float = Field(0.15, gt=0, le=1)
 
 
+class TradingParams(_Section):
+    """Paper trading (``tradepipe trade``): the trade store, order sizing and the fail-safes checked before orders leave."""
+
+    db_url: str | None = None                  # SQLAlchemy URL of the trade store; null: sqlite file beside mlflow.db
+    warmup_bars: Int = Field(504, ge=1)        # bars of history before an account's first decision (features, risk)
+    fractional: Bool = True                    # fractional shares; false: whole shares (orders rounded toward zero)
+    min_order_notional: Float = Field(0.0, ge=0)  # orders smaller than this (account currency) are not sent
+    no_trade_band: Float = Field(0.0, ge=0, lt=1)  # |target - current weight| below this: no order for the asset
+    max_order_notional: Float | None = Field(None, gt=0)  # fail-safe: larger orders are rejected (null: off)
+    max_position_weight: Float = Field(0.5, gt=0)  # fail-safe: |position| / equity after the fill
+    price_band: Float = Field(0.5, gt=0)       # fail-safe: |close / last close - 1| beyond this refuses the bar
+    max_stale_sessions: Int = Field(5, ge=0)   # fail-safe: newest bar older than this many weekdays refuses the step
+    daily_loss_limit: Float | None = Field(0.1, gt=0, lt=1)  # kill switch when equity falls more in one bar
+    reconcile_tolerance: Float = Field(1e-6, ge=0)  # broker vs store: largest |qty| or |cash| difference accepted
+
+
 class Params(_Section):
     seed: Int = 42
     tracking: TrackingParams = TrackingParams()
@@ -340,6 +356,7 @@ class Params(_Section):
     backtest: BacktestParams = BacktestParams()
     register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")
     monitor: MonitorParams = MonitorParams()
+    trading: TradingParams = TradingParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

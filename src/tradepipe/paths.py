@@ -35,3 +35,6 @@ LIVE_AGENT = Path("models/agent_live")  # the live window's fit: what register r
 EQUITY_PLOT = Path("plots/equity.csv")
 # register
 DECISION = Path("reports/register.json")
+# paper trading (not DVC outputs: the trade store and the simulated broker's own ledger live beside mlflow.db)
+TRADES_DB = Path("trades.db")
+PAPER_BROKER_DB = Path("paper_broker.db")

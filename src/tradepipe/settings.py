@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["API_TOKEN_ENV", "PROJECT_ENV", "RUN_ID_ENV", "Settings", "env_var", "settings"]
+__all__ = ["API_TOKEN_ENV", "PROJECT_ENV", "RUN_ID_ENV", "SIGNING_KEY_ENV", "Settings", "env_var", "settings"]
 
 PREFIX = "TRADEPIPE_"
 
@@ -32,10 +32,14 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None   # bearer token of `tradepipe serve`
     serving_url: str | None = None       # where deploy_champion's switch_serving POSTs /v1/reload
     webhook_secret: SecretStr | None = None  # HMAC secret of MLflow webhook deliveries to the relay
+    # model provenance: HMAC key signing registered versions (unset: a key file beside a SQLite registry)
+    signing_key: SecretStr | None = None
     # Airflow REST API (relay, monitor's retrain trigger, `make airflow`)
     airflow_url: str = "http://127.0.0.1:8080"
     airflow_user: str = "admin"
     airflow_password: SecretStr | None = None
+    # paper trading: the trade store's SQLAlchemy URL, over params.yaml's trading.db_url
+    trading_db_url: SecretStr | None = None
     # monitoring
     metrics_textfile_dir: Path | None = None  # node-exporter textfile directory for stage-run metrics (unset: off)
 
@@ -59,3 +63,4 @@ def env_var(field: str) -> str:
 RUN_ID_ENV = env_var("run_id")        # set by `tradepipe run` and the stage tasks for `dvc repro`
 PROJECT_ENV = env_var("project")      # set by the local Airflow stack for its DAG processor and tasks
 API_TOKEN_ENV = env_var("api_token")  # set by the serving benchmark for the server it starts
+SIGNING_KEY_ENV = env_var("signing_key")  # named in the errors of registry.provenance

@@ -8,11 +8,13 @@ i.e. ``core.execution.execute``'s); ``policy_book`` maps a policy's raw action t
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 from tradepipe.core.types import Array
-from tradepipe.envs.portfolio import PortfolioEnv, PortfolioVecEnv, action_to_book
+from tradepipe.envs.portfolio import Obs, PortfolioEnv, PortfolioVecEnv, action_to_book
 from tradepipe.risk import RiskManager
 
 
@@ -22,6 +24,18 @@ class BookEnv(PortfolioEnv):
     def action_book(self, action: npt.ArrayLike) -> Array:
         """The book itself: the risk manager, not the env, decides what is traded."""
         return np.asarray(action, dtype=np.float64)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
+        """A new episode, all cash; ``options={"start": t}`` starts it at bar t (a rollout from a given bar)."""
+        obs, info = super().reset(seed=seed, options=options)
+        if options and "start" in options:
+            start = int(options["start"])
+            if not self.lookback - 1 <= start < self.n_bars:
+                raise ValueError(f"start must be in [{self.lookback - 1}, {self.n_bars - 1}], got {start}")
+            self._t, self._end = start, int(self.episode_end(start))
+            obs, info = self.observe(start, self._book), {"equity": 1.0, "t": start}
+        return obs, info
 
     def policy_book(self, action: npt.ArrayLike) -> Array:
         """The book a policy proposes with raw ``action`` (one or a batch): ``action_to_book``."""

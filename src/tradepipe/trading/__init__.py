@@ -1,0 +1,8 @@
+"""Paper trading: a promoted champion trades persistent accounts bar by bar, every decision, order and fill on record.
+
+- ``store``: the trade store (SQLAlchemy 2, Alembic migrations; SQLite by default, PostgreSQL by URL).
+- ``broker``: the broker protocol and the ``SimulatedBroker``, which keeps its own ledger apart from the store.
+- ``orders``: sizing targets into orders (the backtest's accounting) and the fail-safes checked before they leave.
+- ``decision``: the champion's decision for one bar from the account's real book and stored risk state.
+- ``step``: one bar for one account (reconcile, fill, decide), safe to retry; ``replay`` compares paper and backtest.
+"""

@@ -1,0 +1,188 @@
+"""Brokers behind one small protocol, and the ``SimulatedBroker`` that fills market-on-close paper orders.
+
+The simulated broker keeps its own ledger (its own database, apart from the trade store), as a real broker
+would, so that reconciliation compares two independent records. Orders are idempotent by client order id:
+submitting an id again returns the order already on file and never fills twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from tradepipe.trading.store import utc
+
+__all__ = ["Broker", "BrokerFill", "BrokerOrder", "OrderRequest", "SimulatedBroker"]
+
+Quote = Callable[[str, pd.Timestamp], float]  # (symbol, bar) -> the bar's close
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A market-on-close order for ``qty`` shares (signed) of ``symbol`` at the close of ``bar``."""
+
+    client_order_id: str
+    symbol: str
+    qty: float
+    bar: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order as the broker knows it."""
+
+    client_order_id: str
+    symbol: str
+    qty: float
+    status: str           # submitted | filled | rejected | cancelled
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerFill:
+    """A fill as the broker reports it; ``fill_id`` is unique per broker."""
+
+    fill_id: str
+    client_order_id: str
+    symbol: str
+    qty: float
+    price: float
+    cost: float
+    bar: pd.Timestamp
+
+
+class Broker(Protocol):
+    """What the trading step needs from a broker (paper or live)."""
+
+    def submit(self, account: str, order: OrderRequest) -> BrokerOrder: ...
+    def cancel(self, account: str, client_order_id: str) -> None: ...
+    def open_orders(self, account: str) -> list[BrokerOrder]: ...
+    def positions(self, account: str) -> dict[str, float]: ...
+    def fills(self, account: str, client_order_ids: list[str]) -> list[BrokerFill]: ...
+    def cash(self, account: str) -> float: ...
+
+
+class _Ledger(DeclarativeBase):
+    pass
+
+
+class _Account(_Ledger):
+    __tablename__ = "broker_accounts"
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    cash: Mapped[float]
+
+
+class _Order(_Ledger):
+    __tablename__ = "broker_orders"
+    client_order_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    account: Mapped[str] = mapped_column(sa.String(64))
+    symbol: Mapped[str] = mapped_column(sa.String(64))
+    qty: Mapped[float]
+    bar: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class _Fill(_Ledger):
+    __tablename__ = "broker_fills"
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    account: Mapped[str] = mapped_column(sa.String(64))
+    symbol: Mapped[str] = mapped_column(sa.String(64))
+    qty: Mapped[float]
+    price: Mapped[float]
+    cost: Mapped[float]
+    bar: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class _Position(_Ledger):
+    __tablename__ = "broker_positions"
+    account: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    qty: Mapped[float]
+
+
+class SimulatedBroker:
+    """Paper broker: fills each order in full at ``quote(symbol, bar)``, charging ``cost_rate`` on the notional."""
+
+    name = "simulated"
+
+    def __init__(self, url: str, cost_rate: float, quote: Quote) -> None:
+        self.engine = sa.create_engine(url, future=True)
+        _Ledger.metadata.create_all(self.engine)
+        self.cost_rate, self.quote = cost_rate, quote
+
+    def open_account(self, account: str, cash: float) -> None:
+        """Fund a new paper account; an account of that name must not exist."""
+        with Session(self.engine) as session, session.begin():
+            if session.get(_Account, account) is not None:
+                raise ValueError(f"the paper broker already has an account {account!r}")
+            session.add(_Account(name=account, cash=float(cash)))
+
+    def submit(self, account: str, order: OrderRequest) -> BrokerOrder:
+        with Session(self.engine) as session, session.begin():
+            known = session.get(_Order, order.client_order_id)
+            if known is not None:  # a retry: the order is already on file (and filled)
+                return _order(known)
+            book = session.get(_Account, account)
+            if book is None:
+                raise KeyError(f"the paper broker has no account {account!r}")
+            price = float(self.quote(order.symbol, order.bar))
+            row = _Order(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
+                         qty=order.qty, bar=order.bar.to_pydatetime(), status="filled", reason=None)
+            if not price > 0.0:
+                row.status, row.reason = "rejected", f"no positive close for {order.symbol} at {order.bar.date()}"
+                session.add(row)
+                return _order(row)
+            cost = self.cost_rate * abs(order.qty * price)
+            book.cash -= order.qty * price + cost
+            position = session.get(_Position, (account, order.symbol))
+            if position is None:
+                session.add(_Position(account=account, symbol=order.symbol, qty=order.qty))
+            else:
+                position.qty += order.qty
+            session.add(row)
+            session.add(_Fill(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
+                              qty=order.qty, price=price, cost=cost, bar=order.bar.to_pydatetime()))
+            return _order(row)
+
+    def cancel(self, account: str, client_order_id: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(_Order, client_order_id)
+            if row is not None and row.account == account and row.status == "submitted":
+                row.status = "cancelled"
+
+    def open_orders(self, account: str) -> list[BrokerOrder]:
+        with Session(self.engine) as session:
+            rows = session.scalars(sa.select(_Order).where(_Order.account == account, _Order.status == "submitted"))
+            return [_order(row) for row in rows]
+
+    def positions(self, account: str) -> dict[str, float]:
+        with Session(self.engine) as session:
+            rows = session.scalars(sa.select(_Position).where(_Position.account == account))
+            return {row.symbol: row.qty for row in rows if row.qty != 0.0}
+
+    def fills(self, account: str, client_order_ids: list[str]) -> list[BrokerFill]:
+        with Session(self.engine) as session:
+            rows = session.scalars(sa.select(_Fill).where(_Fill.account == account,
+                                                          _Fill.client_order_id.in_(client_order_ids))
+                                   .order_by(_Fill.seq))
+            return [BrokerFill(f"sim-{row.seq}", row.client_order_id, row.symbol, row.qty, row.price, row.cost,
+                               utc(row.bar)) for row in rows]
+
+    def cash(self, account: str) -> float:
+        with Session(self.engine) as session:
+            book = session.get(_Account, account)
+            if book is None:
+                raise KeyError(f"the paper broker has no account {account!r}")
+            return book.cash
+
+
+def _order(row: _Order) -> BrokerOrder:
+    return BrokerOrder(row.client_order_id, row.symbol, row.qty, row.status, row.reason)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the trade store (``tradepipe.trading.store.upgrade`` runs them)."""

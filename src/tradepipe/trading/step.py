@@ -1,0 +1,287 @@
+"""One bar for one account: check the bar, reconcile with the broker, fill yesterday's decision, decide.
+
+Order of work at bar t (the backtest's convention: decided at close t-1, filled at close t):
+1. Refuse the bar (an event; nothing else changes, a later retry may pass) when a symbol is missing, a close
+   is NaN or not positive, a close moved beyond the price band, the bar is duplicated, older than the last
+   processed bar, or stale (the newest bar more than ``max_stale_sessions`` weekdays before ``now``).
+2. Reconcile: the broker's positions and cash must equal the store's, counting fills of this bar's own
+   orders the store has not recorded yet (a step killed after submitting). A mismatch halts the account.
+3. Fill: the target decided at t-1 becomes orders sized at close t (``orders.size_orders``); fail-safes
+   reject single orders; the rest go to the broker under deterministic client order ids, so a retry never
+   sends an order twice. A fall in equity beyond ``daily_loss_limit`` halts the account.
+4. Decide (unless halted): a pending model switch takes effect, the policy sees the real book and the
+   stored risk state, and the target is recorded for the next bar.
+All store writes of a step happen in one transaction at its end; broker calls before it are idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tradepipe.agents.policy import TradingPolicy
+from tradepipe.config import Params
+from tradepipe.core.types import Array
+from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest
+from tradepipe.trading.decision import decide, market_until, state_from_json, state_to_json
+from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
+from tradepipe.trading.store import TradeStore, utc
+from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
+
+__all__ = ["StepResult", "Trader", "client_order_id"]
+
+PolicyLoader = Callable[[str, int], TradingPolicy]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step did: ``traded``, ``halted`` (marked to market, no decision), ``refused`` or ``already_done``."""
+
+    account: str
+    bar: pd.Timestamp
+    status: str
+    message: str
+    equity: float | None = None
+    orders: int = 0
+    rejected: int = 0
+
+
+def client_order_id(account: str, bar: pd.Timestamp, symbol: str) -> str:
+    """The deterministic id of an account's order for ``symbol`` at fill bar ``bar``."""
+    return f"{account}:{bar.strftime('%Y%m%dT%H%M%S')}:{symbol}"
+
+
+@dataclass
+class _Book:
+    cash: float
+    shares: Array
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class Trader:
+    """Steps accounts over canonical ``bars`` with ``broker``, recording everything in ``store``."""
+
+    store: TradeStore
+    broker: Broker
+    bars: pd.DataFrame
+    params: Params
+    load_policy: PolicyLoader
+
+    def __post_init__(self) -> None:
+        self.timestamps = pd.DatetimeIndex(sorted(self.bars["timestamp"].unique()))
+        self._policies: dict[tuple[str, int], TradingPolicy] = {}
+
+    def policy(self, name: str, version: int) -> TradingPolicy:
+        """The policy of a registered version (loaded once)."""
+        if (name, version) not in self._policies:
+            self._policies[(name, version)] = self.load_policy(name, version)
+        return self._policies[(name, version)]
+
+    def pending_bars(self, account: str, as_of: pd.Timestamp | None = None) -> list[pd.Timestamp]:
+        """Bars after the account's last processed bar (from its first bar), up to ``as_of``."""
+        with self.store.transaction() as session:
+            acct = _account(session, account)
+            last = session.scalar(sa.select(sa.func.max(Equity.bar)).where(Equity.account == account))
+            start = utc(acct.first_bar)
+        stamps = self.timestamps[self.timestamps >= start]
+        if last is not None:
+            stamps = stamps[stamps > utc(last)]
+        if as_of is not None:
+            stamps = stamps[stamps <= as_of]
+        return list(stamps)
+
+    def step(self, account: str, bar: pd.Timestamp, now: pd.Timestamp | None = None) -> StepResult:
+        """Process ``bar`` for ``account`` (see the module doc); ``now`` is the wall clock for the staleness check."""
+        with self.store.transaction() as session:
+            acct = _account(session, account)
+            done = session.get(Equity, (account, bar.to_pydatetime()))
+            if done is not None:
+                return StepResult(account, bar, "already_done", f"{account}: bar {bar.date()} was already processed")
+            last_row = session.scalars(sa.select(Equity).where(Equity.account == account)
+                                       .order_by(Equity.bar.desc()).limit(1)).first()
+            symbols = [str(s) for s in acct.symbols]
+            refusals = self._bar_refusals(acct, symbols, bar, last_row, now)
+            if refusals:
+                for r in refusals:
+                    session.add(_event(account, bar, "refused_bar", r))
+                return StepResult(account, bar, "refused", "; ".join(r.message for r in refusals))
+            book = _Book(last_row.cash if last_row else acct.initial_cash, _shares(session, account, symbols))
+            closes = self._closes(bar, symbols)
+            cids = [client_order_id(account, bar, s) for s in symbols]
+            mismatch = self._reconcile(session, acct, book, symbols, cids)
+            if mismatch is not None:
+                _halt(session, acct, bar, mismatch)
+                return StepResult(account, bar, "halted", mismatch.message)
+            equity_before = book.cash + float(book.shares @ closes)
+            submitted, rejected = self._fill(session, acct, bar, book, closes, last_row, cids)
+            equity = book.cash + float(book.shares @ closes)
+            costs = float(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Fill.cost), 0.0))
+                                         .where(Fill.account == account, Fill.bar == bar.to_pydatetime())) or 0.0)
+            traded = float(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(sa.func.abs(Fill.qty * Fill.price)),
+                                                                     0.0))
+                                          .where(Fill.account == account, Fill.bar == bar.to_pydatetime())) or 0.0)
+            loss = self.params.trading.daily_loss_limit
+            if (last_row is not None and loss is not None and not acct.halted
+                    and equity < last_row.equity * (1.0 - loss)):
+                _halt(session, acct, bar, Refusal("daily_loss_limit", None,
+                      f"equity fell {1 - equity / last_row.equity:.1%} in one bar, beyond trading.daily_loss_limit "
+                      f"{loss:.0%}: the kill switch is engaged (`tradepipe trade resume {account}` to trade again)"))
+            session.add(Equity(account=account, bar=bar.to_pydatetime(), cash=book.cash, equity=equity,
+                               gross_exposure=float(np.abs(book.shares * closes).sum()) / equity if equity else 0.0,
+                               turnover=traded / equity_before if equity_before else 0.0, costs=costs,
+                               model_version=acct.model_version, created_at=_now()))
+            if acct.halted:
+                return StepResult(account, bar, "halted", f"{account} is halted: marked to market, no decision",
+                                  equity, submitted, rejected)
+            self._decide(session, acct, bar, book, closes, equity)
+            return StepResult(account, bar, "traded", f"{account}: bar {bar.date()} equity {equity:,.2f}, "
+                              f"{submitted} orders filled, {rejected} rejected", equity, submitted, rejected)
+
+    def _bar_refusals(self, acct: Account, symbols: list[str], bar: pd.Timestamp, last_row: Equity | None,
+                      now: pd.Timestamp | None) -> list[Refusal]:
+        rows = self.bars[self.bars["timestamp"] == bar]
+        dup = rows["symbol"].duplicated()
+        if dup.any():
+            return [Refusal("duplicate_bar", str(s), f"{s} has {int((rows['symbol'] == s).sum())} rows at {bar}")
+                    for s in rows.loc[dup, "symbol"].unique()]
+        missing = sorted(set(symbols) - set(rows["symbol"]))
+        if missing:
+            return [Refusal("symbol_missing", s, f"no bar for {s} at {bar}") for s in missing]
+        if last_row is not None and bar <= utc(last_row.bar):
+            return [Refusal("bar_out_of_order", None, f"bar {bar} is not after the last processed bar "
+                            f"{utc(last_row.bar)}")]
+        if bar < utc(acct.first_bar):
+            return [Refusal("before_opening", None, f"bar {bar} is before the account's first bar {utc(acct.first_bar)}")]
+        limit = self.params.trading.max_stale_sessions
+        newest = self.timestamps[-1]
+        if now is not None and np.busday_count(newest.date(), now.date()) > limit:
+            return [Refusal("stale_data", None, f"the newest bar ({newest.date()}) is {np.busday_count(newest.date(), now.date())} "
+                            f"weekdays old, more than trading.max_stale_sessions={limit}: ingest new bars first")]
+        last_closes = self._closes(utc(last_row.bar), symbols) if last_row is not None else None
+        return bar_refusals(symbols, self._closes(bar, symbols), last_closes, self.params.trading)
+
+    def _closes(self, bar: pd.Timestamp, symbols: list[str]) -> Array:
+        rows = self.bars[self.bars["timestamp"] == bar].set_index("symbol")["close"]
+        return rows.reindex(symbols).to_numpy(dtype=np.float64)
+
+    def _reconcile(self, session: Session, acct: Account, book: _Book, symbols: list[str],
+                   cids: list[str]) -> Refusal | None:
+        recorded = {f.broker_fill_id for f in session.scalars(sa.select(Fill).where(Fill.client_order_id.in_(cids)))}
+        in_flight = [f for f in self.broker.fills(acct.name, cids) if f.fill_id not in recorded]
+        expected = dict(zip(symbols, book.shares.tolist(), strict=True))
+        cash = book.cash
+        for f in in_flight:
+            expected[f.symbol] = expected.get(f.symbol, 0.0) + f.qty
+            cash -= f.qty * f.price + f.cost
+        held = self.broker.positions(acct.name)
+        tol = self.params.trading.reconcile_tolerance
+        off = {s: (expected.get(s, 0.0), held.get(s, 0.0)) for s in set(expected) | set(held)
+               if abs(expected.get(s, 0.0) - held.get(s, 0.0)) > tol}
+        broker_cash = self.broker.cash(acct.name)
+        if off or abs(broker_cash - cash) > tol * max(1.0, abs(cash)):
+            detail = ", ".join(f"{s}: store {a:g} vs broker {b:g}" for s, (a, b) in sorted(off.items()))
+            return Refusal("reconciliation", None, f"broker and trade store disagree ({detail or 'positions agree'}; "
+                           f"cash store {cash:,.2f} vs broker {broker_cash:,.2f}): the account is halted")
+        return None
+
+    def _fill(self, session: Session, acct: Account, bar: pd.Timestamp, book: _Book, closes: Array,
+              last_row: Equity | None, cids: list[str]) -> tuple[int, int]:
+        previous = session.scalars(sa.select(Decision).where(Decision.account == acct.name,
+                                                             Decision.bar == last_row.bar)).first() \
+            if last_row is not None else None
+        if previous is None or acct.halted:
+            return 0, 0
+        symbols = [str(s) for s in acct.symbols]
+        tp = self.params.trading
+        target = np.asarray(previous.target[:-1], dtype=np.float64)
+        qty = size_orders(target, book.shares, book.cash, closes, self.params.costs.rate, tp)
+        equity = book.cash + float(book.shares @ closes)
+        k = self.params.costs.rate * float(np.abs(qty * closes).sum()) / equity if equity else 0.0
+        refused = order_refusals(symbols, qty, book.shares, closes, equity * (1.0 - k), tp)
+        sent: list[str] = []
+        for i in np.flatnonzero(qty):
+            order = Order(client_order_id=cids[i], account=acct.name, decision_id=previous.id, bar=bar.to_pydatetime(),
+                          symbol=symbols[i], qty=float(qty[i]), price=float(closes[i]), status="new", reason=None,
+                          created_at=_now())
+            if int(i) in refused:
+                order.status, order.reason = "rejected", refused[int(i)].message
+                session.add(_event(acct.name, bar, "rejection", refused[int(i)]))
+            else:
+                answer = self.broker.submit(acct.name, OrderRequest(cids[i], symbols[i], float(qty[i]), bar))
+                order.status, order.reason = answer.status, answer.reason
+                sent.append(cids[i])
+            session.add(order)
+        session.flush()
+        recorded = {f.broker_fill_id for f in session.scalars(sa.select(Fill).where(Fill.client_order_id.in_(sent)))}
+        for f in self.broker.fills(acct.name, sent):
+            if f.fill_id not in recorded:
+                _apply(session, acct.name, book, symbols, f)
+        return len(sent), len(refused)
+
+    def _decide(self, session: Session, acct: Account, bar: pd.Timestamp, book: _Book, closes: Array,
+                equity: float) -> None:
+        if acct.pending_version is not None and acct.pending_version != acct.model_version:
+            session.add(Event(account=acct.name, bar=bar.to_pydatetime(), kind="model_switch", rule=None, symbol=None,
+                              message=f"{acct.model_name} version {acct.model_version} -> {acct.pending_version}",
+                              created_at=_now()))
+            acct.model_version, acct.pending_version = acct.pending_version, None
+        policy = self.policy(acct.model_name, acct.model_version)
+        previous = session.scalars(sa.select(Decision).where(Decision.account == acct.name)
+                                   .order_by(Decision.bar.desc()).limit(1)).first()
+        state = state_from_json(previous.risk_state if previous else {}, len(book.shares))
+        window = self.bars[(self.bars["timestamp"] >= utc(acct.anchor)) & (self.bars["timestamp"] <= bar)]
+        weights = book.shares * closes / equity
+        decided = decide(policy, market_until(policy, window), np.append(weights, 1.0 - weights.sum()),
+                         equity / acct.initial_cash, state)
+        session.add(Decision(account=acct.name, bar=bar.to_pydatetime(), model_name=acct.model_name,
+                             model_version=acct.model_version, proposed=decided.proposed.tolist(),
+                             target=decided.target.tolist(), risk_state=state_to_json(decided.state),
+                             created_at=_now()))
+
+
+def _account(session: Session, name: str) -> Account:
+    acct = session.get(Account, name)
+    if acct is None:
+        known = ", ".join(session.scalars(sa.select(Account.name))) or "none"
+        raise KeyError(f"no paper account {name!r} (accounts: {known}); open one with `tradepipe trade open {name}`")
+    return acct
+
+
+def _shares(session: Session, account: str, symbols: list[str]) -> Array:
+    held = {p.symbol: p.qty for p in session.scalars(sa.select(Position).where(Position.account == account))}
+    return np.array([held.get(s, 0.0) for s in symbols], dtype=np.float64)
+
+
+def _apply(session: Session, account: str, book: _Book, symbols: list[str], f: BrokerFill) -> None:
+    session.add(Fill(broker_fill_id=f.fill_id, account=account, client_order_id=f.client_order_id,
+                     bar=f.bar.to_pydatetime(), symbol=f.symbol, qty=f.qty, price=f.price, cost=f.cost,
+                     created_at=_now()))
+    i = symbols.index(f.symbol)
+    book.shares[i] += f.qty
+    book.cash -= f.qty * f.price + f.cost
+    position = session.get(Position, (account, f.symbol))
+    if position is None:
+        session.add(Position(account=account, symbol=f.symbol, qty=float(book.shares[i])))
+    else:
+        position.qty = float(book.shares[i])
+
+
+def _halt(session: Session, acct: Account, bar: pd.Timestamp | None, why: Refusal) -> None:
+    acct.halted = True
+    session.add(_event(acct.name, bar, "halt", why))
+
+
+def _event(account: str, bar: pd.Timestamp | None, kind: str, why: Refusal) -> Event:
+    return Event(account=account, bar=bar.to_pydatetime() if bar is not None else None, kind=kind, rule=why.rule,
+                 symbol=why.symbol, message=why.message, created_at=_now())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

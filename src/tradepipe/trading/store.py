@@ -1,0 +1,72 @@
+"""Open the trade store: resolve its URL, migrate it with Alembic, hand out one transaction at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradepipe.config import TradingParams
+from tradepipe.paths import TRADES_DB
+from tradepipe.settings import settings
+
+__all__ = ["TradeStore", "db_url", "utc"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def db_url(root: Path, params: TradingParams) -> str:
+    """The trade store's URL: ``$TRADEPIPE_TRADING_DB_URL``, else ``trading.db_url``, else ``trades.db`` in ``root``."""
+    secret = settings().trading_db_url
+    url = secret.get_secret_value() if secret is not None else params.db_url
+    return url or f"sqlite:///{(root / TRADES_DB).resolve()}"
+
+
+def utc(stamp: dt.datetime | pd.Timestamp) -> pd.Timestamp:
+    """A timestamp in UTC (SQLite hands timezone-aware columns back naive, in UTC)."""
+    ts = pd.Timestamp(stamp)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+class TradeStore:
+    """The trade store at ``url``, migrated to the newest revision when opened."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.upgrade()
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def upgrade(self) -> None:
+        """Run the Alembic migrations up to head (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back (nothing written) when it raises."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close the connection pool."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(connection: object, _record: object) -> None:
+    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
