@@ -20,6 +20,8 @@ RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 ALERTMANAGER = ROOT / "docker/alertmanager/alertmanager.yml"
 DASHBOARDS = sorted((ROOT / "docker/grafana/dashboards").glob("*.json"))
 PROMETHEUS_OWN = {"up", "ALERTS"}  # series Prometheus itself writes
+# Grafana's variables, replaced by values of their type so that a query is plain PromQL
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h", "$account": ".*"}
 _SUFFIXES = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"]}
 
 
@@ -43,6 +45,14 @@ def exported_metric_names() -> set[str]:
         text = record_stage_run(Path(tmp), "train", "succeeded", 1.0).read_text()
     samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
     return names | {s.name for s in samples if not s.name.endswith("_created")}
+
+
+def promql(expr: str) -> str:
+    """A Grafana query as plain PromQL: its variables replaced (see GRAFANA_VARIABLES)."""
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"unknown Grafana variable in {expr}: add it to GRAFANA_VARIABLES"
+    return expr
 
 
 def tradepipe_metrics(expr: str) -> set[str]:

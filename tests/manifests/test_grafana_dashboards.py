@@ -12,13 +12,11 @@ import pytest
 import yaml
 
 from tests import ROOT
-from tests.manifests.observability import DASHBOARDS, exported_metric_names, run, tradepipe_metrics
+from tests.manifests.observability import DASHBOARDS, exported_metric_names, promql, run, tradepipe_metrics
 
 pytestmark = pytest.mark.prometheus
 
 GRAFANA = ROOT / "docker/grafana"
-# Grafana's variables, replaced by values of their type so that promtool can parse the query
-VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h", "$account": ".*"}
 PANELS = {"Pipeline stage runs", "Account equity: live against the backtest expectation", "Drawdown",
           "Gross exposure and cash", "Orders per day", "Serving latency"}
 
@@ -38,13 +36,6 @@ def _queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     return queries + [(f"annotation {a['name']!r}", a["expr"]) for a in dashboard["annotations"]["list"]]
 
 
-def _promql(expr: str) -> str:
-    for variable, value in VARIABLES.items():
-        expr = expr.replace(variable, value)
-    assert "$" not in expr, f"unknown Grafana variable in {expr}: add it to VARIABLES"
-    return expr
-
-
 @pytest.fixture(scope="module", params=DASHBOARDS, ids=lambda p: p.name)
 def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(json.loads(Path(request.param).read_text()))
@@ -52,7 +43,7 @@ def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def test_every_query_parses_as_promql(dashboard: dict[str, Any], tmp_path: Path) -> None:
     queries = _queries(dashboard)
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query_{i}", "expr": _promql(expr)}
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query_{i}", "expr": promql(expr)}
                                                         for i, (_, expr) in enumerate(queries)]}]}
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump(rules))
