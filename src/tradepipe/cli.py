@@ -93,13 +93,12 @@ def profile_cmd(name: str = typer.Argument(..., help="A profile in profiles/<nam
     _apply_profile(root, name)
 
 
-def _validate_limits(path: Path) -> ValidateParams:
-    """The ``validate:`` section of a params file (the rest is not read); defaults when the file is absent."""
+def _validate_section(path: Path) -> dict[str, object]:
+    """The ``validate:`` section of a params file as written (the rest is not read); empty when the file is absent."""
     import yaml
-    from pydantic import ValidationError
 
     if not path.exists():
-        return ValidateParams()
+        return {}
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -107,11 +106,34 @@ def _validate_limits(path: Path) -> ValidateParams:
     if raw is not None and not isinstance(raw, dict):
         _fail(f"--params {path}: expected a mapping of sections (e.g. validate:), found {type(raw).__name__}", 2)
     section = (raw or {}).get("validate") or {}
+    if not isinstance(section, dict):
+        _fail(f"--params {path}: validate: must be a mapping of limits, found {type(section).__name__}", 2)
+    return section
+
+
+def _validate_limits(path: Path, flags: dict[str, object]) -> tuple[ValidateParams, dict[str, str]]:
+    """The limits: command-line flags over the params file's ``validate:`` section over the defaults; with where
+    each one came from."""
+    from pydantic import ValidationError
+
+    section = _validate_section(path)
+    given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return ValidateParams.model_validate(section)
+        limits = ValidateParams.model_validate({**section, **given})
     except ValidationError as exc:
-        keys = "; ".join(f"validate.{'.'.join(map(str, e['loc'])) or '(section)'}: {e['msg']}" for e in exc.errors())
-        _fail(f"--params {path}: invalid validate limits: {keys}", 2)
+        def origin(key: str) -> str:
+            return f"--{_FLAG[key]}" if key in given else f"--params {path}: validate.{key}"
+        keys = "; ".join(f"{origin(str(e['loc'][0])) if e['loc'] else f'--params {path}'}: {e['msg']}"
+                         for e in exc.errors())
+        _fail(f"invalid validate limits: {keys}", 2)
+    source = {key: f"--{_FLAG[key]}" if key in given else str(path) if key in section else "default"
+              for key in ValidateParams.model_fields}
+    return limits, source
+
+
+# validate: key -> its `tradepipe data validate` flag
+_FLAG = {"min_rows_per_symbol": "min-rows", "max_abs_return": "max-abs-return", "max_gap_sessions": "max-gap-sessions",
+         "max_stale_run": "max-stale-run", "return_flag_column": "return-flag-column"}
 
 
 @params_app.command("check")
@@ -122,24 +144,42 @@ def params_check(params: Path = typer.Option(Path("params.yaml"), help="The para
 
 
 @data_app.command("validate")
-def data_validate(path: Path = typer.Argument(..., help="A CSV or Parquet file of bars."),
-                  params: Path = typer.Option(Path("params.yaml"), help="A params file whose validate: section "
-                                                                        "sets the limits (defaults if absent).")
-                  ) -> None:
-    """Validate a bars file with the pipeline's Great Expectations suite; exit 1 if it fails."""
-    from tradepipe.data.reader import BarsFileError, read_bars_file
-    from tradepipe.validation import validate_bars
+def data_validate(
+    path: Path = typer.Argument(..., help="A CSV or Parquet file of bars (rows in any order)."),
+    params: Path = typer.Option(Path("params.yaml"), help="A params file whose validate: section sets the limits "
+                                                          "(defaults where it or a key is absent)."),
+    min_rows: int = typer.Option(None, help="Fewest bars a symbol may have (validate.min_rows_per_symbol)."),
+    max_abs_return: float = typer.Option(None, help="Largest one-bar |return| (validate.max_abs_return)."),
+    max_gap_sessions: int = typer.Option(None, help="Most sessions a symbol may miss in a row "
+                                                    "(validate.max_gap_sessions)."),
+    max_stale_run: int = typer.Option(None, help="Most bars in a row with the same close (validate.max_stale_run)."),
+    return_flag_column: str = typer.Option(None, help="Boolean column whose true rows are known large moves "
+                                                      "(validate.return_flag_column)."),
+) -> None:
+    """Validate a bars file with the pipeline's Great Expectations suite; exit 1 if it fails.
 
-    limits = _validate_limits(params)
+    The bars are sorted as ingest sorts them (timestamp, then symbol) first: row order is reported only where a
+    symbol's timestamps go back in time. Limits: these flags, else --params's validate: section, else defaults.
+    """
+    from tradepipe.data.reader import BarsFileError, read_bars_file
+    from tradepipe.validation.standalone import validate_file_bars
+
+    limits, source = _validate_limits(params, {
+        "min_rows_per_symbol": min_rows, "max_abs_return": max_abs_return, "max_gap_sessions": max_gap_sessions,
+        "max_stale_run": max_stale_run, "return_flag_column": return_flag_column})
+    used = ", ".join(f"{key}={getattr(limits, key)} ({source[key]})" for key in ValidateParams.model_fields)
     try:
         bars = read_bars_file(path, limits.return_flag_column)
     except BarsFileError as exc:
         _fail(str(exc))
-    report = validate_bars(bars, limits, name=str(path))
+    report = validate_file_bars(bars, limits, name=str(path))
     if not report.success:
         err.print(report.summary(), markup=False, highlight=False)
+        err.print(f"limits used: {used}\n(set them with --min-rows, --max-abs-return, --max-gap-sessions, "
+                  "--max-stale-run, --return-flag-column or --params FILE)", markup=False, highlight=False)
         raise typer.Exit(1)
-    console.print(f"[green]ok[/] {path}: {report.n_rows} rows passed {report.evaluated} expectations")
+    console.print(f"[green]ok[/] {escape(str(path))}: {report.n_rows} rows passed {report.evaluated} expectations")
+    console.print(f"limits used: {used}", markup=False, highlight=False)
 
 
 @report_app.command("metrics")
