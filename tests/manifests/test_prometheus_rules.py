@@ -113,3 +113,19 @@ def test_amtool_checks_the_alertmanager_config() -> None:
         for matcher in inhibit["source_matchers"] + inhibit["target_matchers"]:
             name = re.fullmatch(r'alertname="(\w+)"', matcher)
             assert name is None or name.group(1) in alerts, matcher
+
+
+def test_the_stage_textfile_reaches_node_exporter() -> None:
+    """In compose, the scheduler (where stages run) writes the textfile where node-exporter reads it."""
+    services = yaml.safe_load((ROOT / "docker/docker-compose.yml").read_text())["services"]
+
+    def in_workspace(service: str, path: str) -> str:
+        mounts = [v.split(":") for v in services[service]["volumes"]]
+        (target,) = [m[1] for m in mounts if m[0] == "workspace"]
+        assert path.startswith(target + "/"), f"{service}: {path} is outside the workspace volume ({target})"
+        return path.removeprefix(target)
+
+    written = services["airflow-scheduler"]["environment"]["TRADEPIPE_METRICS_TEXTFILE_DIR"]
+    flag = "--collector.textfile.directory="
+    (read,) = [a.removeprefix(flag) for a in services["node-exporter"]["command"] if a.startswith(flag)]
+    assert in_workspace("airflow-scheduler", written) == in_workspace("node-exporter", read)
