@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from tradepipe.agents.algorithms import make_agent
@@ -21,6 +20,7 @@ from tradepipe.config import Algo, RLParams
 from tradepipe.core.execution import execute
 from tradepipe.core.market import Market
 from tradepipe.core.metrics import sharpe_ratio
+from tradepipe.core.progress import progress
 from tradepipe.models.predictor import Predictor
 
 
@@ -66,12 +66,12 @@ def train_agent(algo: Algo, train: Market, spec: PolicySpec, cfg: RLParams, seed
     agent = make_agent(algo, training_env(train, spec, cfg), spec.risk_manager(train), cfg.agent(algo),
                        cfg.total_timesteps, seed)
     start = time.perf_counter()
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"{label}{algo} training", total=cfg.total_timesteps)
+    with progress(f"{label}{algo} timesteps", cfg.total_timesteps) as tracker:
         chunk = max(1, cfg.total_timesteps // 20)
         while agent.num_timesteps < cfg.total_timesteps:
             agent.learn(min(chunk, cfg.total_timesteps - agent.num_timesteps), reset_num_timesteps=False)
-            progress.update(task, completed=agent.num_timesteps)
+            tracker.update(agent.num_timesteps,
+                           note=f"{agent.num_timesteps / (time.perf_counter() - start):.0f} steps/s")
     return agent, agent.num_timesteps / (time.perf_counter() - start)
 
 

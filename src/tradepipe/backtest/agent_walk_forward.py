@@ -18,6 +18,7 @@ from tradepipe.agents.training import fit_ensemble, split_tail
 from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
 from tradepipe.config import Params, RLParams
 from tradepipe.core.market import Market
+from tradepipe.core.progress import progress
 from tradepipe.models.predictor import Predictor
 
 OnFit = Callable[[int, dict[str, float]], None]
@@ -70,9 +71,11 @@ def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, p
         if on_fit is not None:
             on_fit(k, fitted.metrics)
         fits.append({"window": k + 1, "span": span, "reason": fitted.reason, "blend": fitted.policy.blend})
+        tracker.advance(note=f"{span}: {fitted.reason}")
         return fitted.policy
 
-    targets = walk_forward_targets(market, windows, fit, cfg.warmup_bars)
-    live = live_window(market.timestamps, cfg, pd.Timestamp(params.split.train_end, tz="UTC"))
-    live_policy = fit(live_market.take(live.train), live, live_predictor)
+    with progress("backtest walk-forward fits", len(windows) + 1) as tracker:  # the live fit last
+        targets = walk_forward_targets(market, windows, fit, cfg.warmup_bars)
+        live = live_window(market.timestamps, cfg, pd.Timestamp(params.split.train_end, tz="UTC"))
+        live_policy = fit(live_market.take(live.train), live, live_predictor)
     return AgentWalkForward(targets, windows, live_policy, fits)

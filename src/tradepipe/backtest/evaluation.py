@@ -20,6 +20,7 @@ from tradepipe.config import BacktestParams, Params
 from tradepipe.core.execution import Execution, execute
 from tradepipe.core.market import Market
 from tradepipe.core.metrics import performance_metrics
+from tradepipe.core.progress import progress
 from tradepipe.core.schema import to_wide
 
 # Allocations refitted monthly on a trailing window: name -> (method, mean-variance objective).
@@ -45,18 +46,22 @@ def benchmark_runs(market: Market, first: int, cost: float, window: int) -> dict
     test = market.take(slice(first, None))
     n_bars, n_assets = test.returns.shape
     ew = equal_weight(n_bars, n_assets)
-    runs = {
-        "forecast_top_quartile": execute(top_k_forecast(test.predictions, max(1, n_assets // 4)), test.returns, cost),
-        "equal_weight_daily": execute(ew, test.returns, cost),
-        "equal_weight_monthly": execute(periodic_rebalance(ew, test.returns, month_starts(test.timestamps)),
-                                        test.returns, cost),
-    }
-    history = market.take(slice(max(0, first - window), None))
-    months = month_starts(history.timestamps)
-    for name, (method, objective) in REFITTED_BENCHMARKS.items():
-        allocation = trailing_allocation(history.returns, months, method, window, min_periods=min(window, 63),
-                                         mv_objective=objective)
-        runs[name] = execute(allocation[-n_bars:], test.returns, cost)
+    with progress("backtest benchmark strategies", 3 + len(REFITTED_BENCHMARKS)) as tracker:
+        runs = {
+            "forecast_top_quartile": execute(top_k_forecast(test.predictions, max(1, n_assets // 4)), test.returns,
+                                             cost),
+            "equal_weight_daily": execute(ew, test.returns, cost),
+            "equal_weight_monthly": execute(periodic_rebalance(ew, test.returns, month_starts(test.timestamps)),
+                                            test.returns, cost),
+        }
+        tracker.advance(3, note="forecast_top_quartile, equal_weight_daily, equal_weight_monthly")
+        history = market.take(slice(max(0, first - window), None))
+        months = month_starts(history.timestamps)
+        for name, (method, objective) in REFITTED_BENCHMARKS.items():
+            allocation = trailing_allocation(history.returns, months, method, window, min_periods=min(window, 63),
+                                             mv_objective=objective)
+            runs[name] = execute(allocation[-n_bars:], test.returns, cost)
+            tracker.advance(note=name)
     return runs
 
 

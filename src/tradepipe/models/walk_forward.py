@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.config import FeatureParams, TrainParams
+from tradepipe.core.progress import progress
 from tradepipe.core.scaler import Scaler
 from tradepipe.models.panel import Panel, Prepared, Windows
 from tradepipe.models.predictor import Predictor
@@ -59,20 +60,22 @@ def walk_forward_forecasts(panel: Panel, hp: dict[str, Any], cfg: TrainParams, f
     if not starts:
         raise ValueError(f"start {start} leaves no bar to forecast before the end of the data")
     frames = []
-    for lo, hi in zip(starts, [*starts[1:], stop], strict=True):
-        fit_stop = lo - horizon
-        scaler = Scaler.fit(panel.features, fit_stop)
-        scaled = scaler.transform(panel.features)
-        y_scale = float(np.nanstd(panel.labels[:, :fit_stop])) or 1.0
-        train = Windows(scaled, panel.labels, int(hp["seq_len"]), (0, fit_stop)).newest(cfg.max_train_samples)
-        if len(train) < cfg.batch_size:
-            raise ValueError(f"walk-forward block from {panel.timestamps[lo].date()} has only {len(train)} training "
-                             "samples; move train.walk_forward.start later")
-        model = fit(train, None, hp, max_epochs=epochs, batch_size=cfg.batch_size, patience=epochs,
-                    weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=y_scale, seed=seed).model
-        refit = Predictor(model, hp, features, scaler, y_scale)
-        block = Windows(scaled, panel.labels, int(hp["seq_len"]), (lo, hi), need_label=False)
-        frames.append(forecast_frame(panel, block, refit.forecast_windows(block)))
+    with progress("train walk-forward refits", len(starts)) as tracker:
+        for lo, hi in zip(starts, [*starts[1:], stop], strict=True):
+            fit_stop = lo - horizon
+            scaler = Scaler.fit(panel.features, fit_stop)
+            scaled = scaler.transform(panel.features)
+            y_scale = float(np.nanstd(panel.labels[:, :fit_stop])) or 1.0
+            train = Windows(scaled, panel.labels, int(hp["seq_len"]), (0, fit_stop)).newest(cfg.max_train_samples)
+            if len(train) < cfg.batch_size:
+                raise ValueError(f"walk-forward block from {panel.timestamps[lo].date()} has only {len(train)} "
+                                 "training samples; move train.walk_forward.start later")
+            model = fit(train, None, hp, max_epochs=epochs, batch_size=cfg.batch_size, patience=epochs,
+                        weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=y_scale, seed=seed).model
+            refit = Predictor(model, hp, features, scaler, y_scale)
+            block = Windows(scaled, panel.labels, int(hp["seq_len"]), (lo, hi), need_label=False)
+            frames.append(forecast_frame(panel, block, refit.forecast_windows(block)))
+            tracker.advance(note=f"block from {panel.timestamps[lo].date()}")
     # as the train stage's predictor: forecasts normalized downstream by their spread on the training window
     refit.set_forecast_scale(train)
     return WalkForward(pd.concat(frames, ignore_index=True), refit, [panel.timestamps[lo] for lo in starts])

@@ -19,7 +19,8 @@ from tradepipe.agents.policy import PolicySpec, agent_actor
 from tradepipe.agents.training import actor_sharpe, training_env
 from tradepipe.config import AgentParams, Algo, RLParams
 from tradepipe.core.market import Market
-from tradepipe.tuning.search import ray_session, tune_space
+from tradepipe.core.progress import progress
+from tradepipe.tuning.search import TrialProgress, ray_session, tune_space
 
 METRIC = "val_sharpe"
 
@@ -55,7 +56,8 @@ def tune_agent(algo: Algo, train: Market, val: Market, spec: PolicySpec, cfg: RL
     reports = min(search.reports, cfg.total_timesteps)
     with ray_session(search.address, search.cpus):
         trainable = tune.with_parameters(_trainable, algo=algo, train=train, val=val, spec=spec, cfg=cfg, seed=seed)
-        with tempfile.TemporaryDirectory(prefix="tradepipe-rl-tune-") as storage:
+        with (tempfile.TemporaryDirectory(prefix="tradepipe-rl-tune-") as storage,
+              progress(f"{algo} tuning trials", search.num_samples) as tracker):
             grid = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
                 param_space=tune_space(search.search_space),
@@ -64,7 +66,8 @@ def tune_agent(algo: Algo, train: Market, val: Market, spec: PolicySpec, cfg: RL
                     scheduler=ASHAScheduler(max_t=reports, grace_period=min(search.grace_period, reports),
                                             reduction_factor=2),
                     max_concurrent_trials=search.cpus),
-                run_config=tune.RunConfig(name=f"rl-tune-{algo}", storage_path=storage, verbose=0),
+                run_config=tune.RunConfig(name=f"rl-tune-{algo}", storage_path=storage, verbose=0,
+                                          callbacks=[TrialProgress(tracker, METRIC, "max")]),
             ).fit()
             trials: list[dict[str, Any]] = []
             for result in (grid[i] for i in range(len(grid))):

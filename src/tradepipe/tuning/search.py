@@ -24,6 +24,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from tradepipe.config import SearchDim, TrainParams, TuneParams
+from tradepipe.core.progress import Tracker, progress
 from tradepipe.core.types import F32
 from tradepipe.models.panel import Windows
 from tradepipe.models.training import CHECKPOINT, fit
@@ -104,6 +105,30 @@ class SearchResult:
     scheduler: str
 
 
+class TrialProgress(tune.Callback):
+    """Ray Tune callback (it runs in the driver): trials done of the tracker's total, best ``metric`` so far."""
+
+    def __init__(self, tracker: Tracker, metric: str, mode: str) -> None:
+        self.tracker, self.metric, self.sign = tracker, metric, 1.0 if mode == "min" else -1.0
+        self.best: float | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # Tuner pickles its run config: the tracker stays in this process
+        return {**self.__dict__, "tracker": None}
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        value = result.get(self.metric)
+        if isinstance(value, int | float) and (self.best is None or self.sign * value < self.sign * self.best):
+            self.best = float(value)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if self.tracker is not None:
+            best = "" if self.best is None else f"best {self.metric} {self.best:.6g}"
+            self.tracker.advance(note=best)
+
+    on_trial_error = on_trial_complete
+
+
 @contextmanager
 def ray_session(address: str | None, cpus: int) -> Iterator[None]:
     """Ray for one search: the cluster at ``address``, or a local Ray on ``cpus`` CPUs; shut down after."""
@@ -129,7 +154,8 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
     with ray_session(tune_params.address, tune_params.cpus):
         trainable = tune.with_parameters(_trainable, data=data, train=train_params, space=space, seed=seed,
                                          max_epochs=tune_params.max_epochs)
-        with tempfile.TemporaryDirectory(prefix="tradepipe-tune-") as storage:
+        with (tempfile.TemporaryDirectory(prefix="tradepipe-tune-") as storage,
+              progress("tune trials", tune_params.num_samples) as tracker):
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
                 param_space=tune_space(space),
@@ -137,7 +163,7 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
                                             search_alg=search_alg, scheduler=scheduler,
                                             max_concurrent_trials=tune_params.cpus),
                 run_config=tune.RunConfig(
-                    name="tune", storage_path=storage, verbose=0,
+                    name="tune", storage_path=storage, verbose=0, callbacks=[TrialProgress(tracker, METRIC, "min")],
                     failure_config=tune.FailureConfig(max_failures=1)),
             )
             grid = tuner.fit()
