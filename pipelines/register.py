@@ -8,15 +8,17 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 
 import mlflow
 from mlflow import MlflowClient
-from tradepipe.agents.policy import TradingPolicy, TradingPolicyModel
+from tradepipe.agents.policy import PYFUNC_CODE, TradingPolicy, TradingPolicyModel
 from tradepipe.config import Params
-from tradepipe.core.io import read_json, write_json
+from tradepipe.core.io import UnreadableFileError, read_json, read_parquet, write_json
 from tradepipe.paths import BACKTEST_METRICS, BARS, DECISION, LIVE_AGENT, PREDICTOR_RUN
 from tradepipe.registry.gates import decide
+from tradepipe.registry.provenance import ProvenanceError, digest_files
 from tradepipe.registry.versions import (
     AGENT_MODEL,
     FIT_END_TAG,
@@ -26,10 +28,12 @@ from tradepipe.registry.versions import (
     register,
     set_aliases,
 )
-from tradepipe.runtime.stage import run_stage
+from tradepipe.runtime.stage import StageError, run_stage
 from tradepipe.runtime.tracking import git_commit, output_hashes, pipeline_run_id
 
 HISTORY_BARS = 260
+CONTENT_TAG = "tradepipe.content_sha256"  # digest of models/agent_live: an identical policy is not registered again
+PREDICTOR_VERSION_TAG = "tradepipe.predictor_version"
 SMOKE_TIMEOUT_S = 600
 LINEAGE_METRICS = ("sharpe", "dsr", "psr", "sortino", "calmar", "cagr", "annual_volatility", "max_drawdown",
                    "turnover", "cost_drag", "beta", "alpha")
@@ -42,7 +46,7 @@ def _log_policy(policy_dir: Path, bars: pd.DataFrame) -> str:
     policy = TradingPolicyModel()
     policy.policy = TradingPolicy.load(policy_dir)
     output = policy.predict(None, example)
-    info = mlflow.pyfunc.log_model(name="policy", python_model=TradingPolicyModel(),
+    info = mlflow.pyfunc.log_model(name="policy", python_model=str(PYFUNC_CODE),  # models from code: no pickle
                                    artifacts={"policy": str(policy_dir)},
                                    signature=infer_signature(example, output), input_example=example)
     return info.model_uri
@@ -72,9 +76,40 @@ def _lineage(root: Path, params: Params, bars: pd.DataFrame, results: dict[str, 
             **{f"dvc.{path}": digest for path, digest in output_hashes(root).items()}}
 
 
+def _identical(client: MlflowClient, content: str) -> ModelVersion | None:
+    """The champion or latest agent version whose policy bundle has digest ``content``, if any."""
+    current = champion(client, AGENT_MODEL)
+    versions = client.search_model_versions(f"name = '{AGENT_MODEL}'")
+    latest = max(versions, key=lambda v: int(v.version), default=None)
+    return next((v for v in (current, latest) if v is not None and v.tags.get(CONTENT_TAG) == content), None)
+
+
+def _unchanged(root: Path, same: ModelVersion, content: str) -> dict[str, float]:
+    """Record that nothing was registered: ``models/agent_live`` is byte-identical to version ``same``."""
+    check = (f"unchanged: {LIVE_AGENT} (sha256 {content[:16]}…) is identical to {AGENT_MODEL} v{same.version}; "
+             "nothing registered")
+    mlflow.set_tag("tradepipe.decision", check)
+    predictor = same.tags.get(PREDICTOR_VERSION_TAG, "0")
+    write_json({"agent_version": same.version, "predictor_version": predictor, "promoted": False,
+                "registered": False, "checks": [check]}, root / DECISION)
+    return {"promoted": 0.0, "registered": 0.0, "agent_version": float(same.version),
+            "predictor_version": float(predictor)}
+
+
 def register_stage(params: Params, root: Path) -> dict[str, float]:
+    try:
+        return _register(params, root)
+    except (ProvenanceError, UnreadableFileError) as exc:
+        raise StageError(str(exc)) from exc
+
+
+def _register(params: Params, root: Path) -> dict[str, float]:
     results = read_json(root / BACKTEST_METRICS)
     client = MlflowClient()
+    content = digest_files(root / LIVE_AGENT)
+    same = _identical(client, content)
+    if same is not None:
+        return _unchanged(root, same, content)
     current = champion(client, AGENT_MODEL)
     champion_sharpe = float(current.tags["oos_sharpe"]) if current and "oos_sharpe" in current.tags else None
     gate = decide(results["agent.sharpe"], results["agent.dsr"], results["agent.max_drawdown"],
@@ -82,11 +117,12 @@ def register_stage(params: Params, root: Path) -> dict[str, float]:
 
     mlflow.log_artifact(str(root / "params.yaml"), "lineage")
     mlflow.log_artifact(str(root / BACKTEST_METRICS), "lineage")
-    bars = pd.read_parquet(root / BARS)
+    bars = read_parquet(root / BARS)
     model_uri = _log_policy(root / LIVE_AGENT, bars)
     run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
     lineage = _lineage(root, params, bars, results)
-    agent = register(client, AGENT_MODEL, model_uri, run_id, lineage, f"pending the smoke check; {gate.reason}")
+    agent = register(client, AGENT_MODEL, model_uri, run_id, {**lineage, CONTENT_TAG: content},
+                     f"pending the smoke check; {gate.reason}")
     decision = gate.with_check(*_smoke_check(agent.version, root))
     client.update_model_version(AGENT_MODEL, agent.version, description=decision.reason)
     mlflow.set_tag("tradepipe.decision", decision.reason)
@@ -95,9 +131,10 @@ def register_stage(params: Params, root: Path) -> dict[str, float]:
     predictor = register(client, PREDICTOR_MODEL, predictor_run["model_uri"], predictor_run["run_id"], lineage,
                          f"forecasts consumed by {AGENT_MODEL} v{agent.version}; {decision.reason}")
     set_aliases(client, PREDICTOR_MODEL, predictor.version, decision.promote)
+    client.set_model_version_tag(AGENT_MODEL, agent.version, PREDICTOR_VERSION_TAG, str(predictor.version))
     write_json({"agent_version": agent.version, "predictor_version": predictor.version,
-                "promoted": decision.promote, "checks": decision.checks}, root / DECISION)
-    return {"promoted": float(decision.promote), "agent_version": float(agent.version),
+                "promoted": decision.promote, "registered": True, "checks": decision.checks}, root / DECISION)
+    return {"promoted": float(decision.promote), "registered": 1.0, "agent_version": float(agent.version),
             "predictor_version": float(predictor.version)}
 
 if __name__ == "__main__":

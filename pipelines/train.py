@@ -15,7 +15,7 @@ from tradepipe.features import feature_columns
 from tradepipe.models.calibration import calibration_table, plot_calibration
 from tradepipe.models.evaluation import evaluate_predictor, frame_metrics, momentum_signal
 from tradepipe.models.panel import Windows, make_panel, prepare
-from tradepipe.models.predictor import Predictor, PredictorModel
+from tradepipe.models.predictor import PYFUNC_CODE, Predictor, PredictorModel
 from tradepipe.models.training import fit
 from tradepipe.models.walk_forward import out_of_sample_forecasts
 from tradepipe.paths import BARS, BEST_CONFIG, CALIBRATION, FEATURES, LABELS, LIVE_PREDICTOR, PREDICTIONS, PREDICTOR
@@ -34,7 +34,7 @@ def _log_predictor(predictor: Predictor, bars: pd.DataFrame, root: Path) -> None
         predictor.save(Path(tmp) / "predictor")
         model = PredictorModel()
         model.predictor = predictor
-        info = mlflow.pyfunc.log_model(name="predictor", python_model=PredictorModel(),
+        info = mlflow.pyfunc.log_model(name="predictor", python_model=str(PYFUNC_CODE),  # models from code
                                        artifacts={"predictor": str(Path(tmp) / "predictor")},
                                        signature=infer_signature(example, model.predict(None, example)),
                                        input_example=example)

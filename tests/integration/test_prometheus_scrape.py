@@ -79,6 +79,7 @@ def app_url(registry: str) -> Iterator[tuple[str, ServingMetrics]]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     _wait("uvicorn to start", lambda: server.started)
+    _wait("the model to load", lambda: app.state.models.wait_loaded(1))  # the app loads it in the background
     yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.metrics
     server.should_exit = True
     thread.join(timeout=10)

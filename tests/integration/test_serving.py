@@ -34,6 +34,7 @@ def policy_dir(tiny_policy: Path) -> Path:
 @pytest.fixture(scope="module")
 def client(registry: str) -> Iterator[TestClient]:
     with TestClient(create_app(tracking_uri=registry, token=TOKEN, poll_seconds=0)) as c:
+        assert c.app.state.models.wait_loaded(120)  # type: ignore[attr-defined]  # loads in the background
         yield c
 
 
@@ -131,7 +132,8 @@ def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]]
 def test_no_champion_yet_then_reload(policy_dir: Path, recent: pd.DataFrame, tmp_path: Path,
         publish_champion: Callable[[str, Path], str]) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with TestClient(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0)) as c:
+    with TestClient(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0, load_attempts=1)) as c:
+        assert not c.app.state.models.wait_loaded(60)  # type: ignore[attr-defined]
         assert c.get("/health").status_code == 503
         response = c.post("/v1/signals", json={"bars": payload(recent)}, headers=AUTH)
         assert response.status_code == 503 and "no model loaded" in response.json()["detail"]
@@ -148,6 +150,7 @@ def test_background_poll_follows_the_alias(policy_dir: Path, tmp_path: Path,
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     publish_champion(uri, policy_dir)
     with TestClient(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0.2)) as c:
+        assert c.app.state.models.wait_loaded(120)  # type: ignore[attr-defined]
         assert c.get("/health").json()["model"]["version"] == "1"
         publish_champion(uri, policy_dir)
         deadline = time.monotonic() + 60
@@ -163,12 +166,13 @@ def served(policy_dir: Path, tmp_path: Path, publish_champion: Callable[[str, Pa
     publish_champion(uri, policy_dir)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0),
-                                           log_level="warning"))
+    app = create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
+    assert app.state.models.wait_loaded(120)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}", uri
     server.should_exit = True
     thread.join(timeout=10)

@@ -33,6 +33,7 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def client(registry: str) -> Iterator[TestClient]:
     with TestClient(create_app(tracking_uri=registry, token=TOKEN, poll_seconds=0)) as c:
+        assert c.app.state.models.wait_loaded(120)  # type: ignore[attr-defined]  # loads in the background
         yield c
 
 
@@ -152,7 +153,8 @@ def test_health_hides_credentials_of_the_tracking_uri(monkeypatch: pytest.Monkey
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     uri = f"http://user:hunter2pw@127.0.0.1:{_free_port()}"
-    with TestClient(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0)) as c:
+    with TestClient(create_app(tracking_uri=uri, token=TOKEN, poll_seconds=0, load_attempts=1)) as c:
+        assert not c.app.state.models.wait_loaded(60)  # type: ignore[attr-defined]
         health = c.get("/health")
         assert health.status_code == 503
         assert "hunter2pw" not in health.text and "user:" not in health.text, health.text
@@ -166,10 +168,11 @@ def test_health_hides_credentials_of_the_tracking_uri(monkeypatch: pytest.Monkey
 
 def test_health_shows_no_sql(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
-    app = create_app(tracking_uri=f"sqlite:///{db}", token=TOKEN, poll_seconds=0)  # creates the store's tables
+    app = create_app(tracking_uri=f"sqlite:///{db}", token=TOKEN, poll_seconds=0, load_attempts=1)  # makes tables
     with sqlite3.connect(db) as conn:  # a broken store: reading the alias fails with SQLAlchemy's statement
         conn.execute("DROP TABLE registered_model_aliases")
     with TestClient(app) as c:
+        assert not app.state.models.wait_loaded(60)
         health = c.get("/health")
         assert health.status_code == 503
         text = health.text.upper()

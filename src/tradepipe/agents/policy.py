@@ -70,9 +70,9 @@ class PolicySpec:
         return BookEnv(market.returns, market.features, predictions=market.predictions, cost_rate=self.cost_rate,
                        lookback=self.lookback, long_only=self.long_only, max_leverage=self.max_leverage, **kwargs)
 
-    def risk_manager(self, market: Market) -> RiskManager:
-        """The risk manager over ``market``'s returns."""
-        return RiskManager(self.risk, market.returns)
+    def risk_manager(self, market: Market, since: int = 0) -> RiskManager:
+        """The risk manager over ``market``'s returns, for decisions from bar ``since`` on."""
+        return RiskManager(self.risk, market.returns, since=since)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; ``from_json`` reads it back."""
@@ -111,15 +111,16 @@ def agent_actor(agents: dict[str, BaseAlgorithm], blend: dict[str, float], spec:
     return act
 
 
-def rollout(act: Actor, env: BookEnv, risk: RiskManager) -> Array:
-    """Risk-managed target weights (T, N) decided at every bar from ``lookback - 1`` on (zeros before).
+def rollout(act: Actor, env: BookEnv, risk: RiskManager, start: int | None = None) -> Array:
+    """Risk-managed target weights (T, N) decided at every bar from ``start`` (default ``lookback - 1``) on, all
+    cash and a fresh risk state at ``start`` (zeros before): the bars before it only feed features and risk series.
 
     One book: the actor proposes from the observation at t, the risk manager rules with the equity at close
     t, the env fills at close t + 1 (``core.execution.execute`` of the result replays the same equity).
     """
     targets = np.zeros((env.n_bars, env.n_assets))
     state = risk.start(1)
-    obs, info = env.reset()
+    obs, info = env.reset(options=None if start is None else {"start": start})
     while True:
         t = int(info["t"])
         book = risk.apply(state, act(obs[None]), np.array([t]), np.array([info["equity"]]))[0]
@@ -148,10 +149,11 @@ class TradingPolicy:
         features = build_features(bars, self.predictor.features)
         return self.market_from_tables(bars, features, self.predictor.predict_features(features))
 
-    def targets(self, market: Market) -> Array:
-        """Risk-managed target weights (T, N) over ``market``, replaying the policy from its first bar."""
+    def targets(self, market: Market, start: int | None = None) -> Array:
+        """Risk-managed target weights (T, N) over ``market``, replaying the policy from bar ``start`` (see
+        ``rollout``; default: its first decidable bar)."""
         act = agent_actor(self.agents, self.blend, self.spec)
-        return rollout(act, self.spec.env(market), self.spec.risk_manager(market))
+        return rollout(act, self.spec.env(market), self.spec.risk_manager(market), start)
 
     def target_weights(self, bars: pd.DataFrame) -> pd.Series:
         """Weights to hold after the last bar (assets, then cash), replaying the policy over ``bars``."""
@@ -175,6 +177,10 @@ class TradingPolicy:
         blend = {str(name): float(weight) for name, weight in policy["blend"].items()}
         agents = {name: load_agent(name, str(directory / f"{name}.zip")) for name in blend}
         return cls(agents, blend, PolicySpec.from_json(policy["spec"]), Predictor.load(directory / "predictor"))
+
+
+# log with ``mlflow.pyfunc.log_model(python_model=str(PYFUNC_CODE), artifacts={"policy": DIR})``: models from code
+PYFUNC_CODE = Path(__file__).with_name("_policy_pyfunc.py")
 
 
 class TradingPolicyModel(PythonModel):

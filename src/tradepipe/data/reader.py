@@ -145,13 +145,14 @@ def _not_utf8(path: Path, data: bytes, pos: int) -> str:
 
 
 def _read_parquet(path: Path, data: bytes) -> tuple[pd.DataFrame, _Rows]:
-    try:
-        table = pq.ParquetFile(pa.BufferReader(data)).read()
-    except (pa.ArrowException, OSError) as exc:
+    try:  # decoding the pages can fail too (a corrupt body behind a valid footer)
+        frame = pq.ParquetFile(pa.BufferReader(data)).read().to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise BarsFileError(
-            f"{path}: not a readable parquet file ({exc}); it may be truncated: re-export it"
+            f"{path}: not a readable parquet file ({reason}); it may be truncated or corrupt: re-export it"
         ) from exc
-    return table.to_pandas(), _Rows(path, None)
+    return frame, _Rows(path, None)
 
 
 def _missing(series: pd.Series) -> pd.Series:

@@ -93,6 +93,10 @@ class Predictor:
         return cls(model, meta["hp"], features, scaler, float(meta["y_scale"]), float(meta["forecast_scale"]))
 
 
+# log with ``mlflow.pyfunc.log_model(python_model=str(PYFUNC_CODE), artifacts={"predictor": DIR})``: models from code
+PYFUNC_CODE = Path(__file__).with_name("_predictor_pyfunc.py")
+
+
 class PredictorModel(PythonModel):
     """MLflow pyfunc: recent canonical bars in, the latest forecast per symbol out."""
 

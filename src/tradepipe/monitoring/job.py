@@ -11,10 +11,12 @@ import pandas as pd
 import mlflow
 from mlflow import MlflowClient
 from tradepipe.config import Params
+from tradepipe.core.io import read_parquet
 from tradepipe.monitoring.decision import drifted_features, retrain_reasons
 from tradepipe.monitoring.drift import feature_drift
 from tradepipe.monitoring.performance import live_returns, performance
 from tradepipe.paths import BARS, FEATURES
+from tradepipe.registry.provenance import load_verified
 from tradepipe.registry.versions import AGENT_MODEL, FIT_END_TAG, TRAIN_END_TAG, champion
 from tradepipe.runtime.params import stage_params
 from tradepipe.runtime.tracking import configure
@@ -34,10 +36,10 @@ def monitor(root: Path) -> dict[str, Any]:
     """
     params = stage_params(root / "params.yaml")
     cfg = params.monitor
-    configure(params.tracking.uri, EXPERIMENT, root)
+    uri = configure(params.tracking.uri, EXPERIMENT, root)
     current = champion(MlflowClient(), AGENT_MODEL)
     tags = current.tags if current else {}
-    features = pd.read_parquet(root / FEATURES)
+    features = read_parquet(root / FEATURES)
     columns = [c for c in features.columns if c not in KEYS]
     recent_start = features["timestamp"].drop_duplicates().nlargest(cfg.recent_bars).min()
     train_end = pd.Timestamp(tags.get(TRAIN_END_TAG, params.split.train_end), tz="UTC")
@@ -55,7 +57,7 @@ def monitor(root: Path) -> dict[str, Any]:
             reasons = [f"no {AGENT_MODEL}@champion to monitor"]
         else:
             mlflow.set_tag("tradepipe.champion_version", current.version)
-            live = _live_performance(current.version, tags.get(FIT_END_TAG), root, params)
+            live = _live_performance(current.version, tags, uri, root, params)
             reasons = retrain_reasons(drift, live, cfg)
         drifted = drifted_features(drift, cfg)
         mlflow.log_metrics({"drifted_features": float(len(drifted)), "retrain": float(bool(reasons))})
@@ -64,13 +66,14 @@ def monitor(root: Path) -> dict[str, Any]:
             "reasons": reasons}
 
 
-def _live_performance(version: str, fit_end: str | None, root: Path, params: Params) -> dict[str, float]:
-    """The champion's live metrics (logged, ``live.*``), over out-of-sample bars when ``fit_end`` is known;
-    empty when there are none yet."""
+def _live_performance(version: str, tags: dict[str, str], uri: str, root: Path, params: Params) -> dict[str, float]:
+    """The champion's live metrics (logged, ``live.*``), over out-of-sample bars when its fit end (tag) is known;
+    empty when there are none yet. The version is verified (signed digest) before it is loaded."""
     cfg = params.monitor
-    model = mlflow.pyfunc.load_model(f"models:/{AGENT_MODEL}/{version}")
+    model = load_verified(MlflowClient(), AGENT_MODEL, version, uri, tags)
+    fit_end = tags.get(FIT_END_TAG)
     fitted_until = pd.Timestamp(fit_end) if fit_end else None
-    returns = live_returns(model.unwrap_python_model().policy, pd.read_parquet(root / BARS), cfg.recent_bars,
+    returns = live_returns(model.unwrap_python_model().policy, read_parquet(root / BARS), cfg.recent_bars,
                            fitted_until)
     if fitted_until is None:
         window = f"last {cfg.recent_bars} bars; fit end unknown, they may be in-sample"

@@ -1,9 +1,10 @@
 """Deploying the champion: smoke test in a fresh process, switch serving, record or roll back.
 
-`python -m tradepipe.orchestration.deploy VERSION` is the smoke test: it loads
-``models:/tradepipe-agent/VERSION`` in its own process, predicts target weights on the most recent bars of
-data/raw/bars.parquet and prints them as JSON; it exits non-zero when loading or predicting fails or the
-weights are not a valid book.
+`python -m tradepipe.orchestration.deploy VERSION` is the smoke test: it downloads
+``models:/tradepipe-agent/VERSION``, checks its signed digest (:mod:`tradepipe.registry.provenance`) before loading
+anything of it, loads it in its own process, predicts target weights on the most recent bars of
+data/raw/bars.parquet and prints them as JSON; it exits non-zero (with the reason, no traceback) when the version is
+unsigned or altered, loading or predicting fails, or the weights are not a valid book.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import pandas as pd
 
 import mlflow
 from mlflow import MlflowClient
+from tradepipe.core.io import UnreadableFileError, read_parquet
 from tradepipe.paths import BARS
+from tradepipe.registry.provenance import ProvenanceError, load_verified
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION, champion
 from tradepipe.runtime.tracking import resolve_tracking_uri
+from tradepipe.serving.limits import redact
 from tradepipe.settings import env_var, settings
 
 log = logging.getLogger(__name__)
@@ -40,13 +44,17 @@ def registry(root: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=resolve_tracking_uri(root))
 
 
-def smoke_test(model_uri: str, bars: pd.DataFrame) -> pd.DataFrame:
-    """Load ``model_uri`` and predict on the last bars of ``bars``; raise DeployError unless the book is valid."""
+def smoke_test(client: MlflowClient, version: str, bars: pd.DataFrame) -> pd.DataFrame:
+    """Verify and load agent version ``version`` (ProvenanceError when it is unsigned or altered: nothing of it is
+    loaded) and predict on the last bars of ``bars``; raise DeployError unless the book is valid."""
     recent = bars.groupby("symbol").tail(HISTORY_BARS).reset_index(drop=True)
-    weights = mlflow.pyfunc.load_model(model_uri).predict(recent.assign(timestamp=recent["timestamp"].astype(str)))
+    model = load_verified(client, AGENT_MODEL, version, client.tracking_uri)
+    weights = model.predict(recent.assign(timestamp=recent["timestamp"].astype(str)))
+    if not isinstance(weights, pd.DataFrame):
+        raise DeployError(f"models:/{AGENT_MODEL}/{version} returned a {type(weights).__name__}, not a book")
     values = weights["weight"].astype(float)
     if not values.map(math.isfinite).all() or abs(values.sum() - 1.0) > 1e-6 or (values < -1e-9).any():
-        raise DeployError(f"{model_uri} returned an invalid book:\n{weights.to_string()}")
+        raise DeployError(f"models:/{AGENT_MODEL}/{version} returned an invalid book:\n{weights.to_string()}")
     return weights
 
 
@@ -103,8 +111,13 @@ def switch_from_env(version: str) -> dict[str, object] | None:
 def main(argv: list[str]) -> int:
     """Smoke-test agent version ``argv[0]`` of the project in the working directory."""
     root = Path.cwd()
-    mlflow.set_tracking_uri(registry(root).tracking_uri)
-    weights = smoke_test(f"models:/{AGENT_MODEL}/{argv[0]}", pd.read_parquet(root / BARS))
+    client = registry(root)
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        weights = smoke_test(client, argv[0], read_parquet(root / BARS))
+    except (ProvenanceError, UnreadableFileError, DeployError) as exc:
+        print(f"smoke test of {AGENT_MODEL} v{argv[0]} failed: {redact(str(exc))}", file=sys.stderr)
+        return 1
     print(json.dumps(dict(zip(weights["symbol"], weights["weight"].round(6), strict=True))))
     return 0
 

@@ -1,9 +1,11 @@
-"""The MLflow model registry: promotion gates, aliases and lineage.
+"""The MLflow model registry: promotion gates, aliases, lineage and provenance.
 
 Nothing is imported here (importing the package stays light); its public modules:
 
 - ``gates``: The promotion gate: when a new version may become the champion, with the reason spelled out
-- ``versions``: Register model versions with lineage tags, set aliases, and read the current champion
+- ``provenance``: Model provenance: the signed digest of a version's files, checked before anything of it is loaded
+- ``versions``: Register model versions with lineage tags and a signed digest of their files, set aliases, read the
+  champion
 """
 
-__all__ = ["gates", "versions"]
+__all__ = ["gates", "provenance", "versions"]

@@ -1,4 +1,4 @@
-"""Register model versions with lineage tags, set aliases, and read the current champion."""
+"""Register model versions with lineage tags and a signed digest of their files, set aliases, read the champion."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from mlflow import MlflowClient
+from tradepipe.registry.provenance import sign_version, signing_key
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -25,15 +26,19 @@ def champion(client: MlflowClient, name: str) -> ModelVersion | None:
 
 def register(client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str],
              description: str) -> ModelVersion:
-    """Create a version of ``name`` from ``model_uri`` with lineage tags and a description."""
+    """Create a version of ``name`` from ``model_uri`` with lineage tags and a description, and sign it
+    (:func:`tradepipe.registry.provenance.sign_version`: the digest of its files and its signature become tags)."""
+    signing_key(client.tracking_uri, create=True)  # no key: refuse before anything is registered
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"tradepipe {name.split('-')[-1]}")
     # a tracking server takes a ``models:/<model_id>`` source only with that model_id named (a local store does not ask)
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    return client.create_model_version(name, model_uri, run_id=run_id, tags=tags, description=description,
-                                       model_id=model_id)
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags, description=description,
+                                          model_id=model_id)
+    sign_version(client, name, str(version.version), client.tracking_uri)
+    return client.get_model_version(name, str(version.version))
 
 
 def set_aliases(client: MlflowClient, name: str, version: str, promote: bool) -> None:

@@ -13,14 +13,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from tradepipe.serving.limits import DEFAULT_MAX_BODY_BYTES, MAX_MESSAGE, read_body, redact, truncate
+from tradepipe.serving.limits import DEFAULT_MAX_BODY_BYTES, MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import MetricsMiddleware, ServingMetrics
-from tradepipe.serving.models import ModelHolder, ModelRef, ReloadError, ServedModel
+from tradepipe.serving.models import (
+    LOAD_ATTEMPTS,
+    LOADING,
+    ModelHolder,
+    ModelRef,
+    ReloadError,
+    ServedModel,
+    bound_registry_calls,
+)
 from tradepipe.serving.schemas import ModelInfo, ReloadResponse, SignalsRequest, SignalsResponse, Weight
 from tradepipe.serving.signals import BadRequest, check_bars
 from tradepipe.settings import API_TOKEN_ENV
@@ -51,8 +60,26 @@ def _validation_message(errors: Sequence[Any], skip: int = 1) -> str:
     return truncate("; ".join(parts), MAX_MESSAGE) + more
 
 
+# /v1/signals reads its body itself (after the token check), so FastAPI cannot infer the schema: document it
+_SIGNALS_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/SignalsRequest"}}}}}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus SignalsRequest (and the models it refers to) under components/schemas."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        body = SignalsRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(body.pop("$defs", {}))
+        schemas["SignalsRequest"] = body
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: str, poll_seconds: float = 30.0,
-               relay: APIRouter | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               relay: APIRouter | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               load_attempts: int = LOAD_ATTEMPTS) -> FastAPI:
     """The serving app for ``model_uri`` in the registry at ``tracking_uri`` (already resolved, see
     :func:`tradepipe.runtime.tracking.resolve_tracking_uri`); ``token`` guards /v1/signals and /v1/reload; the alias
     is re-read every ``poll_seconds`` (0 disables polling; ``POST /v1/reload`` or ``app.state.models.reload()``
@@ -63,37 +90,38 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
     by Content-Length and while streaming); bars, symbols and error messages are bounded (see
     :mod:`tradepipe.serving.schemas`, :mod:`tradepipe.serving.limits`); /health shows a reason code, never the
     error itself (that goes to the log).
+
+    Startup: the app listens at once; the model is verified and loaded in a background thread (``load_attempts``
+    tries, 1, 2, 4 ... s apart, then the poll), with MLflow's HTTP retries and timeouts bounded
+    (:func:`tradepipe.serving.models.bound_registry_calls`); meanwhile /health answers 503 ``loading``.
     """
     if not token:
         raise ValueError(f"an API token is required (set {API_TOKEN_ENV})")
     if not tracking_uri:
         raise ValueError("a tracking URI is required (resolve it with tradepipe.runtime.tracking.resolve_tracking_uri)")
+    bound_registry_calls()
     metrics = ServingMetrics()
     holder = ModelHolder(model_uri, tracking_uri, on_reload=metrics.reloaded)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            holder.reload()
-        except ReloadError as exc:
-            log.error("no model served yet: %s", redact(str(exc)))
         stop = threading.Event()
-        poller = threading.Thread(target=holder.poll, args=(poll_seconds, stop), daemon=True, name="model-poll")
-        if poll_seconds > 0:
-            poller.start()
+        loader = threading.Thread(target=holder.keep_loaded, args=(poll_seconds, stop, load_attempts), daemon=True,
+                                  name="model-load")
+        loader.start()
         yield
         stop.set()
-        if poller.is_alive():
-            poller.join(timeout=5)
+        loader.join(timeout=5)
 
     app = FastAPI(title="tradepipe serving", lifespan=lifespan)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.models, app.state.metrics, app.state.token = holder, metrics, token
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc.errors())}, status_code=422)
 
-    @app.post("/v1/signals", dependencies=[Depends(_authorized)])
+    @app.post("/v1/signals", dependencies=[Depends(_authorized)], openapi_extra=_SIGNALS_BODY)
     async def signals(request: Request) -> SignalsResponse:
         """Target weights after the last bar, from the model served when the request arrived. The body (a
         SignalsRequest) is read only after the token was checked, and only up to ``max_body_bytes``."""
@@ -104,7 +132,7 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
             raise HTTPException(422, _validation_message(exc.errors(), skip=0)) from exc
         served = holder.current
         if served is None:
-            raise HTTPException(503, f"no model loaded from {model_uri}: {holder.last_reason}")
+            raise HTTPException(503, f"no model loaded from {model_uri}: {holder.last_reason or LOADING}")
         return await run_in_threadpool(_answer, served, body)
 
     def _answer(served: ServedModel, body: SignalsRequest) -> SignalsResponse:
@@ -129,11 +157,15 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
 
     @app.get("/health")
     def health() -> JSONResponse:
-        """200 with the served version once a model is loaded, else 503 with the reason: a code and an exception
-        class (``resolve_failed: MlflowException``), never its message, which may hold credentials or SQL."""
+        """200 with the served version once a model is loaded, else 503: status ``loading`` (the first load is still
+        being tried) or ``unavailable``, and the reason: ``loading``, a code and an exception class
+        (``resolve_failed: MlflowException``) or ``unverified: <why>`` (an unsigned or altered version), never an
+        error's message, which may hold credentials or SQL."""
         served = holder.current
         if served is None:
-            return JSONResponse({"status": "unavailable", "model_uri": model_uri, "reason": holder.last_reason}, 503)
+            status = LOADING if holder.loading else "unavailable"
+            return JSONResponse({"status": status, "model_uri": model_uri, "reason": holder.last_reason or LOADING},
+                                503)
         return JSONResponse({"status": "ok", "model_uri": model_uri, "model": _info(served.ref).model_dump(),
                              "symbols": served.policy.spec.symbols, "min_bars": served.min_bars,
                              "last_reload_error": holder.last_reason})

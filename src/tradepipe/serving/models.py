@@ -1,25 +1,41 @@
-"""The served model: resolve a registry URI, load the version fully, swap one reference atomically."""
+"""The served model: resolve a registry URI, verify and load the version fully, swap one reference atomically.
+
+Registry calls are bounded (:func:`bound_registry_calls`) and the first load runs in the background with bounded
+retries (:meth:`ModelHolder.keep_loaded`), so the server listens at once and ``/health`` can say why it has no model.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import mlflow.pyfunc
-from mlflow.artifacts import download_artifacts
 
 from mlflow import MlflowClient
 from tradepipe.agents.policy import TradingPolicy, TradingPolicyModel
+from tradepipe.registry.provenance import ProvenanceError, verified_download
 from tradepipe.serving.limits import reason, redact
 from tradepipe.serving.signals import min_bars
 
 log = logging.getLogger(__name__)
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+# MLflow's HTTP client, unless configured: 2 retries (1 s, 2 s apart) of 20 s each instead of 7 retries over ~4 min,
+# so a reload against a dead registry fails within about a minute (switch_serving waits 120 s)
+REGISTRY_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+LOAD_ATTEMPTS = 5  # tries of the first load, 1, 2, 4, 8 s apart; then the poll (if any) keeps trying
+LOADING = "loading"
+
+
+def bound_registry_calls() -> None:
+    """Set MLflow's HTTP retries and timeout to :data:`REGISTRY_HTTP` where the environment does not set them."""
+    for name, value in REGISTRY_HTTP.items():
+        os.environ.setdefault(name, value)
 
 
 class ReloadError(RuntimeError):
@@ -61,15 +77,18 @@ class ReloadResult:
     current: ModelRef
 
 
-def _load(client: MlflowClient, tracking_uri: str, ref: ModelRef) -> ServedModel:
-    source = client.get_model_version_download_uri(ref.name, ref.version)
-    with tempfile.TemporaryDirectory(prefix="tradepipe-serving-") as tmp:
-        local = download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
-        model = mlflow.pyfunc.load_model(local).unwrap_python_model()
-        if not isinstance(model, TradingPolicyModel):
-            raise ReloadError(f"models:/{ref.name}/{ref.version} is a {type(model).__name__}, not a TradingPolicyModel",
-                              "not_a_trading_policy")
-        policy = model.policy  # loaded into memory: the temporary copy can go
+def _load(client: MlflowClient, tracking_uri: str, ref: ModelRef, tags: Mapping[str, str]) -> ServedModel:
+    """Download the version, check its signed digest, and only then load it (ReloadError ``unverified: ...``)."""
+    try:
+        with verified_download(client, ref.name, ref.version, tracking_uri, tags) as local:
+            model = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+            if not isinstance(model, TradingPolicyModel):
+                raise ReloadError(f"models:/{ref.name}/{ref.version} is a {type(model).__name__}, not a "
+                                  "TradingPolicyModel", "not_a_trading_policy")
+            policy = model.policy  # loaded into memory: the temporary copy can go
+    except ProvenanceError as exc:
+        raise ReloadError(redact(f"refusing models:/{ref.name}/{ref.version}: {exc}"), f"unverified: {exc.reason}"
+                          ) from exc
     return ServedModel(ref, policy, min_bars(policy))
 
 
@@ -91,16 +110,21 @@ class ModelHolder:
         self._on_reload = on_reload
         self._lock = threading.Lock()
         self.current: ServedModel | None = None
+        self.loading = True  # until the first load succeeded or its attempts ran out (see keep_loaded)
+        self._settled = threading.Event()
         self.last_error: str | None = None  # details, for the log
         self.last_reason: str | None = None  # what clients may see (see ReloadError)
 
     def resolve(self) -> ModelRef:
         """The version the URI points to now."""
+        return self._resolve()[0]
+
+    def _resolve(self) -> tuple[ModelRef, dict[str, str]]:
         if self._alias is not None:
             mv = self._client.get_model_version_by_alias(self._name, self._alias)
         else:
             mv = self._client.get_model_version(self._name, str(self._version))
-        return ModelRef(self._name, str(mv.version), self._alias, mv.run_id)
+        return ModelRef(self._name, str(mv.version), self._alias, mv.run_id), dict(mv.tags)
 
     def reload(self) -> ReloadResult:
         """Resolve the URI; if it names another version, load it fully, then swap. Raises ReloadError."""
@@ -121,12 +145,12 @@ class ModelHolder:
             previous = self.current
             step = "resolve_failed"
             try:
-                ref = self.resolve()
+                ref, tags = self._resolve()
                 if previous is not None and previous.ref == ref:
                     self.last_error = self.last_reason = None
                     return ReloadResult("unchanged", previous.ref, ref)
                 step = "load_failed"
-                loaded = _load(self._client, self.tracking_uri, ref)
+                loaded = _load(self._client, self.tracking_uri, ref, tags)
             except ReloadError as exc:
                 self.last_error, self.last_reason = redact(str(exc)), exc.reason
                 raise
@@ -137,6 +161,29 @@ class ModelHolder:
             self.current, self.last_error, self.last_reason = loaded, None, None
         log.info("serving %s version %s (run %s)", ref.name, ref.version, ref.run_id)
         return ReloadResult("swapped", previous.ref if previous else None, ref)
+
+    def keep_loaded(self, every_s: float, stop: threading.Event, attempts: int = LOAD_ATTEMPTS,
+                    backoff_s: float = 1.0) -> None:
+        """Load the model, trying up to ``attempts`` times ``backoff_s``, 2 x, 4 x ... apart (``loading`` stays
+        True meanwhile), then :meth:`poll` every ``every_s`` seconds (0: no polling). Run it in a thread."""
+        for attempt in range(attempts):
+            try:
+                self.reload()
+                break
+            except ReloadError as exc:
+                log.error("loading %s failed (attempt %d of %d): %s", self.model_uri, attempt + 1, attempts, exc)
+                if attempt + 1 < attempts and stop.wait(backoff_s * 2 ** attempt):
+                    break
+        self.loading = False
+        self._settled.set()
+        if every_s > 0:
+            self.poll(every_s, stop)
+
+    def wait_loaded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for :meth:`keep_loaded`'s first load to succeed or give up; True when a model
+        is served."""
+        self._settled.wait(timeout)
+        return self.current is not None
 
     def poll(self, every_s: float, stop: threading.Event) -> None:
         """Reload every ``every_s`` seconds until ``stop`` is set; failures are logged, the old model stays."""
