@@ -13,7 +13,7 @@ from tradepipe.config import Params
 from tradepipe.data.sources import load_source
 from tradepipe.runtime.params import stage_params
 
-pytest_plugins = ["tests.fixtures.policies"]
+pytest_plugins = ["tests.fixtures.policies", "tests.fixtures.postgres"]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from rich.markup import escape
 from tradepipe.config import ConfigError, ValidateParams, invalid_params
 from tradepipe.runtime.stages import STAGE_NAMES
 from tradepipe.settings import RUN_ID_ENV, env_var, settings
+from tradepipe.trading.commands import trade_app
 
 app = typer.Typer(help="tradepipe: versioned, tracked ML and RL trading research pipelines.",
                   no_args_is_help=True, add_completion=False)
@@ -26,6 +27,7 @@ params_app = typer.Typer(help="Check params.yaml without running anything.", no_
 app.add_typer(data_app, name="data")
 app.add_typer(report_app, name="report")
 app.add_typer(params_app, name="params")
+app.add_typer(trade_app, name="trade")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,64 +24,16 @@ import pytest
 import mlflow
 from mlflow import MlflowClient
 from tests import ROOT
+from tests.fixtures.postgres import free_port
 from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, register, set_aliases
 from tradepipe.runtime.tracking import stage_run
 
 BUCKET = "tradepipe-mlflow"
-PG_USER, PG_PASSWORD = "mlflow", "pg-test-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_bin() -> Path:
-    """The newest PostgreSQL server binaries from Debian's `postgresql` package."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    assert found, "PostgreSQL is not installed: `apt-get install -y postgresql` (.ci/run does this)"
-    return found[-1].parent
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on loopback with password auth and an empty `mlflow` database."""
-    bin_dir, port = _pg_bin(), _free_port()
-    base = Path(tempfile.mkdtemp(prefix="tradepipe-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root: run it as Debian's `postgres` user
-        owner = pwd.getpwnam("postgres")
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data, pwfile = base / "data", base / "pwfile"
-    pwfile.write_text(PG_PASSWORD + "\n")
-    if prefix:
-        os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
-
-    def pg(*args: str) -> None:
-        subprocess.run(prefix + list(args), check=True, capture_output=True, text=True)
-
-    pg(str(bin_dir / "initdb"), "-D", str(data), "-U", PG_USER, "--pwfile", str(pwfile),
-       "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync")
-    pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60", "start",
-       "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off")
-    try:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user=PG_USER, password=PG_PASSWORD, dbname="postgres")
-        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        conn.cursor().execute("CREATE DATABASE mlflow")
-        conn.close()
-        yield f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/mlflow"
-    finally:
-        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(base)
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(postgres_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow/server.sh` on a free loopback port, artifacts proxied to s3://tradepipe-mlflow/artifacts."""
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=BUCKET)
-    port = _free_port()
+    port = free_port()
     backend = postgres_url.replace("postgresql://", "postgresql+psycopg2://")  # SQLAlchemy's driver for psycopg2
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend,
            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,

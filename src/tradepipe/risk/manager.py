@@ -69,7 +69,8 @@ class RiskState:
 class RiskManager:
     """The rules of ``params`` over one market's returns (T, N); ``apply`` enforces them on a batch of books."""
 
-    def __init__(self, params: RiskParams, returns: npt.ArrayLike, periods_per_year: int = 252) -> None:
+    def __init__(self, params: RiskParams, returns: npt.ArrayLike, periods_per_year: int = 252, since: int = 0) -> None:
+        """The rules over ``returns``; ``apply`` may be called for bars ``t >= since`` (a live step: the last)."""
         r = np.nan_to_num(np.asarray(returns, dtype=np.float64))
         self.params, self.n_assets = params, r.shape[1]
         self.prices: Array = np.cumprod(1.0 + r, axis=0, dtype=np.float64)  # price index; only ratios are used
@@ -78,7 +79,7 @@ class RiskManager:
         self.turbulent = np.zeros(len(r), dtype=bool)
         if params.turbulence_quantile is not None:
             threshold = trailing_quantile(self.turbulence, params.turbulence_window, params.turbulence_quantile,
-                                          params.min_periods)
+                                          params.min_periods, since)
             with np.errstate(invalid="ignore"):
                 self.turbulent = self.turbulence > threshold  # False while either is NaN
 

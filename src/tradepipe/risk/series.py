@@ -79,14 +79,17 @@ def turbulence(returns: npt.ArrayLike, window: int, min_periods: int) -> Array:
     return out
 
 
-def trailing_quantile(values: npt.ArrayLike, window: int, q: float, min_periods: int) -> Array:
-    """Quantile ``q`` of the non-NaN values among the ``window`` entries before t (t excluded); NaN if too few."""
+def trailing_quantile(values: npt.ArrayLike, window: int, q: float, min_periods: int, since: int = 0) -> Array:
+    """Quantile ``q`` of the non-NaN values among the ``window`` entries before t (t excluded); NaN if too few.
+
+    Only rows ``t >= since`` are computed (NaN before): a live decision needs the last row alone.
+    """
     x = np.asarray(values, dtype=np.float64)
     padded = np.concatenate([np.full(window, np.nan), x])
     windows = np.lib.stride_tricks.sliding_window_view(padded, window)[: len(x)]
     count = np.count_nonzero(~np.isnan(windows), axis=1)
     out = np.full(len(x), np.nan)
-    ok = count >= min_periods
+    ok = (count >= min_periods) & (np.arange(len(x)) >= since)
     if ok.any():
         with np.errstate(invalid="ignore"):  # an inf among the values may make the quantile NaN: no threshold
             out[ok] = np.nanquantile(windows[ok], q, axis=1)

@@ -128,11 +128,12 @@ def status(store: TradeStore, name: str, prices: pd.Series, recent: int = 10) ->
 
 def history(store: TradeStore, name: str) -> dict[str, pd.DataFrame]:
     """Orders, fills, equity, decisions and events of ``name`` as tables (for CSV export)."""
-    tables = {"orders": Order, "fills": Fill, "equity": Equity, "decisions": Decision, "events": Event}
+    tables = {"orders": Order.__table__, "fills": Fill.__table__, "equity": Equity.__table__,
+              "decisions": Decision.__table__, "events": Event.__table__}
     with store.transaction() as session:
         if session.get(Account, name) is None:
             raise KeyError(f"no paper account {name!r}")
-        return {key: pd.read_sql(sa.select(table).where(table.account == name), session.connection())
+        return {key: pd.read_sql(sa.select(table).where(table.c.account == name), session.connection())
                 for key, table in tables.items()}
 
 

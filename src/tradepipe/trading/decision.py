@@ -34,7 +34,9 @@ class Decided:
 def market_until(policy: TradingPolicy, bars: pd.DataFrame) -> Market:
     """Market arrays over ``bars`` (the account's anchor to the decision bar), with the newest bar's forecast."""
     features = build_features(bars, policy.predictor.features)
-    return policy.market_from_tables(bars, features, policy.predictor.predict_features(features, latest_only=True))
+    recent = features["timestamp"].isin(features["timestamp"].drop_duplicates().nlargest(policy.predictor.seq_len))
+    forecast = policy.predictor.predict_features(features[recent], latest_only=True)  # needs seq_len rows only
+    return policy.market_from_tables(bars, features, forecast)
 
 
 def decide(policy: TradingPolicy, market: Market, book: Array, equity: float, state: RiskState) -> Decided:
@@ -42,7 +44,7 @@ def decide(policy: TradingPolicy, market: Market, book: Array, equity: float, st
     t = len(market.timestamps) - 1
     observation = policy.spec.env(market).observe(t, np.asarray(book, dtype=np.float64))
     proposed = agent_actor(policy.agents, policy.blend, policy.spec)(observation[None])
-    risk = policy.spec.risk_manager(market)
+    risk = policy.spec.risk_manager(market, since=t)
     target = risk.apply(state, proposed, np.array([t]), np.array([equity]))
     return Decided(proposed[0], target[0], state)
 

@@ -117,7 +117,9 @@ class Trader:
             cids = [client_order_id(account, bar, s) for s in symbols]
             mismatch = self._reconcile(session, acct, book, symbols, cids)
             if mismatch is not None:
-                _halt(session, acct, bar, mismatch)
+                session.add(_event(account, bar, "reconciliation_mismatch", mismatch))
+                if not acct.halted:
+                    _halt(session, acct, bar, mismatch)
                 return StepResult(account, bar, "halted", mismatch.message)
             equity_before = book.cash + float(book.shares @ closes)
             submitted, rejected = self._fill(session, acct, bar, book, closes, last_row, cids)
@@ -158,12 +160,13 @@ class Trader:
             return [Refusal("bar_out_of_order", None, f"bar {bar} is not after the last processed bar "
                             f"{utc(last_row.bar)}")]
         if bar < utc(acct.first_bar):
-            return [Refusal("before_opening", None, f"bar {bar} is before the account's first bar {utc(acct.first_bar)}")]
+            return [Refusal("before_opening", None, f"bar {bar} is before the first bar {utc(acct.first_bar)}")]
         limit = self.params.trading.max_stale_sessions
         newest = self.timestamps[-1]
-        if now is not None and np.busday_count(newest.date(), now.date()) > limit:
-            return [Refusal("stale_data", None, f"the newest bar ({newest.date()}) is {np.busday_count(newest.date(), now.date())} "
-                            f"weekdays old, more than trading.max_stale_sessions={limit}: ingest new bars first")]
+        age = int(np.busday_count(newest.date(), now.date())) if now is not None else 0
+        if age > limit:
+            return [Refusal("stale_data", None, f"the newest bar ({newest.date()}) is {age} weekdays old, more than "
+                            f"trading.max_stale_sessions={limit}: ingest new bars first")]
         last_closes = self._closes(utc(last_row.bar), symbols) if last_row is not None else None
         return bar_refusals(symbols, self._closes(bar, symbols), last_closes, self.params.trading)
 

@@ -111,7 +111,7 @@ class Equity(Base):
 
 
 class Event(Base):
-    """Something an audit must see: open, halt, resume, rejection, refused bar, reconciliation mismatch, model switch."""
+    """What an audit must see: open, halt, resume, rejection, refused bar, reconciliation mismatch, model switch."""
 
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

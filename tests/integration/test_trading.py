@@ -1,0 +1,270 @@
+"""Paper trading for real: the trade store on SQLite and on a real PostgreSQL, the simulated broker's own ledger,
+the tiny trained policy deciding bar by bar. Paper equals the backtest engine; bad bars, fail-safes, the kill
+switch, reconciliation and killed steps behave as the README says."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from tests import ROOT
+from tradepipe.agents.policy import TradingPolicy
+from tradepipe.config import Params
+from tradepipe.trading import accounts
+from tradepipe.trading.broker import SimulatedBroker
+from tradepipe.trading.replay import replay
+from tradepipe.trading.step import Trader
+from tradepipe.trading.store import TradeStore
+from tradepipe.trading.tables import Equity, Event, Fill, Order, Position
+
+START = pd.Timestamp("2012-06-01", tz="UTC")
+WARMUP = 300
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty trade store: a SQLite file, or a new database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trades.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    name = f"trades_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(base)
+    conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    yield base.replace("postgresql://", "postgresql+psycopg2://").rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def policy(tiny_policy: Path) -> TradingPolicy:
+    return TradingPolicy.load(tiny_policy)
+
+
+def _params(params: Params, **trading: object) -> Params:
+    return params.model_copy(update={"trading": params.trading.model_copy(update={"warmup_bars": WARMUP, **trading})})
+
+
+def make_trader(store_url: str, broker_url: str, bars: pd.DataFrame, params: Params, policy: TradingPolicy,
+                cash: float = 1e6) -> Trader:
+    closes = bars.set_index(["symbol", "timestamp"])["close"]
+    broker = SimulatedBroker(broker_url, params.costs.rate, lambda s, t: float(closes.get((s, t), np.nan)))
+    trader = Trader(TradeStore(store_url), broker, bars, params, lambda _n, _v: policy)
+    accounts.open_account(trader.store, "acct", cash, "tradepipe-agent", 1, policy.spec.symbols, trader.timestamps,
+                          START, params.trading.warmup_bars, "simulated")
+    broker.open_account("acct", cash)
+    return trader
+
+
+def run_bars(trader: Trader, n: int) -> list[str]:
+    return [trader.step("acct", bar).status for bar in trader.pending_bars("acct")[:n]]
+
+
+def table(trader: Trader, model: type) -> pd.DataFrame:
+    with trader.store.transaction() as session:
+        return pd.read_sql(sa.select(model.__table__), session.connection())
+
+
+def test_paper_trading_reproduces_the_backtest_engine(bars: pd.DataFrame, params: Params,
+                                                      policy: TradingPolicy, tmp_path: Path) -> None:
+    comparison = replay(tmp_path, _params(params), policy, 1, START, pd.Timestamp("2012-08-31", tz="UTC"),
+                        bars=bars)
+    summary = comparison.summary()
+    assert summary["bars"] == 65 and summary["paper_total_turnover"] > 0.5   # it traded
+    assert summary["max_abs_equity_diff"] <= 1e-9
+    assert summary["max_abs_turnover_diff"] <= 1e-9 and summary["max_abs_cost_diff"] <= 1e-12
+    assert summary["paper_final_equity"] != 1.0
+
+
+def test_steps_record_books_that_add_up_and_are_safe_to_retry(store_url: str, bars: pd.DataFrame, params: Params,
+                                                               policy: TradingPolicy, tmp_path: Path) -> None:
+    trader = make_trader(store_url, f"sqlite:///{tmp_path / 'broker.db'}", bars, _params(params), policy)
+    assert run_bars(trader, 8) == ["traded"] * 8
+    bar = trader.pending_bars("acct")[0]
+    again = trader.step("acct", trader.timestamps[trader.timestamps < bar][-1])
+    assert again.status == "already_done"
+    equity, fills, positions = table(trader, Equity), table(trader, Fill), table(trader, Position)
+    assert len(equity) == 8 and fills["broker_fill_id"].is_unique and len(fills) > 0
+    closes = bars.pivot(index="timestamp", columns="symbol", values="close")
+    last = equity.iloc[-1]
+    held = positions.set_index("symbol")["qty"]
+    value = float((held * closes.loc[pd.Timestamp(last["bar"]).tz_localize("UTC") if pd.Timestamp(last["bar"]).tzinfo
+                                     is None else pd.Timestamp(last["bar"])][held.index]).sum())
+    assert last["cash"] + value == pytest.approx(last["equity"], rel=1e-12)
+    # the broker's independent ledger agrees with the store
+    assert trader.broker.positions("acct") == pytest.approx(held[held != 0].to_dict(), abs=1e-9)
+    assert trader.broker.cash("acct") == pytest.approx(last["cash"], rel=1e-12)
+    assert trader.store.engine.dialect.name == store_url.split(":")[0].split("+")[0]
+
+
+@pytest.mark.parametrize(("damage", "rule"), [
+    ("drop", "symbol_missing"), ("nan", "price_invalid"), ("zero", "price_invalid"),
+    ("duplicate", "duplicate_bar"), ("spike", "price_band")])
+def test_a_bad_bar_is_refused_with_an_event_and_changes_nothing(
+        store_url: str, bars: pd.DataFrame, params: Params, policy: TradingPolicy, tmp_path: Path,
+        damage: str, rule: str) -> None:
+    trader = make_trader(store_url, f"sqlite:///{tmp_path / 'broker.db'}", bars, _params(params), policy)
+    run_bars(trader, 3)
+    bad = trader.pending_bars("acct")[0]
+    before = table(trader, Position), table(trader, Equity), trader.broker.cash("acct")
+    at = (trader.bars["timestamp"] == bad) & (trader.bars["symbol"] == "KO")
+    if damage == "drop":
+        trader.bars = trader.bars[~at]
+    elif damage == "duplicate":
+        trader.bars = pd.concat([trader.bars, trader.bars[at]])
+    else:
+        trader.bars = trader.bars.copy()
+        trader.bars.loc[at, "close"] = {"nan": np.nan, "zero": 0.0, "spike": 1e4}[damage]
+    result = trader.step("acct", bad)
+    assert result.status == "refused"
+    events = table(trader, Event)
+    refused = events[events["kind"] == "refused_bar"]
+    assert list(refused["rule"]) == [rule] and list(refused["symbol"]) == ["KO"]
+    assert "KO" in refused["message"].iloc[0]
+    pd.testing.assert_frame_equal(table(trader, Position), before[0])
+    pd.testing.assert_frame_equal(table(trader, Equity), before[1])
+    assert trader.broker.cash("acct") == before[2]
+    assert trader.step("acct", trader.timestamps[trader.timestamps < bad][-2]).status == "already_done"
+
+
+def test_an_older_bar_than_the_last_processed_is_refused(store_url: str, bars: pd.DataFrame, params: Params,
+                                                        policy: TradingPolicy, tmp_path: Path) -> None:
+    trader = make_trader(store_url, f"sqlite:///{tmp_path / 'broker.db'}", bars, _params(params), policy)
+    run_bars(trader, 3)
+    skipped = trader.pending_bars("acct")[0]
+    trader.step("acct", trader.pending_bars("acct")[1])     # a later bar first
+    result = trader.step("acct", skipped)
+    assert result.status == "refused" and "not after the last processed bar" in result.message
+
+
+def test_fail_safes_reject_orders_and_the_kill_switch_stops_them(store_url: str, bars: pd.DataFrame,
+                                                                 params: Params, policy: TradingPolicy,
+                                                                 tmp_path: Path) -> None:
+    trader = make_trader(store_url, f"sqlite:///{tmp_path / 'broker.db'}", bars,
+                         _params(params, max_order_notional=1000.0), policy)
+    run_bars(trader, 3)
+    orders, events = table(trader, Order), table(trader, Event)
+    assert (orders["status"] == "rejected").all() and len(orders) > 0
+    assert set(events.loc[events["kind"] == "rejection", "rule"]) == {"max_order_notional"}
+    assert table(trader, Fill).empty and trader.broker.positions("acct") == {}
+    accounts.halt(trader.store, "acct", "operator says stop")
+    trader.params = _params(params)                          # no order limit any more, but halted
+    assert run_bars(trader, 2) == ["halted", "halted"]
+    assert len(table(trader, Order)) == len(orders)          # nothing new left
+    accounts.resume(trader.store, "acct", "checked")
+    assert run_bars(trader, 2) == ["traded", "traded"]       # decides again, then trades
+    assert not table(trader, Fill).empty
+    kinds = list(table(trader, Event)["kind"])
+    assert kinds.index("halt") < kinds.index("resume")
+
+
+def test_the_daily_loss_limit_engages_the_kill_switch(store_url: str, bars: pd.DataFrame, params: Params,
+                                                      policy: TradingPolicy, tmp_path: Path) -> None:
+    trader = make_trader(store_url, f"sqlite:///{tmp_path / 'broker.db'}", bars, _params(params, daily_loss_limit=1e-4),
+                         policy)
+    statuses = run_bars(trader, 20)
+    first = statuses.index("halted")
+    assert set(statuses[first:]) == {"halted"}                 # it stays halted until resumed
+    events = table(trader, Event)
+    assert list(events.loc[events["kind"] == "halt", "rule"]) == ["daily_loss_limit"]
+    equity = table(trader, Equity)["equity"].to_numpy()
+    assert equity[first] < equity[first - 1] * (1 - 1e-4)
+
+
+def test_a_reconciliation_mismatch_halts_the_account(store_url: str, bars: pd.DataFrame, params: Params,
+                                                     policy: TradingPolicy, tmp_path: Path) -> None:
+    broker_url = f"sqlite:///{tmp_path / 'broker.db'}"
+    trader = make_trader(store_url, broker_url, bars, _params(params), policy)
+    run_bars(trader, 3)
+    with sa.create_engine(broker_url).begin() as conn:        # the broker's books change behind the store's back
+        conn.execute(sa.text("UPDATE broker_positions SET qty = qty + 1 WHERE symbol = 'KO'"))
+    assert run_bars(trader, 2) == ["halted", "halted"]
+    events = table(trader, Event)
+    halt = events[events["kind"] == "halt"]
+    assert list(halt["rule"]) == ["reconciliation"] and "KO" in halt["message"].iloc[0]
+    assert (events["kind"] == "reconciliation_mismatch").sum() == 2   # seen at both bars, halted once
+    assert len(table(trader, Equity)) == 3                             # and neither bar was processed
+
+
+KILL = textwrap.dedent("""
+    import os, signal, sys
+    import pandas as pd
+    from tradepipe.trading import broker as broker_module, step as step_module
+    point = sys.argv[1]
+    if point == "after_submission":
+        real = broker_module.SimulatedBroker.submit
+        def submit(self, account, order):
+            answer = real(self, account, order)
+            os.kill(os.getpid(), signal.SIGKILL)
+        broker_module.SimulatedBroker.submit = submit
+    elif point == "after_fills":
+        real_fills = broker_module.SimulatedBroker.fills
+        def fills(self, account, ids):
+            got = real_fills(self, account, ids)
+            if got:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return got
+        broker_module.SimulatedBroker.fills = fills
+    elif point == "after_decision":
+        real_decide = step_module.Trader._decide
+        def decide(self, *args):
+            real_decide(self, *args)
+            os.kill(os.getpid(), signal.SIGKILL)
+        step_module.Trader._decide = decide
+""")
+
+
+@pytest.mark.parametrize("point", ["after_submission", "after_fills", "after_decision"])
+def test_a_step_killed_at_any_point_reruns_without_double_orders_or_lost_fills(
+        point: str, bars: pd.DataFrame, params: Params, policy: TradingPolicy, tiny_policy: Path,
+        tmp_path: Path) -> None:
+    store_url, broker_url = f"sqlite:///{tmp_path / 'trades.db'}", f"sqlite:///{tmp_path / 'broker.db'}"
+    trader = make_trader(store_url, broker_url, bars, _params(params), policy)
+    run_bars(trader, 2)                                       # a decision is pending: the next bar trades
+    bars_file = tmp_path / "bars.parquet"
+    bars.to_parquet(bars_file)
+    script = tmp_path / "kill.py"
+    script.write_text(KILL + textwrap.dedent(f"""
+        import numpy as np
+        from tradepipe.agents.policy import TradingPolicy
+        from tradepipe.config import load_params
+        from tradepipe.trading.broker import SimulatedBroker
+        from tradepipe.trading.step import Trader
+        from tradepipe.trading.store import TradeStore
+        bars = pd.read_parquet({str(bars_file)!r})
+        params = load_params({str(ROOT / 'params.yaml')!r})
+        params = params.model_copy(update={{"trading": params.trading.model_copy(update={{"warmup_bars": {WARMUP}}})}})
+        policy = TradingPolicy.load(__import__("pathlib").Path({str(tiny_policy)!r}))
+        closes = bars.set_index(["symbol", "timestamp"])["close"]
+        broker = SimulatedBroker({broker_url!r}, params.costs.rate, lambda s, t: float(closes.get((s, t), np.nan)))
+        trader = Trader(TradeStore({store_url!r}), broker, bars, params, lambda n, v: policy)
+        trader.step("acct", trader.pending_bars("acct")[0])
+    """))
+    done = subprocess.run([sys.executable, str(script), point], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    closes = bars.set_index(["symbol", "timestamp"])["close"]
+    broker = SimulatedBroker(broker_url, params.costs.rate, lambda s, t: float(closes.get((s, t), np.nan)))
+    rerun = Trader(TradeStore(store_url), broker, bars, _params(params), lambda _n, _v: policy)
+    statuses = [rerun.step("acct", bar).status for bar in rerun.pending_bars("acct")[:2]]
+    assert statuses == ["traded", "traded"]
+    fills = table(rerun, Fill)
+    assert fills["client_order_id"].is_unique                 # no order sent twice, none filled twice
+    with sa.create_engine(broker_url).connect() as conn:
+        broker_fills = conn.execute(sa.text("SELECT COUNT(*) FROM broker_fills")).scalar()
+    assert broker_fills == len(fills)                          # no fill lost
+    held = table(rerun, Position).set_index("symbol")["qty"]
+    assert broker.positions("acct") == pytest.approx(held[held != 0].to_dict(), abs=1e-9)
+    assert broker.cash("acct") == pytest.approx(table(rerun, Equity)["cash"].iloc[-1], rel=1e-12)
