@@ -5,4 +5,8 @@
 - ``orders``: sizing targets into orders (the backtest's accounting) and the fail-safes checked before they leave.
 - ``decision``: the champion's decision for one bar from the account's real book and stored risk state.
 - ``step``: one bar for one account (reconcile, fill, decide), safe to retry; ``replay`` compares paper and backtest.
+- ``accounts`` (open, halt, resume, switch, status), ``desk`` (a project's wiring), ``commands`` (``tradepipe trade``).
+``migrations/`` holds the Alembic scripts (data files, not modules).
 """
+
+__all__ = ["accounts", "broker", "commands", "decision", "desk", "orders", "replay", "step", "store", "tables"]

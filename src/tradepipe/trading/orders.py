@@ -60,7 +60,8 @@ def bar_refusals(symbols: list[str], closes: Array, last_closes: Array | None, p
 
 def order_refusals(symbols: list[str], qty: Array, shares: Array, prices: Array, equity_after: float,
                    params: TradingParams) -> dict[int, Refusal]:
-    """Orders (by asset index) a fail-safe rejects: notional above the maximum, position weight above the limit."""
+    """Orders (by asset index) a fail-safe rejects: notional above the maximum, or growing a position beyond the
+    weight limit (an order that shrinks a position drifted beyond it always passes)."""
     out: dict[int, Refusal] = {}
     notional = np.abs(qty * prices)
     weight = np.abs((shares + qty) * prices) / max(equity_after, 1e-300)
@@ -69,7 +70,7 @@ def order_refusals(symbols: list[str], qty: Array, shares: Array, prices: Array,
         if params.max_order_notional is not None and notional[i] > params.max_order_notional:
             out[int(i)] = Refusal("max_order_notional", s, f"order for {s} of {notional[i]:,.2f} exceeds "
                                   f"trading.max_order_notional {params.max_order_notional:,.2f}")
-        elif weight[i] > params.max_position_weight + 1e-12:
+        elif weight[i] > params.max_position_weight + 1e-12 and abs(shares[i] + qty[i]) > abs(shares[i]):
             out[int(i)] = Refusal("max_position_weight", s, f"order for {s} would make it {weight[i]:.1%} of equity, "
                                   f"beyond trading.max_position_weight {params.max_position_weight:.0%}")
     return out

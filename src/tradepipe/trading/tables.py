@@ -19,7 +19,7 @@ STAMP = sa.DateTime(timezone=True)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dt.datetime: STAMP, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+    type_annotation_map = {dt.datetime: STAMP, float: sa.Float, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
 
 
 class Account(Base):

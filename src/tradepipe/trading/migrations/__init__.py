@@ -1,1 +1,0 @@
-"""Alembic migrations of the trade store (``tradepipe.trading.store.upgrade`` runs them)."""
