@@ -12,7 +12,8 @@ VARIABLES = {"run_id": "TRADEPIPE_RUN_ID", "git_commit": "TRADEPIPE_GIT_COMMIT",
              "tracking_uri": "MLFLOW_TRACKING_URI", "api_token": "TRADEPIPE_API_TOKEN",
              "serving_url": "TRADEPIPE_SERVING_URL", "webhook_secret": "TRADEPIPE_WEBHOOK_SECRET",
              "airflow_url": "TRADEPIPE_AIRFLOW_URL", "airflow_user": "TRADEPIPE_AIRFLOW_USER",
-             "airflow_password": "TRADEPIPE_AIRFLOW_PASSWORD", "metrics_textfile_dir": "TRADEPIPE_METRICS_TEXTFILE_DIR"}
+             "airflow_password": "TRADEPIPE_AIRFLOW_PASSWORD", "metrics_textfile_dir": "TRADEPIPE_METRICS_TEXTFILE_DIR",
+             "signing_key": "TRADEPIPE_SIGNING_KEY", "trading_db_url": "TRADEPIPE_TRADING_DB_URL"}
 
 
 @pytest.fixture
