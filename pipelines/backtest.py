@@ -25,7 +25,7 @@ from tradepipe.backtest.evaluation import (
     strategy_metrics,
     trial_count,
 )
-from tradepipe.backtest.report import equity_plot_csv, write_report
+from tradepipe.backtest.report import equity_plot_csv, report_figures, write_report
 from tradepipe.config import Params
 from tradepipe.core.execution import execute
 from tradepipe.core.io import read_json, write_parquet
@@ -86,9 +86,12 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     metrics = strategy_metrics(returns, runs, test.symbols, None if index is None else index.returns,
                                params.backtest, n_trials)
     agent = fills(runs["agent"], test.timestamps[1:], test.symbols)
-    write_report(root / BACKTEST_REPORT, returns=returns, metrics=metrics, weights=agent.weights, costs=agent.costs,
+    figures = report_figures(returns, agent.weights, agent.costs)
+    write_report(root / BACKTEST_REPORT, returns=returns, metrics=metrics, figures=figures,
                  title=f"tradepipe out-of-sample backtest {test.timestamps[1].date()} to {test.timestamps[-1].date()}",
                  notes=report_notes(params, test.symbols, wf.windows, market.timestamps, n_trials))
+    for name, figure in figures.items():  # the report's interactive figures, as plotly JSON
+        mlflow.log_text(figure.to_json(), f"backtest/figures/{name}.json")
     equity_plot_csv(returns, root / EQUITY_PLOT)
     write_parquet(pd.DataFrame(returns).rename_axis("timestamp").reset_index(), root / BACKTEST_RETURNS)
     decisions = pd.DataFrame(wf.targets[first:], index=test.timestamps, columns=test.symbols)

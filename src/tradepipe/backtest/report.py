@@ -1,26 +1,23 @@
-"""Self-contained HTML backtest report (matplotlib figures embedded as base64 PNG) and a DVC plots CSV.
+"""The backtest report: interactive plotly figures in one self-contained HTML file, and a DVC plots CSV.
 
-Figures are drawn on Agg canvases directly (no pyplot global state), so rendering works headless and
-does not change the caller's matplotlib backend. Outputs are written atomically (temp file + rename).
+Every series can be hidden or shown (click its legend entry; double-click to show it alone), read by hovering
+(one tooltip per date for all series) and zoomed (drag; double-click to reset); the metrics table sorts by any
+column (click its header). plotly.js is inlined once, so the file opens offline; the figures themselves
+(``report_figures``) are what the backtest stage also logs to MLflow. Outputs are written atomically.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import TwoSlopeNorm
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
 
 from tradepipe.core.io import write_text
 from tradepipe.core.metrics import drawdown_series, rolling_sharpe
@@ -61,18 +58,44 @@ METRIC_LABELS = {
 }
 PERCENT_METRICS = frozenset({"total_return", "cagr", "annual_volatility", "max_drawdown", "hit_rate",
                              "alpha", "cost_drag"})
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": False,
+                 "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;
-max-width:1100px;color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem}.sub{color:#666;margin-top:0}
+max-width:1200px;color:#222;padding:0 1rem}
+h1{margin-bottom:.2rem}.sub,.hint{color:#666;margin-top:0}.hint{font-size:.9rem}
 h2{border-bottom:1px solid #ddd;padding-bottom:.3rem;margin-top:2.2rem}
-img{max-width:100%;height:auto}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums}
-th,td{padding:.35rem .8rem;border-bottom:1px solid #eee;text-align:right}
-th:first-child,td:first-child{text-align:left}
-thead th{border-bottom:2px solid #999}
+.table-wrap{overflow-x:auto}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:.9rem}
+th,td{padding:.35rem .6rem;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left;position:sticky;left:0;background:#fff}
+thead th{border-bottom:2px solid #999;cursor:pointer;user-select:none;vertical-align:bottom}
+thead th[aria-sort=ascending]::after{content:" \\25B2"}thead th[aria-sort=descending]::after{content:" \\25BC"}
 .notes li{margin:.4rem 0}
+"""
+# Sorts the metrics table by the clicked column (numbers by their raw value, missing last; names as text).
+_SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("thead th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var down = th.getAttribute("aria-sort") !== "descending";
+      table.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", down ? "descending" : "ascending");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute("data-v"), y = b.cells[col].getAttribute("data-v");
+        if (col === 0) { return (down ? -1 : 1) * x.localeCompare(y); }
+        if (x === "") { return y === "" ? 0 : 1; }
+        if (y === "") { return -1; }
+        return (down ? -1 : 1) * (parseFloat(x) - parseFloat(y));
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
 """
 
 
@@ -87,63 +110,47 @@ def format_metric(name: str, value: float) -> str:
     return f"{value:.3f}"
 
 
-def _new_figure(height: float = 3.6) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=(10, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.grid(True, alpha=0.3)
-    return fig, ax
-
-
-def _png_base64(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _legend(ax: Axes, returns: dict[str, pd.Series], loc: Literal["upper left", "lower left"]) -> None:
-    """One-row legend and a common date range for the per-series figures."""
-    ax.legend(loc=loc, ncol=min(len(returns), 4), fontsize=9, framealpha=0.85)
-    ax.set_xlim(min(r.index[0] for r in returns.values()), max(r.index[-1] for r in returns.values()))
-
-
-def _equity_figure(returns: dict[str, pd.Series]) -> Figure:
-    fig, ax = _new_figure()
-    for i, (name, r) in enumerate(returns.items()):
-        equity = (1.0 + r).cumprod()
-        ax.plot(equity.index, equity.to_numpy(), label=name, lw=1.6 if i == 0 else 1.1, zorder=3 - min(i, 2))
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_ylabel("growth of 1 (log scale)")
-    _legend(ax, returns, "upper left")
+def _layout(fig: go.Figure, height: int, y_title: str, y_format: str | None = None) -> go.Figure:
+    fig.update_layout(template="plotly_white", height=height, hovermode="x unified",
+                      margin={"l": 60, "r": 20, "t": 30, "b": 40},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "itemclick": "toggle",
+                              "itemdoubleclick": "toggleothers"})
+    fig.update_yaxes(title_text=y_title, tickformat=y_format)
     return fig
 
 
-def _drawdown_figure(returns: dict[str, pd.Series]) -> Figure:
-    fig, ax = _new_figure(3.0)
+def _lines(returns: dict[str, pd.Series], transform: str) -> go.Figure:
+    fig = go.Figure()
     for i, (name, r) in enumerate(returns.items()):
-        dd = drawdown_series(r)
-        if i == 0:
-            ax.fill_between(dd.index, dd.to_numpy(), 0.0, alpha=0.35, label=name, color="C0")
-        else:
-            ax.plot(dd.index, dd.to_numpy(), lw=1.0, label=name, color=f"C{i}")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel("below running peak")
-    _legend(ax, returns, "lower left")
+        y = ((1.0 + r).cumprod() if transform == "equity" else drawdown_series(r) if transform == "drawdown"
+             else rolling_sharpe(r, ROLLING_WINDOW))
+        fill = "tozeroy" if transform == "drawdown" and i == 0 else None
+        fig.add_trace(go.Scatter(x=y.index, y=y.to_numpy(dtype=np.float64), name=name, mode="lines", fill=fill,
+                                 line={"width": 2.2 if i == 0 else 1.2},
+                                 hovertemplate="%{y:.4g}" if transform != "drawdown" else "%{y:.2%}"))
     return fig
 
 
-def _rolling_sharpe_figure(returns: dict[str, pd.Series]) -> Figure:
-    fig, ax = _new_figure(3.0)
-    for i, (name, r) in enumerate(returns.items()):
-        rs = rolling_sharpe(r, ROLLING_WINDOW)
-        ax.plot(rs.index, rs.to_numpy(), lw=1.4 if i == 0 else 1.0, label=name)
-    ax.axhline(0.0, color="#444", lw=0.8)
+def _equity_figure(returns: dict[str, pd.Series]) -> go.Figure:
+    fig = _layout(_lines(returns, "equity"), 480, "growth of 1 (log scale)")
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(rangeslider={"visible": True, "thickness": 0.06}, rangeselector={"buttons": [
+        {"count": 1, "label": "1y", "step": "year", "stepmode": "backward"},
+        {"count": 3, "label": "3y", "step": "year", "stepmode": "backward"},
+        {"step": "all", "label": "all"}]})
+    return fig
+
+
+def _drawdown_figure(returns: dict[str, pd.Series]) -> go.Figure:
+    return _layout(_lines(returns, "drawdown"), 360, "below running peak", ".0%")
+
+
+def _rolling_sharpe_figure(returns: dict[str, pd.Series]) -> go.Figure:
+    fig = _layout(_lines(returns, "sharpe"), 360, "annualized Sharpe")
+    fig.add_hline(y=0.0, line={"color": "#444", "width": 1})
     if max(len(r) for r in returns.values()) < ROLLING_WINDOW:
-        ax.text(0.5, 0.5, f"fewer than {ROLLING_WINDOW} bars", transform=ax.transAxes, ha="center")
-    ax.set_ylabel("annualized Sharpe")
-    _legend(ax, returns, "upper left")
+        fig.add_annotation(text=f"fewer than {ROLLING_WINDOW} bars", xref="paper", yref="paper", x=0.5, y=0.5,
+                           showarrow=False)
     return fig
 
 
@@ -156,93 +163,95 @@ def monthly_returns_table(returns: pd.Series) -> pd.DataFrame:
     return table.pivot(index="year", columns="month", values="r").reindex(columns=range(1, 13))
 
 
-def _annotate(ax: Axes, values: np.ndarray, norm: TwoSlopeNorm, fontsize: float) -> None:
-    for (row, col), v in np.ndenumerate(values):
-        if np.isfinite(v):
-            dark = abs(float(norm(v)) - 0.5) > 0.35
-            ax.text(col, row, f"{v:.1%}", ha="center", va="center", fontsize=fontsize,
-                    color="white" if dark else "black")
+def _percent_text(values: np.ndarray) -> list[list[str]]:
+    return [[f"{v:.1%}" if np.isfinite(v) else "" for v in row] for row in values]
 
 
-def _monthly_figure(returns: pd.Series) -> Figure:
+def _monthly_figure(returns: pd.Series) -> go.Figure:
     table = monthly_returns_table(returns)
     by_year = (1.0 + returns).groupby(returns.index.year).prod() - 1.0
-    yearly = by_year.reindex(table.index).to_numpy(dtype=np.float64)
-    n_years = len(table)
-    fig = Figure(figsize=(10, max(2.0, 1.0 + 0.32 * n_years)), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax, ax_year = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [12, 1.4]})
-    fontsize = 8 if n_years <= 20 else 7
+    yearly = by_year.reindex(table.index).to_numpy(dtype=np.float64)[:, None]
     values = table.to_numpy(dtype=np.float64)
-    for axis, data, labels in ((ax, values, ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
-                                                "Oct", "Nov", "Dec"]),
-                               (ax_year, yearly[:, None], ["Year"])):
+    years = [str(y) for y in table.index]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.89, 0.11], horizontal_spacing=0.01)
+    for col, (data, x) in enumerate(((values, MONTHS), (yearly, ["Year"])), start=1):
         finite = data[np.isfinite(data)]
         limit = float(np.max(np.abs(finite))) if finite.size and np.max(np.abs(finite)) > 0 else 0.01
-        norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
-        axis.imshow(np.ma.masked_invalid(data), cmap="RdYlGn", norm=norm, aspect="auto",
-                    interpolation="nearest")
-        _annotate(axis, data, norm, fontsize)
-        axis.set_xticks(range(len(labels)), labels)
-        axis.xaxis.tick_top()
-        axis.tick_params(length=0)
-        for spine in axis.spines.values():
-            spine.set_visible(False)
-    ax.set_yticks(range(n_years), [str(y) for y in table.index])
+        cells = [[v if math.isfinite(v) else None for v in row] for row in data.tolist()]
+        fig.add_trace(go.Heatmap(z=cells, x=x, y=years,
+                                 text=_percent_text(data), texttemplate="%{text}", colorscale="RdYlGn", zmid=0.0,
+                                 zmin=-limit, zmax=limit, showscale=False, xgap=1, ygap=1,
+                                 hovertemplate="%{y} %{x}: %{text}<extra></extra>"), row=1, col=col)
+    fig.update_layout(template="plotly_white", height=max(220, 60 + 26 * len(years)),
+                      margin={"l": 60, "r": 20, "t": 30, "b": 20})
+    fig.update_xaxes(side="top")
+    fig.update_yaxes(autorange="reversed", type="category")
     return fig
 
 
-def _weights_figure(weights: pd.DataFrame) -> Figure:
-    fig, ax = _new_figure(4.2)
-    colors = [f"C{i % 10}" if weights.shape[1] <= 10 else _tab20(i) for i in range(weights.shape[1])]
-    values = weights.fillna(0.0).to_numpy(dtype=np.float64).T
-    labels = [str(c) for c in weights.columns]
-    ax.stackplot(weights.index, np.clip(values, 0.0, None), labels=labels, colors=colors, lw=0)
-    if (values < 0).any():
-        ax.stackplot(weights.index, np.clip(values, None, 0.0), colors=colors, lw=0)
-        ax.axhline(0.0, color="#444", lw=0.8)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel("weight (shorts below 0)")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, ncol=1 + weights.shape[1] // 16,
-              frameon=False)
-    return fig
+def _weights_figure(weights: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    filled = weights.fillna(0.0)
+    for column in filled.columns:
+        w = filled[column].to_numpy(dtype=np.float64)
+        for group, part in (("long", np.clip(w, 0.0, None)), ("short", np.clip(w, None, 0.0))):
+            if group == "short" and not (part < 0).any():
+                continue
+            fig.add_trace(go.Scatter(x=filled.index, y=part, name=str(column), legendgroup=str(column),
+                                     showlegend=group == "long", stackgroup=group, mode="lines",
+                                     line={"width": 0.5}, hovertemplate="%{y:.1%}"))
+    return _layout(fig, 460, "weight (shorts below 0)", ".0%")
 
 
-def _tab20(i: int) -> tuple[float, float, float, float]:
-    rgba = colormaps["tab20"](i % 20)
-    return (float(rgba[0]), float(rgba[1]), float(rgba[2]), float(rgba[3]))
-
-
-def _costs_figure(costs: pd.Series) -> Figure:
-    fig, ax = _new_figure(3.0)
+def _costs_figure(costs: pd.Series) -> go.Figure:
     cumulative = costs.fillna(0.0).cumsum()
-    ax.plot(cumulative.index, cumulative.to_numpy(), color="C3", lw=1.4)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel("sum of costs (% of equity)")
-    return fig
+    fig = go.Figure(go.Scatter(x=cumulative.index, y=cumulative.to_numpy(dtype=np.float64), name="costs",
+                               mode="lines", line={"color": "#d62728", "width": 1.6}, hovertemplate="%{y:.3%}"))
+    return _layout(fig, 320, "sum of costs (% of equity)", ".2%")
+
+
+def report_figures(returns: dict[str, pd.Series], weights: pd.DataFrame | None = None,
+                   costs: pd.Series | None = None) -> dict[str, go.Figure]:
+    """The report's figures by section key (the first ``returns`` key is the strategy; the monthly heatmap is
+    its own): equity, drawdowns, rolling_sharpe, monthly, and weights and costs when given."""
+    _check_returns(returns)
+    figures = {"equity": _equity_figure(returns), "drawdowns": _drawdown_figure(returns),
+               "rolling_sharpe": _rolling_sharpe_figure(returns),
+               "monthly": _monthly_figure(next(iter(returns.values())))}
+    if weights is not None:
+        figures["weights"] = _weights_figure(weights)
+    if costs is not None:
+        figures["costs"] = _costs_figure(costs)
+    return figures
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    names = list(metrics)
+    """One row per strategy, one column per metric; each cell keeps its raw value (data-v) to sort by."""
     keys = [k for k in METRIC_LABELS if any(k in m for m in metrics.values())]
     keys += list(dict.fromkeys(k for m in metrics.values() for k in m if k not in METRIC_LABELS))
-    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    head = "".join(f'<th title="{html.escape(k)}">{html.escape(METRIC_LABELS.get(k, k))}</th>' for k in keys)
     rows = []
-    for key in keys:
-        cells = "".join(
-            f"<td>{html.escape(format_metric(key, metrics[n][key])) if key in metrics[n] else '&mdash;'}</td>"
-            for n in names)
-        label = html.escape(METRIC_LABELS.get(key, key))
-        rows.append(f'<tr><td title="{html.escape(key)}">{label}</td>{cells}</tr>')
-    return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    for name, m in metrics.items():
+        cells = []
+        for key in keys:
+            value = m.get(key)
+            if value is None or not math.isfinite(value):
+                cells.append(f'<td data-v="" title="{html.escape(key)}">&mdash;</td>')
+            else:
+                cells.append(f'<td data-v="{float(value)!r}" title="{html.escape(key)}">'
+                             f"{html.escape(format_metric(key, value))}</td>")
+        rows.append(f'<tr><td data-v="{html.escape(name)}">{html.escape(name)}</td>{"".join(cells)}</tr>')
+    return ('<p class="hint">Click a column header to sort by it (again to reverse).</p><div class="table-wrap">'
+            f'<table class="sortable"><thead><tr><th>strategy</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _section(key: str, body: str) -> str:
     return f'<section id="{key}"><h2>{html.escape(SECTIONS[key])}</h2>\n{body}\n</section>'
 
 
-def _image(fig: Figure, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_base64(fig)}">'
+def _plot(key: str, fig: go.Figure) -> str:
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{key}", config=PLOTLY_CONFIG))
 
 
 def _check_returns(returns: dict[str, pd.Series]) -> None:
@@ -257,37 +266,34 @@ def _check_returns(returns: dict[str, pd.Series]) -> None:
 
 def write_report(path: Path, *, returns: dict[str, pd.Series], metrics: dict[str, dict[str, float]],
                  weights: pd.DataFrame | None = None, costs: pd.Series | None = None,
-                 title: str = "tradepipe backtest", notes: Sequence[str] = ()) -> Path:
+                 title: str = "tradepipe backtest", notes: Sequence[str] = (),
+                 figures: dict[str, go.Figure] | None = None) -> Path:
     """Write the HTML report to ``path`` atomically and return it; the first ``returns`` key is the strategy.
 
+    ``figures``: ``report_figures`` of the same inputs when the caller already built them (to log them too).
     A survivorship-bias note is always included after the caller's ``notes``.
     """
-    _check_returns(returns)
+    figures = report_figures(returns, weights, costs) if figures is None else figures
     path = Path(path)
-    strategy, strategy_returns = next(iter(returns.items()))
+    strategy = next(iter(returns))
     start = min(r.index[0] for r in returns.values())
     end = max(r.index[-1] for r in returns.values())
-    sections = [
-        _section("equity", _image(_equity_figure(returns), "equity curves")),
-        _section("drawdowns", _image(_drawdown_figure(returns), "drawdowns")),
-        _section("rolling_sharpe", _image(_rolling_sharpe_figure(returns), "rolling Sharpe")),
-        _section("monthly", f"<p>{html.escape(strategy)}, compounded per calendar month.</p>"
-                 + _image(_monthly_figure(strategy_returns), "monthly returns heatmap")),
-    ]
-    if weights is not None:
-        sections.append(_section("weights", _image(_weights_figure(weights), "weights over time")))
-    if costs is not None:
-        sections.append(_section("costs", _image(_costs_figure(costs), "cumulative costs")))
+    hint = ('<p class="hint">Click a legend entry to hide or show a series, double-click it to show it alone; '
+            "drag to zoom, double-click the chart to reset; hover for every series' value on a date.</p>")
+    sections = [_section(key, (f"<p>{html.escape(strategy)}, compounded per calendar month.</p>"
+                               if key == "monthly" else hint if key == "equity" else "") + _plot(key, fig))
+                for key, fig in figures.items()]
     sections.append(_section("metrics", _metrics_table(metrics)))
     all_notes: Iterable[str] = dict.fromkeys([*notes, SURVIVORSHIP_NOTE])
     items = "".join(f"<li>{html.escape(note)}</li>" for note in all_notes)
     sections.append(_section("notes", f'<ul class="notes">{items}</ul>'))
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style>\n"
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>\n'
         f"<h1>{html.escape(title)}</h1>\n"
         f'<p class="sub">{html.escape(", ".join(returns))} &middot; {start:%Y-%m-%d} to {end:%Y-%m-%d}</p>\n'
-        + "\n".join(sections) + "\n</body></html>\n"
+        + "\n".join(sections) + f"\n<script>{_SORT_JS}</script>\n</body></html>\n"
     )
     write_text(page, path)
     return path

@@ -1,17 +1,18 @@
-"""The HTML report: sections, metric values, embedded PNGs, atomic writes; the DVC plots CSV."""
+"""The HTML report: sections, interactive figures (plotly.js inlined once), the sortable metrics table, atomic
+writes; the DVC plots CSV."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.io as pio
 import pytest
-from matplotlib import image as mpimg
+from plotly.offline import get_plotlyjs
 
 from tradepipe.backtest.report import (
     SECTIONS,
@@ -19,12 +20,12 @@ from tradepipe.backtest.report import (
     equity_plot_csv,
     format_metric,
     monthly_returns_table,
+    report_figures,
     write_report,
 )
 from tradepipe.core import io as io_module
 from tradepipe.core.metrics import performance_metrics
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Rendered = tuple[Path, str, dict[str, dict[str, float]]]
 
 
@@ -53,9 +54,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     return path, path.read_text(encoding="utf-8"), metrics
 
 
-def images(text: str) -> list[bytes]:
-    return [base64.b64decode(b, validate=True)
-            for b in re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', text)]
+def plots(text: str) -> list[str]:
+    """The ids of the plotly figures the page draws."""
+    return re.findall(r'<div id="(fig-[a-z_]+)" class="plotly-graph-div"', text)
 
 
 def test_every_section_heading_exists(rendered: Rendered) -> None:
@@ -66,17 +67,23 @@ def test_every_section_heading_exists(rendered: Rendered) -> None:
     assert "2020-01-01 to 2021-02-23" in text
 
 
-def test_metric_values_appear_in_their_rows(rendered: Rendered) -> None:
+def test_metrics_table_has_a_row_per_strategy_with_sortable_raw_values(rendered: Rendered) -> None:
     _, text, metrics = rendered
-    assert "<th>strategy</th><th>S&amp;P 500</th>" in text
-    for key, value in metrics["strategy"].items():
-        row = re.search(rf'<tr><td title="{key}">[^<]*</td><td>([^<]*)</td><td>([^<]*)</td></tr>', text)
-        assert row is not None, key
-        assert row.group(1) == html.escape(format_metric(key, value))
-        other = metrics["S&P 500"].get(key)
-        assert row.group(2) == ("&mdash;" if other is None else html.escape(format_metric(key, other)))
-    sharpe = re.search(r'<td title="sharpe">Sharpe</td><td>([^<]*)</td>', text)
-    assert sharpe is not None and sharpe.group(1) == f"{metrics['strategy']['sharpe']:.3f}"
+    header = re.search(r"<thead><tr><th>strategy</th>(.*?)</tr></thead>", text)
+    assert header is not None and '<th title="sharpe">Sharpe</th>' in header.group(1)
+    keys = re.findall(r'<th title="([a-z_]+)">', header.group(1))
+    assert set(keys) == set(metrics["strategy"]) | set(metrics["S&P 500"])
+    for name, m in metrics.items():
+        row = re.search(rf'<tr><td data-v="{re.escape(html.escape(name))}">[^<]*</td>(.*?)</tr>', text)
+        assert row is not None, name
+        cells = re.findall(r'<td data-v="([^"]*)" title="([a-z_]+)">([^<]*)</td>', row.group(1))
+        assert [c[1] for c in cells] == keys
+        for raw, key, shown in cells:
+            if key in m:
+                assert float(raw) == m[key] and shown == html.escape(format_metric(key, m[key]))
+            else:
+                assert (raw, shown) == ("", "&mdash;")
+    assert '<table class="sortable">' in text and 'querySelectorAll("table.sortable")' in text
 
 
 def test_format_metric() -> None:
@@ -88,15 +95,33 @@ def test_format_metric() -> None:
     assert format_metric("something_else", 0.5) == "0.500"
 
 
-def test_images_are_valid_png(rendered: Rendered) -> None:
+def test_every_figure_is_interactive_and_plotly_js_is_inlined_once(rendered: Rendered) -> None:
     _, text, _ = rendered
-    pngs = images(text)
-    assert len(pngs) == 6  # equity, drawdowns, rolling Sharpe, monthly, weights, costs
-    for data in pngs:
-        assert data.startswith(PNG_SIGNATURE)
-        pixels = mpimg.imread(io.BytesIO(data), format="png")
-        assert pixels.shape[1] == 1000 and pixels.shape[0] >= 200
-        assert pixels[..., :3].std() > 0.05  # something was drawn
+    assert plots(text) == ["fig-equity", "fig-drawdowns", "fig-rolling_sharpe", "fig-monthly", "fig-weights",
+                           "fig-costs"]
+    assert text.count(get_plotlyjs()) == 1
+    page = text.replace(get_plotlyjs(), "")  # nothing else is fetched: no CDN, no external script
+    assert "cdn.plot.ly" not in page and "<script src=" not in page and "https://" not in page
+    assert text.count("Plotly.newPlot(") == 6 and "<img" not in text
+    # each series of the equity figure is a trace of its own (legend toggles it), hover unified by date
+    (equity_call,) = re.findall(r'Plotly.newPlot\(\s*"fig-equity",\s*(\[.*?\]),\s*\{', text, flags=re.S)[:1]
+    assert [t["name"] for t in json.loads(equity_call)] == ["strategy", "S&P 500"]
+
+
+def test_figures_hold_the_series_they_show() -> None:
+    returns, weights, costs = make_inputs()
+    figures = report_figures(returns, weights, costs)
+    assert list(figures) == ["equity", "drawdowns", "rolling_sharpe", "monthly", "weights", "costs"]
+    equity = figures["equity"]
+    assert equity.layout.yaxis.type == "log" and equity.layout.hovermode == "x unified"
+    strat = next(t for t in equity.data if t.name == "strategy")
+    assert np.allclose(np.asarray(strat.y), (1.0 + returns["strategy"]).cumprod().to_numpy())
+    # a long and a short stack for CCC (it goes short), toggled together by one legend entry
+    ccc = [t for t in figures["weights"].data if t.name == "CCC"]
+    assert sorted(t.stackgroup for t in ccc) == ["long", "short"] and [t.showlegend for t in ccc].count(True) == 1
+    assert np.asarray(figures["costs"].data[0].y)[-1] == pytest.approx(costs.sum())
+    # the JSON logged to MLflow reads back as the same figure
+    assert pio.from_json(figures["monthly"].to_json()).data[0].z == figures["monthly"].data[0].z
 
 
 def test_notes_escaped_and_survivorship_note_always_present(rendered: Rendered) -> None:
@@ -136,8 +161,8 @@ def test_optional_sections_left_out_and_note_not_duplicated(tmp_path: Path) -> N
     for key in ("equity", "drawdowns", "rolling_sharpe", "monthly", "metrics", "notes"):
         assert f"<h2>{html.escape(SECTIONS[key])}</h2>" in text
     assert text.count("Survivorship bias") == 1
-    assert len(images(text)) == 4
-    assert '<td title="sharpe">Sharpe</td><td>1.250</td>' in text
+    assert plots(text) == ["fig-equity", "fig-drawdowns", "fig-rolling_sharpe", "fig-monthly"]
+    assert '<td data-v="1.25" title="sharpe">1.250</td>' in text
 
 
 def test_write_report_rejects_bad_input(tmp_path: Path) -> None:
