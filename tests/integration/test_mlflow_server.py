@@ -29,6 +29,7 @@ from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, r
 from tradepipe.runtime.tracking import stage_run
 
 BUCKET = "tradepipe-mlflow"
+MLFLOW_USER, MLFLOW_PASSWORD = "tradepipe", "mlflow-test-password"
 @pytest.fixture(scope="module")
 def mlflow_server(postgres_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow/server.sh` on a free loopback port, artifacts proxied to s3://tradepipe-mlflow/artifacts."""
@@ -38,6 +39,9 @@ def mlflow_server(postgres_url: str, s3_endpoint: str, tmp_path_factory: pytest.
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend,
            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
            "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
+           # basic-auth: its users live in the same PostgreSQL database (MLFLOW_AUTH_DATABASE_URI unset)
+           "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret-for-the-test",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     log = tmp_path_factory.mktemp("mlflow") / "server.log"
     with log.open("w") as out:
@@ -72,6 +76,9 @@ def test_run_artifacts_and_registry_land_in_postgres_and_s3(
         mlflow_server: str, postgres_url: str, s3_endpoint: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # overrides params' tracking.uri, as in the team setup
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", MLFLOW_USER)  # the server runs basic-auth
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MLFLOW_PASSWORD)
+    monkeypatch.setenv("TRADEPIPE_SIGNING_KEY", "a-signing-key-for-the-server-test-0123456789")  # register() signs
     decision = {"promoted": True, "checks": ["pass: Sharpe 0.912 >= minimum 0.300"]}
     with stage_run("register", {"register": {"min_sharpe": 0.3}}, tmp_path, "sqlite:///mlflow.db") as run:
         mlflow.log_text(json.dumps(decision), "reports/register.json")
