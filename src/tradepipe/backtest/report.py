@@ -112,11 +112,18 @@ def format_metric(name: str, value: float) -> str:
 
 def _layout(fig: go.Figure, height: int, y_title: str, y_format: str | None = None) -> go.Figure:
     fig.update_layout(template="plotly_white", height=height, hovermode="x unified",
-                      margin={"l": 60, "r": 20, "t": 30, "b": 40},
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "itemclick": "toggle",
+                      margin={"l": 60, "r": 20, "t": 40, "b": 40},
+                      legend={"orientation": "v", "x": 1.01, "xanchor": "left", "y": 1.0, "itemclick": "toggle",
                               "itemdoubleclick": "toggleothers"})
     fig.update_yaxes(title_text=y_title, tickformat=y_format)
     return fig
+
+
+def _x(index: pd.Index) -> list[str]:
+    """Dates as short ISO text (plotly reads it as dates): day only for daily bars, else time and offset."""
+    stamps = pd.DatetimeIndex(index)
+    daily = bool((stamps == stamps.normalize()).all())
+    return list(stamps.strftime("%Y-%m-%d" if daily else "%Y-%m-%dT%H:%M:%S%z"))
 
 
 def _lines(returns: dict[str, pd.Series], transform: str) -> go.Figure:
@@ -125,7 +132,7 @@ def _lines(returns: dict[str, pd.Series], transform: str) -> go.Figure:
         y = ((1.0 + r).cumprod() if transform == "equity" else drawdown_series(r) if transform == "drawdown"
              else rolling_sharpe(r, ROLLING_WINDOW))
         fill = "tozeroy" if transform == "drawdown" and i == 0 else None
-        fig.add_trace(go.Scatter(x=y.index, y=y.to_numpy(dtype=np.float64), name=name, mode="lines", fill=fill,
+        fig.add_trace(go.Scatter(x=_x(y.index), y=y.to_numpy(dtype=np.float64), name=name, mode="lines", fill=fill,
                                  line={"width": 2.2 if i == 0 else 1.2},
                                  hovertemplate="%{y:.4g}" if transform != "drawdown" else "%{y:.2%}"))
     return fig
@@ -197,7 +204,7 @@ def _weights_figure(weights: pd.DataFrame) -> go.Figure:
         for group, part in (("long", np.clip(w, 0.0, None)), ("short", np.clip(w, None, 0.0))):
             if group == "short" and not (part < 0).any():
                 continue
-            fig.add_trace(go.Scatter(x=filled.index, y=part, name=str(column), legendgroup=str(column),
+            fig.add_trace(go.Scatter(x=_x(filled.index), y=part, name=str(column), legendgroup=str(column),
                                      showlegend=group == "long", stackgroup=group, mode="lines",
                                      line={"width": 0.5}, hovertemplate="%{y:.1%}"))
     return _layout(fig, 460, "weight (shorts below 0)", ".0%")
@@ -205,7 +212,7 @@ def _weights_figure(weights: pd.DataFrame) -> go.Figure:
 
 def _costs_figure(costs: pd.Series) -> go.Figure:
     cumulative = costs.fillna(0.0).cumsum()
-    fig = go.Figure(go.Scatter(x=cumulative.index, y=cumulative.to_numpy(dtype=np.float64), name="costs",
+    fig = go.Figure(go.Scatter(x=_x(cumulative.index), y=cumulative.to_numpy(dtype=np.float64), name="costs",
                                mode="lines", line={"color": "#d62728", "width": 1.6}, hovertemplate="%{y:.3%}"))
     return _layout(fig, 320, "sum of costs (% of equity)", ".2%")
 
