@@ -4,12 +4,13 @@ Runs on the asset `tradepipe-champion` (emitted by training_pipeline's register 
 version), when the MLflow webhook relay triggers it through the REST API (conf `version`) after a person moved
 the alias, and every 10 minutes for promotions that neither announces (no webhook configured).
 
-pending (a sensor: the champion alias points at a version not yet tagged `tradepipe.deployed_at`) → smoke_test
-(a fresh process loads the version and predicts on recent bars) → switch_serving (`POST
-$TRADEPIPE_SERVING_URL/v1/reload`, skipped when unset) → mark_deployed. A run triggered by the asset or the
-relay checks once; the scheduled (and a plain manual) run polls the alias every minute for up to 9 minutes. With
-nothing pending the run skips every task, so a champion announced twice (asset and webhook) deploys once. If the
-smoke test or the switch fails, roll_back points the alias at the last deployed version and the run fails.
+pending (a sensor: the champion alias points at a version not yet tagged `tradepipe.deployed_at`) → smoke_test (a
+fresh process loads the version and predicts on recent bars) → switch_serving (`POST
+$TRADEPIPE_SERVING_URL/v1/reload`, skipped when unset) → switch_paper_accounts (every paper account on the agent
+switches to the new version at its next bar, recorded as an event) → mark_deployed. A run triggered by the asset or
+the relay checks once; the scheduled (and a plain manual) run polls the alias every minute for up to 9 minutes.
+With nothing pending the run skips every task, so a champion announced twice (asset and webhook) deploys once. If
+the smoke test or the switch fails, roll_back points the alias at the last deployed version and the run fails.
 """
 
 from __future__ import annotations
@@ -98,5 +99,12 @@ with DAG(
         append_env=True,
     )
     switch = switch_serving(version)
-    version >> smoke_test >> switch >> mark_deployed(version)
+    switch_accounts = BashOperator(  # paper accounts switch at their next bar, positions carried
+        task_id="switch_paper_accounts",
+        bash_command="tradepipe trade switch {{ ti.xcom_pull(task_ids='pending') }}",
+        cwd=str(PROJECT),
+        env={"PATH": bin_path()},
+        append_env=True,
+    )
+    version >> smoke_test >> switch >> switch_accounts >> mark_deployed(version)
     [smoke_test, switch] >> roll_back()

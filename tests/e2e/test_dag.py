@@ -104,7 +104,8 @@ def test_deploy_champion_sensor_deploys_only_an_undeployed_champion(
     second = publish_champion(mlc.tracking_uri, policy)
     mlc.set_registered_model_alias(AGENT_MODEL, CHAMPION, first)  # v2 registered, the champion still deployed v1
     env = airflow_env(project, tmp_path / "airflow")
-    skipped = {t: "skipped" for t in ("pending", "smoke_test", "switch_serving", "mark_deployed", "roll_back")}
+    skipped = {t: "skipped" for t in ("pending", "smoke_test", "switch_serving", "switch_paper_accounts",
+                                      "mark_deployed", "roll_back")}
 
     # (a) nothing pending: the polling run times out into a skip, a relay-triggered duplicate skips at once
     assert deploy_run(project, env, {}) == skipped
@@ -115,7 +116,66 @@ def test_deploy_champion_sensor_deploys_only_an_undeployed_champion(
     # (b) a person moves the alias to v2 outside Airflow (no webhook): the polling run deploys it
     mlc.set_registered_model_alias(AGENT_MODEL, CHAMPION, second)
     assert deploy_run(project, env, {}) == {"pending": "success", "smoke_test": "success",
-                                            "switch_serving": "success", "mark_deployed": "success",
-                                            "roll_back": "skipped"}
+                                            "switch_serving": "success", "switch_paper_accounts": "success",
+                                            "mark_deployed": "success", "roll_back": "skipped"}
     assert str(mlc.get_model_version_by_alias(AGENT_MODEL, CHAMPION).version) == second
     assert DEPLOYED_TAG in mlc.get_model_version(AGENT_MODEL, second).tags
+
+
+PAPER_SCRIPT = """
+import sys
+sys.path.insert(0, "dags")
+from paper_trading import dag
+dr = dag.test()
+print("DAG_STATE", dr.state)
+"""
+
+
+def test_paper_trading_dag_trades_new_bars_and_deploy_switches_the_account(
+        project: Path, tmp_path: Path, bars: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
+    """An account opened on v1 trades the bars ingest announced; deploy_champion of v2 switches it at its next
+    bar (positions carried); the paper_trading DAG after new bars records v2's decision for the newest bar."""
+    import sqlalchemy as sa
+    import yaml
+
+    monkeypatch.delenv("TRADEPIPE_SERVING_URL", raising=False)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["trading"]["max_stale_sessions"] = 100_000   # the bundled bars end in 2013: never stale here
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stamps = sorted(bars["timestamp"].unique())
+    (project / BARS).parent.mkdir(parents=True, exist_ok=True)
+    bars[bars["timestamp"] <= stamps[-3]].to_parquet(project / BARS)    # the last two bars arrive later
+    mlc = client(project)
+    mlc.create_experiment("serving-tests", artifact_location=(project / "mlartifacts").as_uri())
+    first = publish_champion(mlc.tracking_uri, tiny_policy)
+    mark_deployed(mlc, first)
+    opened = run(["tradepipe", "trade", "open", "demo", "--cash", "100000", "--start",
+                  str(stamps[-5].date())], project)
+    assert opened.returncode == 0, opened.stderr[-2000:]
+    env = airflow_env(project, tmp_path / "airflow")
+
+    def paper_run() -> None:
+        result = run([sys.executable, "-c", PAPER_SCRIPT], project, **env)
+        assert result.returncode == 0 and "DAG_STATE success" in result.stdout, \
+            result.stdout[-3000:] + result.stderr[-3000:]
+
+    def decisions() -> list[tuple[pd.Timestamp, int]]:
+        with sa.create_engine(f"sqlite:///{project / 'trades.db'}").connect() as conn:
+            rows = conn.execute(sa.text("SELECT bar, model_version FROM decisions ORDER BY bar")).fetchall()
+        return [(pd.Timestamp(bar).tz_localize("UTC"), int(v)) for bar, v in rows]
+
+    paper_run()
+    assert decisions() == [(stamps[-5], int(first)), (stamps[-4], int(first)), (stamps[-3], int(first))]
+    paper_run()                                                          # nothing new: nothing happens
+    assert len(decisions()) == 3
+    second = publish_champion(mlc.tracking_uri, tiny_policy)
+    assert deploy_run(project, env, {"version": second})["switch_paper_accounts"] == "success"
+    bars.to_parquet(project / BARS)                                      # ingest brought two new bars
+    paper_run()
+    assert decisions()[3:] == [(stamps[-2], int(second)), (stamps[-1], int(second))]
+    status = run(["tradepipe", "trade", "status", "demo", "--json"], project)
+    book = json.loads(status.stdout)[0]
+    assert book["model"] == f"tradepipe-agent v{second}" and book["last_bar"] == stamps[-1].isoformat()
+    assert any(e["kind"] == "model_switch" for e in book["events"])
+

@@ -83,6 +83,8 @@ def step(account: str = typer.Option(None, help="Account to step (default: every
     _, trader = _desk(root)
     with trader.store.transaction() as session:
         names = [account] if account else list(session.scalars(sa.select(Account.name).order_by(Account.name)))
+    if not names:
+        console.print("no paper accounts to step: `tradepipe trade open NAME --cash 1000000` opens one")
     clock = _date(now, "--now") or pd.Timestamp.now(tz="UTC")
     refused = False
     for name in names:
@@ -201,6 +203,14 @@ def resume(account: str = typer.Argument(..., help="Account."),
     except KeyError as exc:
         _fail(str(exc).strip("'\""), 2)
     console.print(f"{escape(account)}: [green]resumed[/] ({escape(reason)})")
+
+
+@trade_app.command()
+def switch(version: int = typer.Argument(..., help=f"The new {AGENT_MODEL} version."), root: Path = ROOT) -> None:
+    """Switch every paper account on the agent to VERSION at its next bar (deploy_champion runs this)."""
+    _, trader = _desk(root)
+    names = accounts.request_switch(trader.store, AGENT_MODEL, version)
+    console.print(f"{len(names)} account(s) switch to v{version} at their next bar: {', '.join(names) or 'none'}")
 
 
 @trade_app.command()
