@@ -11,7 +11,9 @@ Hostile input: the headers are checked first (missing, non-numeric or stale time
 Signed deliveries (id and signature) are remembered (:class:`DeliveryLog`, SQLite) while their timestamp is
 inside the ``MAX_AGE_S`` window: a replay of a delivery already received answers **409** and triggers nothing
 (a delivery whose trigger failed is forgotten again, so MLflow's retry can go through). Where they are kept:
-``relay_router(deliveries_path=...)``; :func:`relay_router_from_env` uses the temporary directory's file."""
+``relay_router(deliveries_path=...)``; :func:`deliveries_path_for` puts them beside a SQLite tracking store, else in
+the user's private state directory (``~/.local/state/tradepipe``, mode 0700), never at a predictable path in the
+shared temporary directory (where another local user could plant or read the file)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ import hmac
 import json
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -114,10 +115,19 @@ class DeliveryLog:
 
 
 def deliveries_path_for(tracking_uri: str) -> Path:
-    """Where to remember deliveries: beside a SQLite tracking store, else in the temporary directory."""
+    """Where to remember deliveries: beside a SQLite tracking store, else in :func:`private_state_dir`."""
     if tracking_uri.startswith("sqlite:///") and ":memory:" not in tracking_uri:
         return Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).parent / DELIVERIES_FILE
-    return Path(tempfile.gettempdir()) / f"tradepipe-{DELIVERIES_FILE}"
+    return private_state_dir() / DELIVERIES_FILE
+
+
+def private_state_dir() -> Path:
+    """``~/.local/state/tradepipe``, created (or tightened) to mode 0700: this user's only."""
+    state = Path.home() / ".local" / "state" / "tradepipe"
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if state.stat().st_mode & 0o077:
+        state.chmod(0o700)
+    return state
 
 
 def parse_event(body: bytes) -> dict[str, Any]:
@@ -176,7 +186,7 @@ def relay_router(secret: str, trigger: Trigger, *, deliveries_path: Path | None 
 def relay_router_from_env(deliveries_path: Path | None = None, *,
                           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> APIRouter:
     """The relay with the secret from TRADEPIPE_WEBHOOK_SECRET, triggering through :meth:`AirflowAPI.from_env`;
-    deliveries remembered in ``deliveries_path`` (default: the temporary directory's, see
+    deliveries remembered in ``deliveries_path`` (default: the private state directory's, see
     :func:`deliveries_path_for`)."""
     secret = settings().webhook_secret
     if secret is None:

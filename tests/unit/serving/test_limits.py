@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
@@ -54,6 +57,12 @@ def test_read_body_caps_declared_and_streamed_bodies() -> None:
     assert client.post("/", content=b"x", headers={"Content-Length": "9" * 40}).status_code in (400, 413)
 
 
-def test_deliveries_live_beside_a_sqlite_store_else_in_the_temp_dir() -> None:
+def test_deliveries_live_beside_a_sqlite_store_else_in_a_private_dir(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(deliveries_path_for("sqlite:////srv/mlflow/mlflow.db")) == "/srv/mlflow/webhook-deliveries.sqlite"
-    assert deliveries_path_for("http://u:p@mlflow:5000").name == "tradepipe-webhook-deliveries.sqlite"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".local/state/tradepipe").mkdir(parents=True, mode=0o755)  # a loose leftover gets tightened
+    path = deliveries_path_for("http://u:p@mlflow:5000")
+    assert path == tmp_path / ".local/state/tradepipe/webhook-deliveries.sqlite"
+    assert path.parent != Path(tempfile.gettempdir())  # not a path another local user can predict and plant
+    assert path.parent.stat().st_mode & 0o777 == 0o700
