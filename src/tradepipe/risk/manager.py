@@ -75,7 +75,9 @@ class RiskManager:
         self.params, self.n_assets = params, r.shape[1]
         self.prices: Array = np.cumprod(1.0 + r, axis=0, dtype=np.float64)  # price index; only ratios are used
         self.annual_cov: Array = rolling_moments(r, params.vol_window, params.min_periods)[1] * periods_per_year
-        self.turbulence: Array = turbulence(r, params.turbulence_window, params.min_periods)
+        # the threshold at t is a quantile of the turbulence of the window before t: only those rows are needed
+        self.turbulence: Array = turbulence(r, params.turbulence_window, params.min_periods,
+                                            max(0, since - params.turbulence_window))
         self.turbulent = np.zeros(len(r), dtype=bool)
         if params.turbulence_quantile is not None:
             threshold = trailing_quantile(self.turbulence, params.turbulence_window, params.turbulence_quantile,

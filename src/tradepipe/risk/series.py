@@ -55,19 +55,20 @@ def rolling_moments(returns: npt.ArrayLike, window: int, min_periods: int) -> tu
     return mean, cov
 
 
-def turbulence(returns: npt.ArrayLike, window: int, min_periods: int) -> Array:
+def turbulence(returns: npt.ArrayLike, window: int, min_periods: int, since: int = 0) -> Array:
     """Kritzman-Li turbulence: ``(r_t - mu)' pinv(S) (r_t - mu)`` with mu, S of the ``window`` rows before t.
 
     NaN (never turbulent) until ``min_periods`` earlier rows exist, while those rows' moments are undefined
     (see ``rolling_moments``) or when ``r_t`` is not finite; ``inf`` when a finite move is too large to
     measure. The pseudo-inverse copes with singular S (e.g. assets of zero variance); S is divided by its
-    largest entry first, so its eigendecomposition never sees huge values.
+    largest entry first, so its eigendecomposition never sees huge values. Only rows ``t >= since`` are
+    computed (NaN before), each exactly as in the full series.
     """
     r = np.asarray(returns, dtype=np.float64)
     mean, cov = rolling_moments(r, window, min_periods)
     out = np.full(len(r), np.nan)
     ok = np.flatnonzero(~np.isnan(mean[:-1, 0])) + 1  # moments of rows up to t - 1 exist
-    ok = ok[np.isfinite(r[ok]).all(axis=1)]
+    ok = ok[np.isfinite(r[ok]).all(axis=1) & (ok >= since)]
     if ok.size:
         s = cov[ok - 1]
         size = np.abs(s).max(axis=(1, 2))

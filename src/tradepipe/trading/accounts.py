@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from tradepipe.trading.store import TradeStore, utc
+from tradepipe.trading.store import TradeStore, now_utc, utc
 from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
 
 __all__ = ["AccountStatus", "halt", "history", "open_account", "request_switch", "resume", "status"]
@@ -34,13 +33,13 @@ def open_account(store: TradeStore, name: str, cash: float, model_name: str, mod
     with store.transaction() as session:
         if session.get(Account, name) is not None:
             raise ValueError(f"account {name!r} exists already; choose another name")
-        account = Account(name=name, created_at=_now(), initial_cash=float(cash), model_name=model_name,
+        account = Account(name=name, created_at=now_utc(), initial_cash=float(cash), model_name=model_name,
                           model_version=int(model_version), symbols=list(symbols),
                           anchor=timestamps[position - warmup_bars].to_pydatetime(),
                           first_bar=timestamps[position].to_pydatetime(), broker=broker, halted=False,
                           pending_version=None)
         session.add(account)
-        session.add(Event(account=name, bar=None, kind="open", rule=None, symbol=None, created_at=_now(),
+        session.add(Event(account=name, bar=None, kind="open", rule=None, symbol=None, created_at=now_utc(),
                           message=f"opened with {cash:,.2f} on {model_name} version {model_version}, first bar "
                                   f"{timestamps[position].date()}"))
     return account
@@ -64,9 +63,9 @@ def request_switch(store: TradeStore, model_name: str, version: int) -> list[str
         for acct in accounts:
             if acct.model_version != version and acct.pending_version != version:
                 acct.pending_version = version
+                message = f"switch from version {acct.model_version} to {version} at the next bar"
                 session.add(Event(account=acct.name, bar=None, kind="switch_requested", rule=None, symbol=None,
-                                  created_at=_now(), message=f"switch from version {acct.model_version} to {version} "
-                                                             "at the next bar"))
+                                  created_at=now_utc(), message=message))
                 names.append(acct.name)
         return names
 
@@ -144,12 +143,8 @@ def _flag(store: TradeStore, name: str, halted: bool, kind: str, reason: str) ->
             raise KeyError(f"no paper account {name!r}")
         acct.halted = halted
         session.add(Event(account=name, bar=None, kind=kind, rule="manual", symbol=None, message=reason,
-                          created_at=_now()))
+                          created_at=now_utc()))
 
 
 def _frame(result: sa.Result[Any]) -> pd.DataFrame:
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tradepipe.trading.store import utc
+from tradepipe.trading.store import sqlite_pragmas, utc
 
 __all__ = ["Broker", "BrokerFill", "BrokerOrder", "OrderRequest", "SimulatedBroker"]
 
@@ -115,6 +115,8 @@ class SimulatedBroker:
 
     def __init__(self, url: str, cost_rate: float, quote: Quote) -> None:
         self.engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
         _Ledger.metadata.create_all(self.engine)
         self.cost_rate, self.quote = cost_rate, quote
 

@@ -16,7 +16,6 @@ All store writes of a step happen in one transaction at its end; broker calls be
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from tradepipe.core.types import Array
 from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest
 from tradepipe.trading.decision import decide, market_until, state_from_json, state_to_json
 from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
-from tradepipe.trading.store import TradeStore, utc
+from tradepipe.trading.store import TradeStore, now_utc, utc
 from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
 
 __all__ = ["StepResult", "Trader", "client_order_id"]
@@ -138,7 +137,7 @@ class Trader:
             session.add(Equity(account=account, bar=bar.to_pydatetime(), cash=book.cash, equity=equity,
                                gross_exposure=float(np.abs(book.shares * closes).sum()) / equity if equity else 0.0,
                                turnover=traded / equity_before if equity_before else 0.0, costs=costs,
-                               model_version=acct.model_version, created_at=_now()))
+                               model_version=acct.model_version, created_at=now_utc()))
             if acct.halted:
                 return StepResult(account, bar, "halted", f"{account} is halted: marked to market, no decision",
                                   equity, submitted, rejected)
@@ -212,7 +211,7 @@ class Trader:
         for i in np.flatnonzero(qty):
             order = Order(client_order_id=cids[i], account=acct.name, decision_id=previous.id, bar=bar.to_pydatetime(),
                           symbol=symbols[i], qty=float(qty[i]), price=float(closes[i]), status="new", reason=None,
-                          created_at=_now())
+                          created_at=now_utc())
             if int(i) in refused:
                 order.status, order.reason = "rejected", refused[int(i)].message
                 session.add(_event(acct.name, bar, "rejection", refused[int(i)]))
@@ -233,7 +232,7 @@ class Trader:
         if acct.pending_version is not None and acct.pending_version != acct.model_version:
             session.add(Event(account=acct.name, bar=bar.to_pydatetime(), kind="model_switch", rule=None, symbol=None,
                               message=f"{acct.model_name} version {acct.model_version} -> {acct.pending_version}",
-                              created_at=_now()))
+                              created_at=now_utc()))
             acct.model_version, acct.pending_version = acct.pending_version, None
         policy = self.policy(acct.model_name, acct.model_version)
         previous = session.scalars(sa.select(Decision).where(Decision.account == acct.name)
@@ -246,7 +245,7 @@ class Trader:
         session.add(Decision(account=acct.name, bar=bar.to_pydatetime(), model_name=acct.model_name,
                              model_version=acct.model_version, proposed=decided.proposed.tolist(),
                              target=decided.target.tolist(), risk_state=state_to_json(decided.state),
-                             created_at=_now()))
+                             created_at=now_utc()))
 
 
 def _account(session: Session, name: str) -> Account:
@@ -265,7 +264,7 @@ def _shares(session: Session, account: str, symbols: list[str]) -> Array:
 def _apply(session: Session, account: str, book: _Book, symbols: list[str], f: BrokerFill) -> None:
     session.add(Fill(broker_fill_id=f.fill_id, account=account, client_order_id=f.client_order_id,
                      bar=f.bar.to_pydatetime(), symbol=f.symbol, qty=f.qty, price=f.price, cost=f.cost,
-                     created_at=_now()))
+                     created_at=now_utc()))
     i = symbols.index(f.symbol)
     book.shares[i] += f.qty
     book.cash -= f.qty * f.price + f.cost
@@ -283,8 +282,4 @@ def _halt(session: Session, acct: Account, bar: pd.Timestamp | None, why: Refusa
 
 def _event(account: str, bar: pd.Timestamp | None, kind: str, why: Refusal) -> Event:
     return Event(account=account, bar=bar.to_pydatetime() if bar is not None else None, kind=kind, rule=why.rule,
-                 symbol=why.symbol, message=why.message, created_at=_now())
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+                 symbol=why.symbol, message=why.message, created_at=now_utc())

@@ -17,7 +17,7 @@ from tradepipe.config import TradingParams
 from tradepipe.paths import TRADES_DB
 from tradepipe.settings import settings
 
-__all__ = ["TradeStore", "db_url", "utc"]
+__all__ = ["TradeStore", "db_url", "now_utc", "sqlite_pragmas", "utc"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,13 +35,18 @@ def utc(stamp: dt.datetime | pd.Timestamp) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def now_utc() -> dt.datetime:
+    """The wall clock, timezone-aware (the time rows are written)."""
+    return dt.datetime.now(dt.UTC)
+
+
 class TradeStore:
     """The trade store at ``url``, migrated to the newest revision when opened."""
 
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
         self.upgrade()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -64,9 +69,12 @@ class TradeStore:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(connection: object, _record: object) -> None:
+def sqlite_pragmas(connection: object, _record: object) -> None:
+    """SQLite connections: foreign keys on, write-ahead log with NORMAL sync (a commit survives the process being
+    killed; a power cut may lose the last commits, which reconciliation with the broker then reports)."""
     cursor = connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

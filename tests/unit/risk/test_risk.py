@@ -260,3 +260,16 @@ def test_extreme_prices_leave_only_their_windows_undefined() -> None:
     assert np.isfinite(books).all() and np.allclose(books.sum(axis=1), 1.0)
     assert np.all(np.abs(books[:, :-1]).sum(axis=1) <= params.max_gross + 1e-12)
     np.testing.assert_allclose(books[extreme, :-1], 0.0)          # turbulent: scaled to cash
+
+
+def test_series_computed_from_a_later_bar_equal_the_full_series_there() -> None:
+    """A live step builds the risk manager for its last bar only (``since``): the same rules, bit for bit."""
+    rng = np.random.default_rng(11)
+    returns = rng.normal(0.0, 0.02, (400, 3))
+    returns[330] = 0.2                                      # a turbulent bar inside the compared range
+    params = RiskParams(turbulence_window=60, turbulence_quantile=0.9, min_periods=10)
+    full, late = RiskManager(params, returns), RiskManager(params, returns, since=320)
+    assert full.turbulent[330] and late.turbulent[330]
+    np.testing.assert_array_equal(full.turbulent[320:], late.turbulent[320:])
+    np.testing.assert_array_equal(full.turbulence[260:], late.turbulence[260:])
+    assert np.isnan(late.turbulence[:250]).all() and not late.turbulent[:320].any()
