@@ -9,14 +9,20 @@ announces nothing: announced, that data would queue a follow-up run on the bars 
 register emits `tradepipe-champion` when it made a new agent version champion (`deploy_champion` is scheduled
 on it).
 
-The `profile` param (e.g. `smoke`) applies profiles/<name>.yaml for this run only: the setup task
-apply_profile rewrites params.yaml and keeps the original in XCom, and the teardown task restore_params writes
-it back however the stages ended, so later runs use the project's own params.yaml.
+The `profile` param (e.g. `smoke`) makes the run a DVC experiment instead: the setup task `experiment` checks
+profiles/<name>.yaml's overrides as the stages will and names the experiment `<profile>-<run>`; each stage
+task then runs `dvc exp run --temp -S ...` up to its stage in a temporary copy of the project (the stages
+before it restored from DVC's run cache, not rerun), keeping only the last stage's experiment. params.yaml,
+dvc.lock and the workspace's outputs are never touched, so nothing has to be written back afterwards.
+register's decision then comes from the experiment's metrics. `force` reruns unchanged stages of a run
+without a profile (an experiment reruns a stage whenever no earlier run had the same inputs).
 """
 
 from __future__ import annotations
 
+import shlex
 from datetime import timedelta
+from typing import Any
 
 from airflow.sdk import (
     DAG,
@@ -34,31 +40,37 @@ from tradepipe.orchestration.stage_operator import StageOperator
 from tradepipe.runtime.stages import STAGE_NAMES
 
 PROJECT = project_root(__file__)
-
-REPRO = "dvc repro {{ '--force --single-item ' if params.force else '' }}"
+EXP = "ti.xcom_pull(task_ids='experiment')"
 
 
 @task
-def apply_profile() -> str | None:
-    """Apply the run's ``profile`` param to params.yaml; return the original text (None without a profile)."""
-    from tradepipe.runtime.profiles import apply_profile as apply
-    from tradepipe.runtime.profiles import load_profile
+def experiment() -> dict[str, Any] | None:
+    """With the run's ``profile`` param: its overrides checked, the experiment's name, -S arguments and tracking
+    URI for the stage tasks (the MLflow experiment created under the project); None without a profile."""
+    from tradepipe.runtime.experiments import check_variant, set_args, tracking_env, variant
 
-    name = get_current_context()["params"]["profile"]
+    context = get_current_context()
+    name = context["params"]["profile"]
     if not name:
         return None
-    original = (PROJECT / "params.yaml").read_text()
-    apply(PROJECT / "params.yaml", load_profile(PROJECT, name))
-    print(f"params.yaml holds profile {name!r} for this run")
-    return original
+    overrides = variant(PROJECT, name, [])
+    merged = check_variant(PROJECT / "params.yaml", overrides)
+    tag = "".join(c if c.isalnum() else "-" for c in str(context["run_id"]))[-40:].strip("-")
+    exp = {"name": f"{name}-{tag}", "set": " ".join(map(shlex.quote, set_args(overrides))),
+           "tracking_uri": tracking_env(PROJECT, merged)["MLFLOW_TRACKING_URI"]}
+    print(f"experiment {exp['name']}: {len(overrides)} override(s) of profiles/{name}.yaml; params.yaml untouched")
+    return exp
 
 
-@task
-def restore_params(original: str | None) -> None:
-    """Write back the params.yaml that apply_profile replaced (nothing to do without a profile)."""
-    if original is not None:
-        (PROJECT / "params.yaml").write_text(original)
-        print("params.yaml restored")
+def command(stage: str, previous: str | None, last: bool) -> str:
+    """The stage task's bash: `dvc repro` of the stage, or in an experiment run `dvc exp run --temp` up to it
+    (the previous stage's experiment removed: this one holds everything up to here)."""
+    name = "{{ exp.name }}" if last else f"{{{{ exp.name }}}}-{stage}"
+    remove = f" && dvc exp remove {{{{ exp.name }}}}-{previous}" if previous else ""
+    return ("{% set exp = " + EXP + " %}{% if exp %}"
+            f"MLFLOW_TRACKING_URI={{{{ exp.tracking_uri | quote }}}} dvc exp run --temp -n {name} {{{{ exp.set }}}} "
+            f"{stage}{remove}"
+            "{% else %}dvc repro {{ '--force --single-item ' if params.force else '' }}" + stage + "{% endif %}")
 
 
 with DAG(
@@ -69,16 +81,18 @@ with DAG(
         timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC", run_immediately=timedelta(0)),
         assets=[Asset(events.NEW_DATA)]),
     params={
-        "profile": Param("", type="string", description="Apply profiles/<name>.yaml first (e.g. smoke)."),
+        "profile": Param("", type="string",
+                         description="Run as a DVC experiment with profiles/<name>.yaml's overrides (e.g. smoke)."),
         "force": Param(False, type="boolean", description="Rerun every stage even if its inputs are unchanged."),
     },
+    user_defined_filters={"quote": shlex.quote},
     doc_md=__doc__,
     **DAG_DEFAULTS,
 ) as dag:
-    profile = apply_profile()
-    previous = profile
-    for stage in STAGE_NAMES:
-        stage_task = StageOperator(stage=stage, command=REPRO + stage, project=PROJECT, announce=stage == "register")
-        previous >> stage_task
-        previous = stage_task
-    previous >> restore_params(profile).as_teardown(setups=profile)
+    previous_task: Any = experiment()
+    previous: str | None = None
+    for i, stage in enumerate(STAGE_NAMES):
+        stage_task = StageOperator(stage=stage, command=command(stage, previous, i == len(STAGE_NAMES) - 1),
+                                   project=PROJECT, announce=stage == "register", experiment="experiment")
+        previous_task >> stage_task
+        previous_task, previous = stage_task, stage

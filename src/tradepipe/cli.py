@@ -62,30 +62,54 @@ def _check_params(path: Path) -> None:
         _fail(str(exc), 2)
 
 
+def _run_dvc(cmd: list[str], root: Path, env: dict[str, str]) -> None:
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    code = subprocess.run(cmd, cwd=root, env=env).returncode
+    if code:
+        _fail("the pipeline stopped; the failing stage printed why above. Earlier outputs are unchanged.", code)
+
+
 @app.command()
 def run(
-    profile: str = typer.Option(None, help="Apply profiles/<name>.yaml to params.yaml first (e.g. smoke)."),
+    profile: str = typer.Option(None, help="Run profiles/<name>.yaml's overrides as a DVC experiment (e.g. smoke)."),
+    sets: list[str] = typer.Option(None, "--set", "-S", help="KEY=VALUE: run with this params override as a DVC "
+                                                              "experiment (repeatable; after the profile's)."),
+    name: str = typer.Option(None, help="The experiment's name (default: the profile's, or 'variant', and a tag)."),
     stage: str = typer.Option(None, help=f"Run up to this stage only: one of {', '.join(STAGE_NAMES)}."),
     force: bool = typer.Option(False, help="Rerun stages even when nothing they depend on changed."),
     root: Path = typer.Option(Path("."), help="Project root (holds dvc.yaml and params.yaml)."),
 ) -> None:
-    """Run the pipeline with `dvc repro` (stages whose inputs did not change are skipped)."""
+    """Run the pipeline: `dvc repro` on params.yaml (stages whose inputs did not change are skipped), or, with
+    --profile or -S, `dvc exp run --temp` with those overrides, which leaves params.yaml and the workspace as
+    they are and keeps the results as a DVC experiment (`dvc exp show`, `dvc exp apply NAME`)."""
     if stage and stage not in STAGE_NAMES:
         _fail(f"unknown stage {stage!r}; choose one of {', '.join(STAGE_NAMES)}", 2)
-    if profile:
-        _apply_profile(root, profile)
-    # Before `dvc repro`: DVC deletes a stage's outputs before running it, so a stage refusing a typo would
-    # leave them gone. Nothing has been touched when this refuses.
-    _check_params(root / "params.yaml")
-    env = {**os.environ, RUN_ID_ENV: settings().run_id or f"cli-{uuid.uuid4().hex[:12]}"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [str(Path(sys.executable).parent / "dvc"), "repro", *([stage] if stage else []),
-           *(["--force"] if force else [])]
-    console.print(f"pipeline run id [bold]{env[RUN_ID_ENV]}[/]: {' '.join(cmd[1:])}")
-    code = subprocess.run(cmd, cwd=root, env=env).returncode
-    if code:
-        _fail("the pipeline stopped; the failing stage printed why above. Earlier outputs are unchanged.", code)
-    console.print("[green]pipeline finished[/]: `dvc metrics show`, `make mlflow-ui`, reports/backtest/report.html")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    if not profile and not sets:
+        # Before `dvc repro`: DVC deletes a stage's outputs before running it, so a stage refusing a typo would
+        # leave them gone. Nothing has been touched when this refuses.
+        _check_params(root / "params.yaml")
+        env = {**os.environ, RUN_ID_ENV: settings().run_id or f"cli-{uuid.uuid4().hex[:12]}"}
+        cmd = [dvc, "repro", *([stage] if stage else []), *(["--force"] if force else [])]
+        console.print(f"pipeline run id [bold]{env[RUN_ID_ENV]}[/]: {' '.join(cmd[1:])}")
+        _run_dvc(cmd, root, env)
+        console.print("[green]pipeline finished[/]: `tradepipe status`, `make mlflow-ui`, reports/backtest/report.html")
+        return
+    from tradepipe.runtime.experiments import check_variant, exp_run_command, experiment_name, tracking_env, variant
+
+    try:  # the same check as above, on params.yaml with the overrides (which is not written)
+        overrides = variant(root, profile, sets or [])
+        merged = check_variant(root / "params.yaml", overrides)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    exp = name or experiment_name(profile)
+    env = {**os.environ, RUN_ID_ENV: settings().run_id or exp, **tracking_env(root, merged)}
+    cmd = exp_run_command(dvc, exp, overrides, stage, force)
+    console.print(f"experiment [bold]{escape(exp)}[/] (pipeline run id {escape(env[RUN_ID_ENV])}), "
+                  f"{len(overrides)} override(s), params.yaml untouched: {escape(' '.join(cmd[1:]))}", highlight=False)
+    _run_dvc(cmd, root, env)
+    console.print(f"[green]experiment {escape(exp)} finished[/]: `dvc exp show`, `dvc plots diff HEAD {escape(exp)}`, "
+                  f"`dvc exp apply {escape(exp)}` to bring its outputs and params into the workspace", highlight=False)
 
 
 @app.command("profile")

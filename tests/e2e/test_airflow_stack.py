@@ -19,7 +19,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.fixtures.project import client
+from tests.fixtures.project import BIN, client
 from tradepipe.orchestration.airflow_api import AirflowAPI
 from tradepipe.orchestration.deploy import DEPLOYED_TAG
 from tradepipe.orchestration.stack import AirflowStack
@@ -98,10 +98,13 @@ def finished(api: AirflowAPI, dag_id: str, run_id: str, timeout_s: float, stack:
 def test_training_pipeline_deploys_its_champion_through_the_asset(stack: AirflowStack, project: Path,
                                                                   serving: str) -> None:
     api = stack.api
+    # the project's own params are the smoke profile's (a profile param would run a DVC experiment beside the
+    # workspace; deploy_champion and the monitor read the workspace's bars)
+    assert subprocess.run([str(BIN / "tradepipe"), "profile", "smoke"], cwd=project).returncode == 0
     params_before = (project / "params.yaml").read_bytes()
     before = health(serving)
     assert before is not None and before.status_code == 503  # no champion yet: nothing served
-    run_id = api.trigger("training_pipeline", {"profile": "smoke"})
+    run_id = api.trigger("training_pipeline", {})
     finished(api, "training_pipeline", run_id, 900, stack)
     decision = json.loads((project / "reports/register.json").read_text())
     assert decision["promoted"] is True  # the smoke profile's gate lets the first version through
@@ -145,5 +148,5 @@ def test_training_pipeline_deploys_its_champion_through_the_asset(stack: Airflow
     # the live policy was fit on every bar there is: no out-of-sample bar yet, so performance is not judged
     assert run.data.metrics["live.oos_bars"] == 0.0 and "live.sharpe" not in run.data.metrics
     assert run.data.tags["tradepipe.live_window"].startswith("0 out-of-sample bars after the fit end")
-    # the smoke profile held for the training run only
+    # the DAG runs left params.yaml as they found it
     assert (project / "params.yaml").read_bytes() == params_before

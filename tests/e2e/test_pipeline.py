@@ -1,4 +1,4 @@
-"""`tradepipe run --profile smoke`: every stage for real through DVC, tracked in MLflow, registered."""
+"""`tradepipe run --profile smoke`: every stage for real as a DVC experiment, tracked in MLflow, registered."""
 
 from __future__ import annotations
 
@@ -23,10 +23,21 @@ def _digest(path: Path) -> str:
 
 
 def test_smoke_pipeline_end_to_end(project: Path) -> None:
-    first = run(["tradepipe", "run", "--profile", "smoke"], project, TRADEPIPE_RUN_ID="e2e-run-1")
+    params_before = (project / "params.yaml").read_bytes()
+    first = run(["tradepipe", "run", "--profile", "smoke", "--name", "e2e-smoke"], project,
+                TRADEPIPE_RUN_ID="e2e-run-1")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     order = [first.stdout.find(f"Running stage '{s}'") for s in STAGE_NAMES]
     assert all(i >= 0 for i in order) and order == sorted(order)
+
+    # a DVC experiment: the workspace kept its params and has no outputs; the experiment holds the smoke params
+    assert (project / "params.yaml").read_bytes() == params_before
+    assert not (project / "metrics" / "backtest.json").exists()
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    (exp,) = [r for b in shown for e in b.get("experiments") or [] for r in e["revs"] if r["name"] == "e2e-smoke"]
+    assert exp["data"]["params"]["params.yaml"]["data"]["data"]["symbols"] == ["AAPL", "AMD", "JPM", "KO", "XOM"]
+    applied = run(["dvc", "exp", "apply", "e2e-smoke"], project)
+    assert applied.returncode == 0, applied.stderr[-2000:]
 
     # metrics for every stage; the backtest holds real numbers for the agent and the 1/N benchmark
     for stage in STAGE_NAMES:

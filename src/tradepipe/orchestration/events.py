@@ -37,3 +37,12 @@ def champion_changed(before: dict[str, Any] | None, after: dict[str, Any] | None
     if before is not None and before.get("agent_version") == after["agent_version"]:
         return None
     return {"agent_version": after["agent_version"], "predictor_version": after["predictor_version"]}
+
+
+def decision_from_metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """register's decision as its metrics file (metrics/register.json: numbers only) records it, e.g. in a DVC
+    experiment, where reports/register.json is not kept; None without one."""
+    if not metrics or "promoted" not in metrics:
+        return None
+    return {"promoted": bool(metrics["promoted"]), "agent_version": int(metrics.get("agent_version", 0)),
+            "predictor_version": int(metrics.get("predictor_version", 0))}
