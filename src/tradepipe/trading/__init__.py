@@ -9,4 +9,5 @@
 ``migrations/`` holds the Alembic scripts (data files, not modules).
 """
 
-__all__ = ["accounts", "broker", "commands", "decision", "desk", "orders", "replay", "step", "store", "tables"]
+__all__ = ["accounts", "broker", "commands", "decision", "desk", "orders", "replay", "step", "store", "summary",
+           "tables"]

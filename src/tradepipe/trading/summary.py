@@ -1,0 +1,39 @@
+"""One line per paper account for `tradepipe status`, read from the project's trade store without creating it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tradepipe.config import load_params
+from tradepipe.trading.store import TradeStore, db_url, utc
+from tradepipe.trading.tables import Account, Equity
+
+__all__ = ["account_rows"]
+
+
+def account_rows(root: Path) -> list[dict[str, Any]]:
+    """Each account's model, halted flag, last bar, equity, cash and drawdown (equity at its last processed bar)."""
+    url = db_url(root, load_params(root / "params.yaml").trading)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return []  # no account was ever opened
+    store = TradeStore(url)
+    try:
+        with store.transaction() as session:
+            rows = []
+            for acct in session.scalars(sa.select(Account).order_by(Account.name)):
+                curve = list(session.scalars(sa.select(Equity.equity).where(Equity.account == acct.name)
+                                             .order_by(Equity.bar)))
+                last = session.scalars(sa.select(Equity).where(Equity.account == acct.name)
+                                       .order_by(Equity.bar.desc()).limit(1)).first()
+                equity = last.equity if last else acct.initial_cash
+                peak = max([acct.initial_cash, *curve])
+                rows.append({"account": acct.name, "model": f"{acct.model_name} v{acct.model_version}",
+                             "halted": acct.halted, "last_bar": utc(last.bar).isoformat() if last else None,
+                             "equity": equity, "cash": last.cash if last else acct.initial_cash,
+                             "return": equity / acct.initial_cash - 1.0, "drawdown": 1.0 - equity / peak})
+            return rows
+    finally:
+        store.dispose()
