@@ -438,14 +438,24 @@ def invalid_params(source: str | Path, exc: ValidationError) -> ConfigError:
     return ConfigError("\n".join([f"{source}: invalid params:", *(f"  {_explain(err)}" for err in exc.errors())]))
 
 
+def read_params_yaml(text: str) -> Any:
+    """params.yaml's data read as YAML 1.2, as DVC reads and rewrites it (``dvc exp run -S`` drops the quotes of
+    ``"16:00"``, which YAML 1.1 would read as the number 960)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml; raise ConfigError naming the bad key."""
+    from ruamel.yaml.error import YAMLError
+
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_params_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: not found; run from the project root or pass --params") from exc
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, YAMLError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     try:
         return Params.model_validate(raw or {})

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tradepipe.config import ConfigError, Params, invalid_params, set_dotted
+from tradepipe.config import ConfigError, Params, invalid_params, read_params_yaml, set_dotted
 from tradepipe.runtime.params import resolve
 from tradepipe.runtime.profiles import load_profile
 from tradepipe.runtime.tracking import EXPERIMENT, configure
@@ -52,7 +52,7 @@ def variant(root: Path, profile: str | None, sets: list[str]) -> dict[str, Any]:
 def check_variant(params_path: Path, overrides: Mapping[str, Any]) -> Params:
     """params.yaml with ``overrides`` applied in memory, validated as every stage will validate it (unknown keys,
     types, dates, sources, rewards); ConfigError naming the key. The file itself is not written."""
-    raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    raw = read_params_yaml(params_path.read_text(encoding="utf-8")) or {}
     for dotted, value in overrides.items():
         set_dotted(raw, dotted, value)
     source = f"{params_path} with {len(overrides)} override(s)"
