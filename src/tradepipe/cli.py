@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tradepipe.config import ConfigError, ValidateParams, invalid_params
+from tradepipe.paths import BARS
 from tradepipe.runtime.stages import STAGE_NAMES
 from tradepipe.settings import RUN_ID_ENV, env_var, settings
 from tradepipe.trading.commands import trade_app
@@ -110,6 +111,20 @@ def run(
     _run_dvc(cmd, root, env)
     console.print(f"[green]experiment {escape(exp)} finished[/]: `dvc exp show`, `dvc plots diff HEAD {escape(exp)}`, "
                   f"`dvc exp apply {escape(exp)}` to bring its outputs and params into the workspace", highlight=False)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print the same as JSON, for scripts."),
+           root: Path = typer.Option(Path("."), help="Project root (holds dvc.yaml and params.yaml).")) -> None:
+    """One glance at the last run: each stage's state and key figures, the backtest's headline, the registry's
+    champion and challenger with the gate, the paper accounts, and where to look next."""
+    from tradepipe.status import collect, print_status
+
+    data = collect(root)
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    print_status(data, console)
 
 
 @app.command("profile")
@@ -246,7 +261,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           root: Path = typer.Option(Path("."), help="Project root (its params.yaml and SQLite store)."),
           poll_seconds: float = typer.Option(30.0, help="Re-read the alias this often (0: only POST /v1/reload)."),
           torch_threads: int = typer.Option(1, help="Torch threads per request (1 suits small models)."),
-          max_body_bytes: int = typer.Option(4 * 1024 * 1024, min=1, help="Largest request body (413 above).")) -> None:
+          max_body_bytes: int = typer.Option(4 * 1024 * 1024, min=1, help="Largest request body (413 above)."),
+          paper: bool = typer.Option(True, help="Mount the paper accounts' endpoints (when the project has bars).")
+          ) -> None:
     """Serve target weights over HTTP (POST /v1/signals, /v1/reload, GET /health, /metrics); token from
     TRADEPIPE_API_TOKEN. With TRADEPIPE_WEBHOOK_SECRET set it also relays MLflow's champion-alias webhooks to
     Airflow's deploy_champion (POST /v1/webhooks/mlflow; TRADEPIPE_AIRFLOW_URL/_USER/_PASSWORD)."""
@@ -267,8 +284,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     if env.webhook_secret is not None:  # replayed deliveries refused: remembered beside a SQLite store
         relay = relay_router_from_env(deliveries_path_for(uri), max_body_bytes=max_body_bytes)
     torch.set_num_threads(torch_threads)
+    desk = None
+    if paper and (root / BARS).is_file():  # POST /v1/accounts/{account}/bars: the same step as `tradepipe trade step`
+        from tradepipe.config import load_params
+        from tradepipe.trading.desk import open_desk
+
+        desk = (root, open_desk(root, load_params(root / "params.yaml")))
     app_ = create_app(model_uri, tracking_uri=uri, token=env.api_token.get_secret_value(), poll_seconds=poll_seconds,
-                      relay=relay, max_body_bytes=max_body_bytes)
+                      relay=relay, max_body_bytes=max_body_bytes, paper=desk)
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
 

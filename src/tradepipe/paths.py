@@ -38,3 +38,4 @@ DECISION = Path("reports/register.json")
 # paper trading (not DVC outputs: the trade store and the simulated broker's own ledger live beside mlflow.db)
 TRADES_DB = Path("trades.db")
 PAPER_BROKER_DB = Path("paper_broker.db")
+LIVE_BARS = Path("live_bars.parquet")  # bars posted to the serving app's account endpoints, after data/raw/bars

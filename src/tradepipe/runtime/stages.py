@@ -21,7 +21,8 @@ SHARED_CODE = ("src/tradepipe/__init__.py", "src/tradepipe/registration.py", "sr
                "src/tradepipe/paths.py", "src/tradepipe/settings.py", "src/tradepipe/core",
                "src/tradepipe/runtime/__init__.py", "src/tradepipe/runtime/params.py",
                "src/tradepipe/runtime/stage.py", "src/tradepipe/runtime/stages.py",
-               "src/tradepipe/runtime/stage_metrics.py", "src/tradepipe/runtime/tracking.py", "src/tradepipe/data", "src/tradepipe/envs")
+               "src/tradepipe/runtime/stage_metrics.py", "src/tradepipe/runtime/tracking.py", "src/tradepipe/data",
+               "src/tradepipe/envs")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The FastAPI app: ``POST /v1/signals``, ``POST /v1/reload``, ``GET /health``, ``GET /metrics`` and, when given,
-the MLflow webhook relay (``POST /v1/webhooks/mlflow``)."""
+the MLflow webhook relay (``POST /v1/webhooks/mlflow``) and the paper accounts (``/v1/accounts/{account}``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -19,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from tradepipe.serving.accounts import accounts_router
 from tradepipe.serving.limits import DEFAULT_MAX_BODY_BYTES, MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import MetricsMiddleware, ServingMetrics
 from tradepipe.serving.models import (
@@ -33,6 +35,7 @@ from tradepipe.serving.models import (
 from tradepipe.serving.schemas import ModelInfo, ReloadResponse, SignalsRequest, SignalsResponse, Weight
 from tradepipe.serving.signals import BadRequest, check_bars
 from tradepipe.settings import API_TOKEN_ENV
+from tradepipe.trading.step import Trader
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL_URI = "models:/tradepipe-agent@champion"
@@ -79,12 +82,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: str, poll_seconds: float = 30.0,
                relay: APIRouter | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               load_attempts: int = LOAD_ATTEMPTS) -> FastAPI:
+               load_attempts: int = LOAD_ATTEMPTS, paper: tuple[Path, Trader] | None = None) -> FastAPI:
     """The serving app for ``model_uri`` in the registry at ``tracking_uri`` (already resolved, see
     :func:`tradepipe.runtime.tracking.resolve_tracking_uri`); ``token`` guards /v1/signals and /v1/reload; the alias
     is re-read every ``poll_seconds`` (0 disables polling; ``POST /v1/reload`` or ``app.state.models.reload()``
     reload on demand). ``relay`` (see :mod:`tradepipe.orchestration.relay`) is mounted as is: it authenticates by
-    HMAC signature.
+    HMAC signature. ``paper`` (a project root and its paper-trading :class:`~tradepipe.trading.step.Trader`) mounts
+    the stateful account endpoints (:mod:`tradepipe.serving.accounts`), behind the same token.
 
     Hostile input: the token is checked before the body is read; bodies over ``max_body_bytes`` are refused (413,
     by Content-Length and while streaming); bars, symbols and error messages are bounded (see
@@ -176,6 +180,8 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
 
     if relay is not None:
         app.include_router(relay)
+    if paper is not None:
+        app.include_router(accounts_router(paper[0], paper[1], metrics, _authorized, max_body_bytes))
     app.add_middleware(MetricsMiddleware, metrics=metrics,
                        routes=frozenset(r.path for r in app.routes if hasattr(r, "path")))
     return app

@@ -9,7 +9,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
-from tradepipe.paths import BARS, PAPER_BROKER_DB
+from tradepipe.core.io import write_parquet
+from tradepipe.paths import BARS, LIVE_BARS, PAPER_BROKER_DB
 from tradepipe.registry.provenance import load_verified
 from tradepipe.registry.versions import AGENT_MODEL, champion
 from tradepipe.runtime.tracking import resolve_tracking_uri
@@ -17,7 +18,7 @@ from tradepipe.trading.broker import SimulatedBroker
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import TradeStore, db_url
 
-__all__ = ["TradingError", "champion_version", "load_bars", "open_desk", "registry_policy"]
+__all__ = ["TradingError", "champion_version", "load_bars", "open_desk", "record_bars", "registry_policy"]
 
 
 class TradingError(RuntimeError):
@@ -30,13 +31,37 @@ def load_bars(root: Path) -> pd.DataFrame:
     if not path.is_file():
         raise TradingError(f"{path} does not exist: run the pipeline first (`make run` or `dvc repro ingest`)")
     bars = pd.read_parquet(path)
+    if (root / LIVE_BARS).is_file():  # bars posted to the serving app since, for the timestamps ingest has not
+        live = pd.read_parquet(root / LIVE_BARS)
+        bars = pd.concat([bars, live[live["timestamp"] > bars["timestamp"].max()]], ignore_index=True)
     bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
     return bars.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def registry_policy(root: Path, params: Params) -> tuple[MlflowClient, str]:
-    """The registry client and tracking URI of the project."""
-    uri = resolve_tracking_uri(root, configured=params.tracking.uri)
+def record_bars(root: Path, trader: Trader, bars: pd.DataFrame) -> pd.DataFrame:
+    """Add ``bars`` to ``trader`` and to ``live_bars.parquet``; return the new rows (already known ones skipped).
+
+    ValueError naming the bar when a known (timestamp, symbol) arrives with another close.
+    """
+    merged = bars.merge(trader.bars[["timestamp", "symbol", "close"]], on=["timestamp", "symbol"], how="left",
+                        suffixes=("", "_known"), validate="one_to_one")
+    clash = merged["close_known"].notna() & (merged["close_known"] != merged["close"])
+    if clash.any():
+        row = merged[clash].iloc[0]
+        raise ValueError(f"bar {row['symbol']} at {row['timestamp'].isoformat()} is already known with close "
+                         f"{row['close_known']}, not {row['close']}")
+    new = bars[merged["close_known"].isna().to_numpy()]
+    if len(new):
+        trader.add_bars(new)
+        live = root / LIVE_BARS
+        kept = pd.read_parquet(live) if live.is_file() else new.iloc[:0]
+        write_parquet(pd.concat([kept, new], ignore_index=True), live)
+    return new
+
+
+def registry_policy(root: Path, params: Params, tracking_uri: str | None = None) -> tuple[MlflowClient, str]:
+    """The registry client and tracking URI of the project (``tracking_uri`` over $MLFLOW_TRACKING_URI and params)."""
+    uri = resolve_tracking_uri(root, tracking_uri, configured=params.tracking.uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri), uri
 
 
@@ -49,14 +74,13 @@ def champion_version(client: MlflowClient) -> int:
 
 
 def open_desk(root: Path, params: Params, bars: pd.DataFrame | None = None, store_url: str | None = None,
-              broker_url: str | None = None) -> Trader:
+              broker_url: str | None = None, tracking_uri: str | None = None) -> Trader:
     """A :class:`Trader` on the project's bars, trade store and paper broker, loading policies verified."""
     bars = load_bars(root) if bars is None else bars
-    closes = bars.set_index(["symbol", "timestamp"])["close"]
-    client, uri = registry_policy(root, params)
+    client, uri = registry_policy(root, params, tracking_uri)
 
     def quote(symbol: str, bar: pd.Timestamp) -> float:
-        return float(closes.get((symbol, bar), float("nan")))
+        return trader.close(symbol, bar)  # the trader's bars, new ones included
 
     def load(name: str, version: int) -> TradingPolicy:
         policy = getattr(load_verified(client, name, str(version), uri).unwrap_python_model(), "policy", None)
@@ -65,4 +89,5 @@ def open_desk(root: Path, params: Params, bars: pd.DataFrame | None = None, stor
         return policy
 
     broker = SimulatedBroker(broker_url or f"sqlite:///{(root / PAPER_BROKER_DB).resolve()}", params.costs.rate, quote)
-    return Trader(TradeStore(store_url or db_url(root, params.trading)), broker, bars, params, load)
+    trader = Trader(TradeStore(store_url or db_url(root, params.trading)), broker, bars, params, load)
+    return trader

@@ -74,8 +74,23 @@ class Trader:
     load_policy: PolicyLoader
 
     def __post_init__(self) -> None:
-        self.timestamps = pd.DatetimeIndex(sorted(self.bars["timestamp"].unique()))
         self._policies: dict[tuple[str, int], TradingPolicy] = {}
+        self._index()
+
+    def _index(self) -> None:
+        self.timestamps = pd.DatetimeIndex(sorted(self.bars["timestamp"].unique()))
+        self._close = self.bars.set_index(["symbol", "timestamp"])["close"]
+
+    def close(self, symbol: str, bar: pd.Timestamp) -> float:
+        """The close of ``symbol`` at ``bar`` (NaN when there is none): the paper broker's fill price."""
+        value = self._close.get((symbol, bar), np.nan)
+        return float(value) if np.ndim(value) == 0 else float("nan")  # a duplicated bar has no single close
+
+    def add_bars(self, bars: pd.DataFrame) -> None:
+        """Append canonical ``bars`` (new (timestamp, symbol) rows) to the bars the accounts trade on."""
+        self.bars = pd.concat([self.bars, bars], ignore_index=True).sort_values(["timestamp", "symbol"],
+                                                                                kind="stable")
+        self._index()
 
     def policy(self, name: str, version: int) -> TradingPolicy:
         """The policy of a registered version (loaded once)."""

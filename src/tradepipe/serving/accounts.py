@@ -1,0 +1,135 @@
+"""Stateful decisions: ``POST /v1/accounts/{account}/bars`` and ``GET /v1/accounts/{account}``.
+
+A client sends only the new bar(s) of the account's universe; the server adds them to the bars it holds (the
+project's bars plus ``live_bars.parquet``, rebuilt on start), steps the account over every new bar with the same
+code path as ``tradepipe trade step`` (recorded in the trade store, fills at the paper broker) and answers with
+the decision: the target book from the account's stored book and risk state. Steps are serialized; the account
+gauges of ``/metrics`` are updated after each one.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ValidationError
+
+from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
+from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
+from tradepipe.serving.schemas import SignalsRequest, Weight
+from tradepipe.trading import accounts
+from tradepipe.trading.desk import record_bars
+from tradepipe.trading.step import Trader
+from tradepipe.trading.store import now_utc, utc
+from tradepipe.trading.tables import Account, Decision, Equity
+
+__all__ = ["AccountDecision", "accounts_router"]
+
+AccountName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class StepOutcome(BaseModel):
+    bar: datetime
+    status: str
+    message: str
+
+
+class AccountDecision(BaseModel):
+    """What the new bars did (one step each) and the account's target book after the newest decision."""
+
+    account: str
+    model_version: int
+    steps: list[StepOutcome]
+    as_of: datetime | None
+    weights: list[Weight]
+    halted: bool
+
+
+def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authorized: Any,
+                    max_body_bytes: int) -> APIRouter:
+    """The account endpoints over ``trader`` (see the module doc); ``authorized`` is the app's token dependency."""
+    router = APIRouter(dependencies=[Depends(authorized)])
+    lock = threading.Lock()
+
+    @router.post("/v1/accounts/{account}/bars", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/SignalsRequest"}}}}})
+    async def post_bars(account: AccountName, request: Request) -> AccountDecision:
+        """Add the new bars and step the account over each (body: a SignalsRequest of the new bars only)."""
+        raw = await read_body(request, max_body_bytes)
+        try:
+            body = SignalsRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise HTTPException(422, truncate(str(exc.errors()[0]["msg"]), MAX_MESSAGE)) from exc
+        return await run_in_threadpool(_step, account, body.frame())
+
+    @router.get("/v1/accounts/{account}")
+    def get_account(account: AccountName) -> dict[str, Any]:
+        """The account's book: positions, weights, cash, equity, drawdown, last orders and events."""
+        with lock:
+            return _status(account).to_json()
+
+    def _step(account: str, bars: pd.DataFrame) -> AccountDecision:
+        with lock:
+            _known(account)
+            try:
+                record_bars(root, trader, bars)
+            except ValueError as exc:
+                raise HTTPException(409, truncate(str(exc), MAX_MESSAGE)) from exc
+            now = pd.Timestamp.now(tz="UTC")
+            results = [trader.step(account, bar, now) for bar in trader.pending_bars(account)]
+            for result in results:
+                metrics.count_orders(account, "submitted", result.orders)
+                metrics.count_orders(account, "filled", result.orders)
+                metrics.count_orders(account, "rejected", result.rejected)
+            decision = _latest(account)
+            metrics.record_account(_snapshot(account))
+        refused = [r for r in results if r.status == "refused"]
+        if refused:
+            raise HTTPException(422, truncate(refused[0].message, MAX_MESSAGE))
+        steps = [StepOutcome(bar=r.bar.to_pydatetime(), status=r.status, message=r.message) for r in results]
+        return decision.model_copy(update={"steps": steps})
+
+    def _known(account: str) -> None:
+        with trader.store.transaction() as session:
+            if session.get(Account, account) is None:
+                raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
+
+    def _status(account: str) -> accounts.AccountStatus:
+        _known(account)
+        last = accounts.status(trader.store, account, pd.Series(dtype=float)).last_bar
+        prices = trader.bars[trader.bars["timestamp"] == last].set_index("symbol")["close"] if last is not None \
+            else pd.Series(dtype=float)
+        return accounts.status(trader.store, account, prices)
+
+    def _latest(account: str) -> AccountDecision:
+        with trader.store.transaction() as session:
+            acct = session.get(Account, account)
+            assert acct is not None
+            row = session.scalars(sa.select(Decision).where(Decision.account == account)
+                                  .order_by(Decision.bar.desc()).limit(1)).first()
+            symbols = [*(str(s) for s in acct.symbols), "CASH"]
+            weights = [Weight(symbol=s, weight=float(w)) for s, w in zip(symbols, row.target, strict=True)] \
+                if row is not None else []
+            return AccountDecision(account=account, model_version=acct.model_version, steps=[],
+                                   as_of=utc(row.bar).to_pydatetime() if row else None, weights=weights,
+                                   halted=acct.halted)
+
+    def _snapshot(account: str) -> AccountSnapshot:
+        s = _status(account)
+        with trader.store.transaction() as session:
+            acct = session.get(Account, account)
+            assert acct is not None
+            last = session.scalars(sa.select(Equity).where(Equity.account == account)
+                                   .order_by(Equity.bar.desc()).limit(1)).first()
+            return AccountSnapshot(account=account, equity=s.equity, peak_equity=s.peak,
+                                   gross_exposure=last.gross_exposure if last else 0.0, cash=s.cash, halted=s.halted,
+                                   last_decision_at=now_utc(), model_version=acct.model_version)
+
+    return router

@@ -1,0 +1,111 @@
+"""The stateful account endpoints of the real serving app: new bars in, the account's decision out, recorded in
+the trade store by the same step as `tradepipe trade step` (a second desk stepping the same bars agrees)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+from fastapi.testclient import TestClient
+
+from tests import ROOT
+from tradepipe.config import load_params
+from tradepipe.paths import BARS, LIVE_BARS
+from tradepipe.serving import create_app
+from tradepipe.trading.accounts import open_account
+from tradepipe.trading.desk import open_desk
+from tradepipe.trading.step import Trader
+
+TOKEN = "accounts-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _project(root: Path, bars: pd.DataFrame) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["trading"].update(warmup_bars=300, max_stale_sessions=100_000)
+    root.mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / BARS).parent.mkdir(parents=True)
+    bars.to_parquet(root / BARS)
+    return root
+
+
+def _desk(root: Path, start: pd.Timestamp) -> Trader:
+    trader = open_desk(root, load_params(root / "params.yaml"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    policy = trader.policy("tradepipe-agent", 1)
+    open_account(trader.store, "acct", 1e6, "tradepipe-agent", 1, policy.spec.symbols, trader.timestamps, start,
+                 300, "simulated")
+    trader.broker.open_account("acct", 1e6)  # type: ignore[attr-defined]
+    return trader
+
+
+def _payload(bars: pd.DataFrame) -> dict[str, list[dict[str, object]]]:
+    rows = bars.assign(timestamp=bars["timestamp"].map(pd.Timestamp.isoformat))
+    return {"bars": rows[["timestamp", "symbol", "close"]].to_dict(orient="records")}
+
+
+def _targets(root: Path) -> pd.DataFrame:
+    with sa.create_engine(f"sqlite:///{root / 'trades.db'}").connect() as conn:
+        return pd.read_sql(sa.text("SELECT bar, target FROM decisions ORDER BY bar"), conn)
+
+
+@pytest.fixture
+def stamps(bars: pd.DataFrame) -> list[pd.Timestamp]:
+    return sorted(bars["timestamp"].unique())
+
+
+def test_new_bars_step_the_account_like_trade_step(tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp],
+                                                   tiny_policy: Path,
+                                                   publish_champion: Callable[[str, Path], str]) -> None:
+    served, offline = _project(tmp_path / "served", bars[bars["timestamp"] <= stamps[-4]]), \
+        _project(tmp_path / "offline", bars)
+    for root in (served, offline):
+        publish_champion(f"sqlite:///{root / 'mlflow.db'}", tiny_policy)
+    trader = _desk(served, stamps[-6])
+    app = create_app(tracking_uri=f"sqlite:///{served / 'mlflow.db'}", token=TOKEN, poll_seconds=0,
+                     paper=(served, trader))
+    with TestClient(app) as client:
+        assert client.post("/v1/accounts/acct/bars", json=_payload(bars[bars["timestamp"] == stamps[-3]])
+                           ).status_code == 401                                   # the token first
+        answer = client.post("/v1/accounts/acct/bars", headers=AUTH,
+                             json=_payload(bars[bars["timestamp"] == stamps[-3]]))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert [s["status"] for s in body["steps"]] == ["traded"] * 4             # catches up, then the new bar
+        assert pd.Timestamp(body["as_of"]) == stamps[-3]
+        weights = {w["symbol"]: w["weight"] for w in body["weights"]}
+        assert set(weights) == {"AAPL", "JPM", "KO", "XOM", "CASH"} and sum(weights.values()) == pytest.approx(1.0)
+        again = client.post("/v1/accounts/acct/bars", headers=AUTH,
+                            json=_payload(bars[bars["timestamp"] == stamps[-3]]))
+        assert again.status_code == 200 and again.json()["steps"] == []           # nothing new: nothing done
+        clash = bars[bars["timestamp"] == stamps[-3]].assign(close=lambda f: f["close"] * 1.01)
+        assert client.post("/v1/accounts/acct/bars", headers=AUTH, json=_payload(clash)).status_code == 409
+        partial = bars[(bars["timestamp"] == stamps[-2]) & (bars["symbol"] != "KO")]
+        refused = client.post("/v1/accounts/acct/bars", headers=AUTH, json=_payload(partial))
+        assert refused.status_code == 422 and "KO" in refused.json()["detail"]
+        rest = bars[(bars["timestamp"] >= stamps[-2])
+                    & ~((bars["timestamp"] == stamps[-2]) & (bars["symbol"] != "KO"))]
+        assert client.post("/v1/accounts/acct/bars", headers=AUTH, json=_payload(rest)).status_code == 200
+        assert client.post("/v1/accounts/nobody/bars", headers=AUTH, json=_payload(rest)).status_code == 404
+        book = client.get("/v1/accounts/acct", headers=AUTH).json()
+        assert pd.Timestamp(book["last_bar"]) == stamps[-1] and book["equity"] > 0
+        gauges = dict(line.rsplit(" ", 1) for line in client.get("/metrics").text.splitlines()
+                      if line.startswith("tradepipe_account_"))
+        assert float(gauges['tradepipe_account_equity{account="acct"}']) == pytest.approx(book["equity"])
+        assert float(gauges['tradepipe_account_halted{account="acct"}']) == 0.0
+    assert (served / LIVE_BARS).is_file()                                          # the posted bars survive a restart
+    reopened = open_desk(served, load_params(served / "params.yaml"),
+                         tracking_uri=f"sqlite:///{served / 'mlflow.db'}")
+    assert reopened.timestamps[-1] == stamps[-1]
+    offline_trader = _desk(offline, stamps[-6])
+    for bar in offline_trader.pending_bars("acct"):
+        offline_trader.step("acct", bar)
+    a, b = _targets(served), _targets(offline)
+    assert len(a) == 6 and list(a["bar"]) == list(b["bar"])
+    np.testing.assert_array_equal(np.array([np.asarray(yaml.safe_load(t)) for t in a["target"]]),
+                                  np.array([np.asarray(yaml.safe_load(t)) for t in b["target"]]))
