@@ -326,7 +326,7 @@ class MonitorParams(_Section):
 
 
 class TradingParams(_Section):
-    """Paper trading (``tradepipe trade``): the trade store, order sizing and the fail-safes checked before orders go."""
+    """Paper trading (``tradepipe trade``): the trade store, order sizing, the fail-safes checked before orders go."""
 
     db_url: str | None = None                  # SQLAlchemy URL of the trade store; null: sqlite file beside mlflow.db
     warmup_bars: Int = Field(504, ge=1)        # bars of history before an account's first decision (features, risk)

@@ -39,7 +39,7 @@ def test_cost_fraction_is_the_fixed_point_even_when_a_trade_changes_side() -> No
     target[:100] = rng.dirichlet(np.ones(6), 100)
     k = cost_fraction(target, drifted, 0.05)
     np.testing.assert_allclose(k, 0.05 * np.abs(target * (1 - k)[:, None] - drifted).sum(axis=1), rtol=0, atol=1e-15)
-    one = np.array([cost_fraction(t, d, 0.05) for t, d in zip(target, drifted)])
+    one = np.array([cost_fraction(t, d, 0.05) for t, d in zip(target, drifted, strict=True)])
     np.testing.assert_allclose(one, k, rtol=0, atol=1e-15)
 
 
