@@ -20,6 +20,7 @@ from tradepipe.registry.provenance import load_verified
 from tradepipe.registry.versions import AGENT_MODEL, FIT_END_TAG, TRAIN_END_TAG, champion
 from tradepipe.runtime.params import stage_params
 from tradepipe.runtime.tracking import configure
+from tradepipe.trading.summary import realized_returns
 
 EXPERIMENT = "tradepipe-monitoring"
 KEYS = ("timestamp", "symbol")
@@ -67,9 +68,20 @@ def monitor(root: Path) -> dict[str, Any]:
 
 
 def _live_performance(version: str, tags: dict[str, str], uri: str, root: Path, params: Params) -> dict[str, float]:
-    """The champion's live metrics (logged, ``live.*``), over out-of-sample bars when its fit end (tag) is known;
-    empty when there are none yet. The version is verified (signed digest) before it is loaded."""
+    """The champion's live metrics (logged, ``live.*``): from the realized equity of the paper account trading it
+    (the trade store), else re-simulated over out-of-sample bars when its fit end (tag) is known; empty when there
+    are none yet. The version is verified (signed digest) before it is loaded."""
     cfg = params.monitor
+    realized = realized_returns(root, AGENT_MODEL, int(version), cfg.recent_bars)
+    if realized is not None and len(realized[1]) >= 2:  # a paper account trades it: judge what it really earned
+        account, returns = realized
+        window = f"realized equity of paper account {account}: its last {len(returns)} bars on v{version}"
+        mlflow.log_metric("live.realized_bars", float(len(returns)))
+        log.info("%s v%s live window: %s", AGENT_MODEL, version, window)
+        mlflow.set_tag("tradepipe.live_window", window)
+        live = performance(returns, params.backtest.periods_per_year)
+        mlflow.log_metrics({f"live.{k}": v for k, v in live.items()})
+        return live
     model = load_verified(MlflowClient(), AGENT_MODEL, version, uri, tags)
     fit_end = tags.get(FIT_END_TAG)
     fitted_until = pd.Timestamp(fit_end) if fit_end else None
