@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+import yaml
 
 from tests.fixtures.project import BIN, client
 from tradepipe.orchestration.airflow_api import AirflowAPI
@@ -101,6 +103,9 @@ def test_training_pipeline_deploys_its_champion_through_the_asset(stack: Airflow
     # the project's own params are the smoke profile's (a profile param would run a DVC experiment beside the
     # workspace; deploy_champion and the monitor read the workspace's bars)
     assert subprocess.run([str(BIN / "tradepipe"), "profile", "smoke"], cwd=project).returncode == 0
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params.setdefault("trading", {})["max_stale_sessions"] = 100_000  # the smoke bars end in 2018: never stale
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     params_before = (project / "params.yaml").read_bytes()
     before = health(serving)
     assert before is not None and before.status_code == 503  # no champion yet: nothing served
@@ -137,6 +142,17 @@ def test_training_pipeline_deploys_its_champion_through_the_asset(stack: Airflow
     assert new_data == []
     assert api.runs("ingest_data") == []
     assert [r["dag_run_id"] for r in api.runs("training_pipeline")] == [run_id]
+
+    # a paper account on the deployed champion trades the newest bar through the paper_trading DAG
+    opened = subprocess.run([str(BIN / "tradepipe"), "trade", "open", "demo", "--cash", "100000"], cwd=project,
+                            capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr[-2000:]
+    paper_id = api.trigger("paper_trading")
+    finished(api, "paper_trading", paper_id, 300, stack)
+    with sqlite3.connect(project / "trades.db") as conn:
+        decided = conn.execute("SELECT bar, model_version FROM decisions WHERE account = 'demo'").fetchall()
+    newest = pd.read_parquet(project / BARS)["timestamp"].max()
+    assert [(pd.Timestamp(bar).tz_localize("UTC"), str(v)) for bar, v in decided] == [(newest, str(champion.version))]
 
     monitor_id = api.trigger("monitor_and_retrain")
     finished(api, "monitor_and_retrain", monitor_id, 300, stack)
