@@ -20,7 +20,7 @@ install: $(STAMP)  ## set up .venv only
 run: $(STAMP)           ## the whole pipeline on the default data (20 stocks, 1990-2022)
 	tradepipe run
 
-smoke: $(STAMP)         ## the smoke profile (rewrites params.yaml; `git checkout params.yaml` undoes it)
+smoke: $(STAMP)         ## the smoke profile as a DVC experiment (params.yaml untouched; `dvc exp show`)
 	tradepipe run --profile smoke
 
 test: $(STAMP)          ## the whole suite: unit, contracts, manifests, integration and end-to-end tests

@@ -109,7 +109,7 @@ def run(
     console.print(f"experiment [bold]{escape(exp)}[/] (pipeline run id {escape(env[RUN_ID_ENV])}), "
                   f"{len(overrides)} override(s), params.yaml untouched: {escape(' '.join(cmd[1:]))}", highlight=False)
     _run_dvc(cmd, root, env)
-    console.print(f"[green]experiment {escape(exp)} finished[/]: `dvc exp show`, `dvc plots diff HEAD {escape(exp)}`, "
+    console.print(f"[green]experiment {escape(exp)} finished[/]: `dvc exp show`, `dvc plots diff {escape(exp)}`, "
                   f"`dvc exp apply {escape(exp)}` to bring its outputs and params into the workspace", highlight=False)
 
 
@@ -130,7 +130,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the same as
 @app.command("profile")
 def profile_cmd(name: str = typer.Argument(..., help="A profile in profiles/<name>.yaml, e.g. smoke."),
                 root: Path = typer.Option(Path("."), help="Project root (holds params.yaml).")) -> None:
-    """Apply a profile's overrides to params.yaml (comments kept), as `dvc exp run -S` would."""
+    """Write a profile's overrides into params.yaml (comments kept), making it the project's own run;
+    `tradepipe run --profile NAME` runs a profile as a DVC experiment instead, leaving params.yaml alone."""
     _apply_profile(root, name)
 
 
