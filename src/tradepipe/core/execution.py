@@ -21,7 +21,7 @@ import numpy as np
 
 from tradepipe.core.types import Array
 
-__all__ = ["Execution", "cost_fraction", "execute", "rebalance"]
+__all__ = ["Execution", "cost_fraction", "execute", "rebalance", "rebalance_scalar"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,25 @@ def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> t
     return growth * (1.0 - cost) - 1.0, turnover, cost
 
 
+def rebalance_scalar(held: float, ret: float, target: float, cost_rate: float) -> tuple[float, float, float]:
+    """``rebalance`` of one book of one asset (and cash) in plain floats, the single-asset env's hot path:
+    the same operations as ``_rebalance_one`` in the same order, so the same results to the last bit."""
+    growth = held * ret + 1.0
+    gap = target + (ret + 1.0) * held / -growth                # target - drifted
+    traded = abs(gap)
+    if cost_rate == 0.0:
+        return growth - 1.0, traded, 0.0
+    side_target = (1.0 if gap > 0.0 else -1.0 if gap < 0.0 else 0.0) * target
+    cost = cost_rate * traded / (1.0 + cost_rate * side_target)
+    if traded < side_target * cost:                             # the trade shrank through zero: the general solve
+        cost = cost_fraction(np.array([target]), np.array([target - gap]), cost_rate)
+    return growth * (1.0 - cost) - 1.0, cost / cost_rate, cost
+
+
 def _rebalance_one(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[float, float, float]:
     """``rebalance`` of one book, the envs' hot path: one Newton step, exact unless a trade changes side."""
+    if held.shape[0] == 1:
+        return rebalance_scalar(float(held[0]), float(returns[0]), float(target[0]), cost_rate)
     growth = float(np.add.reduce(held * returns)) + 1.0
     gap = np.add(returns, 1.0)
     gap *= held

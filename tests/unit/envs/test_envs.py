@@ -366,3 +366,30 @@ def test_causal_features_ignore_the_future() -> None:
     fit = features[:int(0.6 * 179)]
     np.testing.assert_allclose(fit.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(fit.std(axis=0), 1.0)
+
+
+def test_single_asset_float_path_is_bit_identical_to_the_array_accounting() -> None:
+    """SingleAssetTradingEnv.step (plain floats, precomputed observation rows) against the batched array path of
+    ``rebalance`` (its exact solve, another order of operations: equal to rounding) and ``observe`` (equal to the
+    bit), including trades that change side."""
+    from tradepipe.core.execution import rebalance
+
+    env = single_asset(long_only=False, max_leverage=1.5, cost_rate=0.01, reward="log_return")
+    env.reset(seed=3)
+    held, equity = env.all_cash[:-1], 1.0
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        action = rng.uniform(-1.2, 1.2, 1).astype(np.float32)
+        t = env._t + 1
+        book = env.action_book(action)
+        net, turnover, cost = rebalance(held[None], env.returns[t][None], book[None, :-1], env.cost_rate)
+        equity = equity * (1.0 + float(net[0]))
+        obs, reward, terminated, truncated, info = env.step(action)
+        np.testing.assert_allclose([info["equity"], info["turnover"], info["cost"]],
+                                   [equity, float(turnover[0]), float(cost[0])], rtol=1e-13, atol=1e-17)
+        assert np.array_equal(obs, env.observe(t, book)) and np.array_equal(info["weights"], book[:-1])
+        assert reward == pytest.approx(float(np.log1p(float(net[0]))), rel=1e-12, abs=1e-17)
+        held = book[:-1]
+        if terminated or truncated:
+            env.reset()
+            held, equity = env.all_cash[:-1], 1.0
