@@ -2,9 +2,8 @@
 
 Run: ``python benchmarks/env_throughput.py [--seconds 2] [--n-envs 16]``. Each figure is the best of
 three timed runs (the machine may be shared). ManagedVecEnv is the batch agents train on: every step
-passes the proposed books through the risk manager (default limits). Anchors quoted for context were
-measured on this machine by others, not by this script: FinRL's StockTradingEnv about 450 steps/s for 20 assets,
-gym-anytrading about 88,000 steps/s (one asset, discrete actions).
+passes the proposed books through the risk manager (default limits). For the peers' figures measured side by
+side (gym-anytrading, FinRL's StockTradingEnv), run ``benchmarks/peers.py``.
 """
 
 from __future__ import annotations
@@ -77,8 +76,7 @@ def main() -> None:
     }
     for label, rate in rates.items():
         print(f"{label:<45} {best_of(3, rate):>12,.0f} steps/s")
-    print("context (not measured here): FinRL StockTradingEnv ~450 steps/s (20 assets), "
-          "gym-anytrading ~88,000 steps/s (1 asset)")
+    print("peers, measured side by side: python benchmarks/peers.py")
 
 
 if __name__ == "__main__":
