@@ -2,6 +2,7 @@
 
 Nothing is imported here (importing the package stays light); its public modules:
 
+- ``experiments``: Profiles and ad-hoc parameter variants as DVC experiments (``dvc exp run --temp`` with ``-S``)
 - ``params``: Params as a stage uses them: params.yaml's schema (``tradepipe.config``) plus what only the library
   decides
 - ``profiles``: Profiles: named sets of dotted-key overrides (profiles/<name>.yaml) applied to params.yaml
@@ -11,4 +12,4 @@ Nothing is imported here (importing the package stays light); its public modules
 - ``tracking``: MLflow tracking: one run per stage, tagged with the pipeline run id, git commit and input hashes
 """
 
-__all__ = ["params", "profiles", "stage", "stage_metrics", "stages", "tracking"]
+__all__ = ["experiments", "params", "profiles", "stage", "stage_metrics", "stages", "tracking"]
