@@ -96,7 +96,8 @@ def test_only_ingest_data_announces_new_data(project: Path, tmp_path: Path) -> N
            "TRADEPIPE_PROJECT": str(project)}
     parsed = output(run([sys.executable, "-c", PARSE_SCRIPT], project, **env), "PARSED")
     assert parsed["errors"] == []
-    assert parsed["dags"] == ["deploy_champion", "ingest_data", "monitor_and_retrain", "training_pipeline"]
+    assert parsed["dags"] == ["deploy_champion", "ingest_data", "monitor_and_retrain", "paper_trading",
+                              "training_pipeline"]
     # training_pipeline's ingest runs the stage but announces nothing; its register still announces champions
     assert parsed["outlets"] == {"ingest_data.ingest": [f"{NEW_DATA}-events"],
                                  "training_pipeline.register": [f"{CHAMPION}-events"]}
