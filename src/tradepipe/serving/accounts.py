@@ -28,7 +28,7 @@ from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import now_utc, utc
-from tradepipe.trading.tables import Account, Decision, Equity
+from tradepipe.trading.tables import Account, Decision
 
 __all__ = ["AccountDecision", "accounts_router"]
 
@@ -103,10 +103,7 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
 
     def _status(account: str) -> accounts.AccountStatus:
         _known(account)
-        last = accounts.status(trader.store, account, pd.Series(dtype=float)).last_bar
-        prices = trader.bars[trader.bars["timestamp"] == last].set_index("symbol")["close"] if last is not None \
-            else pd.Series(dtype=float)
-        return accounts.status(trader.store, account, prices)
+        return accounts.status(trader.store, account, trader.bars)
 
     def _latest(account: str) -> AccountDecision:
         with trader.store.transaction() as session:
@@ -123,13 +120,8 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
 
     def _snapshot(account: str) -> AccountSnapshot:
         s = _status(account)
-        with trader.store.transaction() as session:
-            acct = session.get(Account, account)
-            assert acct is not None
-            last = session.scalars(sa.select(Equity).where(Equity.account == account)
-                                   .order_by(Equity.bar.desc()).limit(1)).first()
-            return AccountSnapshot(account=account, equity=s.equity, peak_equity=s.peak,
-                                   gross_exposure=last.gross_exposure if last else 0.0, cash=s.cash, halted=s.halted,
-                                   last_decision_at=now_utc(), model_version=acct.model_version)
+        return AccountSnapshot(account=account, equity=s.equity, peak_equity=s.peak, gross_exposure=s.gross_exposure,
+                               cash=s.cash, halted=s.halted, last_decision_at=now_utc(),
+                               model_version=s.model_version)
 
     return router

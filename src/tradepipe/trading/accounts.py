@@ -75,7 +75,8 @@ class AccountStatus:
     """The book now: positions with weights, cash, equity, drawdown, the model, halted or not, recent activity."""
 
     name: str
-    model: str
+    model: str                 # for people: name, version, a pending switch
+    model_version: int
     halted: bool
     last_bar: pd.Timestamp | None
     cash: float
@@ -89,6 +90,10 @@ class AccountStatus:
     def drawdown(self) -> float:
         return 1.0 - self.equity / self.peak if self.peak > 0 else 0.0
 
+    @property
+    def gross_exposure(self) -> float:
+        return float(self.positions["value"].abs().sum()) / self.equity if self.equity else 0.0
+
     def to_json(self) -> dict[str, Any]:
         return {"account": self.name, "model": self.model, "halted": self.halted,
                 "last_bar": self.last_bar.isoformat() if self.last_bar is not None else None,
@@ -98,8 +103,8 @@ class AccountStatus:
                 "events": self.events.astype({"bar": str, "created_at": str}).to_dict(orient="records")}
 
 
-def status(store: TradeStore, name: str, prices: pd.Series, recent: int = 10) -> AccountStatus:
-    """The status of ``name`` valued at ``prices`` (close per symbol at its last processed bar)."""
+def status(store: TradeStore, name: str, bars: pd.DataFrame, recent: int = 10) -> AccountStatus:
+    """The status of ``name``, valued at the closes in canonical ``bars`` of its last processed bar."""
     with store.transaction() as session:
         acct = session.get(Account, name)
         if acct is None:
@@ -115,13 +120,15 @@ def status(store: TradeStore, name: str, prices: pd.Series, recent: int = 10) ->
         model = f"{acct.model_name} v{acct.model_version}" + (
             f" (switching to v{acct.pending_version})" if acct.pending_version else "")
         cash = rows[-1].cash if rows else acct.initial_cash
+        last = utc(rows[-1].bar) if rows else None
+        prices = bars[bars["timestamp"] == last].set_index("symbol")["close"]
         positions = pd.DataFrame({"symbol": list(held), "qty": list(held.values())})
         positions["price"] = positions["symbol"].map(prices).astype(float)
         positions["value"] = positions["qty"] * positions["price"]
         equity = cash + float(positions["value"].sum())
         positions["weight"] = positions["value"] / equity if equity else 0.0
         peak = max([acct.initial_cash, *(r.equity for r in rows)])
-        return AccountStatus(name, model, acct.halted, utc(rows[-1].bar) if rows else None, cash, equity, peak,
+        return AccountStatus(name, model, acct.model_version, acct.halted, last, cash, equity, peak,
                              positions[positions["qty"] != 0].reset_index(drop=True), orders, events)
 
 

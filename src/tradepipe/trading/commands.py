@@ -143,13 +143,10 @@ def status(account: str = typer.Argument(None, help="Account (default: every acc
     _, trader = _desk(root)
     with trader.store.transaction() as session:
         names = [account] if account else list(session.scalars(sa.select(Account.name).order_by(Account.name)))
-    closes = trader.bars.pivot(index="timestamp", columns="symbol", values="close")
     out = []
     for name in names:
         try:
-            last = accounts.status(trader.store, name, pd.Series(dtype=float))
-            prices = closes.loc[last.last_bar] if last.last_bar is not None else pd.Series(dtype=float)
-            out.append(accounts.status(trader.store, name, prices))
+            out.append(accounts.status(trader.store, name, trader.bars))
         except KeyError as exc:
             _fail(str(exc).strip("'\""), 2)
     if as_json:
@@ -180,16 +177,21 @@ def status(account: str = typer.Argument(None, help="Account (default: every acc
             console.print(events)
 
 
+def _kill_switch(root: Path, account: str, reason: str, engage: bool) -> None:
+    _, trader = _desk(root)
+    try:
+        (accounts.halt if engage else accounts.resume)(trader.store, account, reason)
+    except KeyError as exc:
+        _fail(str(exc).strip("'\""), 2)
+    state = "[bold red]halted[/]" if engage else "[green]resumed[/]"
+    console.print(f"{escape(account)}: {state} ({escape(reason)})")
+
+
 @trade_app.command()
 def halt(account: str = typer.Argument(..., help="Account."),
          reason: str = typer.Option(..., help="Why (recorded as an event)."), root: Path = ROOT) -> None:
     """Engage the kill switch: no order leaves until `resume`."""
-    _, trader = _desk(root)
-    try:
-        accounts.halt(trader.store, account, reason)
-    except KeyError as exc:
-        _fail(str(exc).strip("'\""), 2)
-    console.print(f"{escape(account)}: [bold red]halted[/] ({escape(reason)})")
+    _kill_switch(root, account, reason, engage=True)
 
 
 @trade_app.command()
@@ -197,12 +199,7 @@ def resume(account: str = typer.Argument(..., help="Account."),
            reason: str = typer.Option("resumed by hand", help="Why (recorded as an event)."),
            root: Path = ROOT) -> None:
     """Release the kill switch: the next bar decides again (the bar after it trades)."""
-    _, trader = _desk(root)
-    try:
-        accounts.resume(trader.store, account, reason)
-    except KeyError as exc:
-        _fail(str(exc).strip("'\""), 2)
-    console.print(f"{escape(account)}: [green]resumed[/] ({escape(reason)})")
+    _kill_switch(root, account, reason, engage=False)
 
 
 @trade_app.command()
