@@ -16,6 +16,22 @@ from tradepipe.runtime.params import stage_params
 pytest_plugins = ["tests.fixtures.policies", "tests.fixtures.postgres"]
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_restored() -> Iterator[None]:
+    """Each test leaves MLflow's tracking URI as it found it: ``mlflow.set_tracking_uri`` also writes
+    $MLFLOW_TRACKING_URI, which outranks params.yaml, so one test's server would leak into the next test."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    before, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None is MLflow's own "unset"
+    if env is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = env
+
+
 @pytest.fixture(scope="session")
 def params() -> Params:
     return stage_params(ROOT / "params.yaml")

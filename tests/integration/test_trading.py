@@ -275,13 +275,13 @@ def test_the_monitor_reads_the_realized_equity_of_the_account_trading_the_champi
     from tradepipe.trading.summary import account_rows, realized_returns
 
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    assert realized_returns(tmp_path, "tradepipe-agent", 1, 5) is None and account_rows(tmp_path) == []
+    assert realized_returns(tmp_path, params.trading, "tradepipe-agent", 1, 5) is None and account_rows(tmp_path) == []
     trader = make_trader(f"sqlite:///{tmp_path / 'trades.db'}", f"sqlite:///{tmp_path / 'b.db'}", bars,
                          _params(params), policy)
     run_bars(trader, 8)
-    account, returns = realized_returns(tmp_path, "tradepipe-agent", 1, 5)
+    account, returns = realized_returns(tmp_path, params.trading, "tradepipe-agent", 1, 5)
     equity = table(trader, Equity)["equity"]
     np.testing.assert_allclose(returns.to_numpy(), equity.pct_change().dropna().tail(5).to_numpy(), rtol=1e-12)
-    assert account == "acct" and realized_returns(tmp_path, "tradepipe-agent", 2, 5) is None
+    assert account == "acct" and realized_returns(tmp_path, params.trading, "tradepipe-agent", 2, 5) is None
     (row,) = account_rows(tmp_path)
     assert row["equity"] == pytest.approx(equity.iloc[-1]) and row["halted"] is False

@@ -72,7 +72,7 @@ def _live_performance(version: str, tags: dict[str, str], uri: str, root: Path, 
     (the trade store), else re-simulated over out-of-sample bars when its fit end (tag) is known; empty when there
     are none yet. The version is verified (signed digest) before it is loaded."""
     cfg = params.monitor
-    realized = realized_returns(root, AGENT_MODEL, int(version), cfg.recent_bars)
+    realized = realized_returns(root, params.trading, AGENT_MODEL, int(version), cfg.recent_bars)
     if realized is not None and len(realized[1]) >= 2:  # a paper account trades it: judge what it really earned
         account, returns = realized
         window = f"realized equity of paper account {account}: its last {len(returns)} bars on v{version}"

@@ -8,24 +8,25 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from tradepipe.config import load_params
+from tradepipe.config import TradingParams, load_params
 from tradepipe.trading.store import TradeStore, db_url, utc
 from tradepipe.trading.tables import Account, Equity
 
 __all__ = ["account_rows", "realized_returns"]
 
 
-def _open(root: Path) -> TradeStore | None:
-    url = db_url(root, load_params(root / "params.yaml").trading)
+def _open(root: Path, trading: TradingParams) -> TradeStore | None:
+    url = db_url(root, trading)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return None  # no account was ever opened
     return TradeStore(url)
 
 
-def realized_returns(root: Path, model_name: str, version: int, recent_bars: int) -> tuple[str, pd.Series] | None:
+def realized_returns(root: Path, trading: TradingParams, model_name: str, version: int,
+                     recent_bars: int) -> tuple[str, pd.Series] | None:
     """The realized per-bar returns (from recorded equity) of the paper account that traded ``version`` longest,
     over its last ``recent_bars`` bars on that version, with the account's name; None when none traded it."""
-    store = _open(root)
+    store = _open(root, trading)
     if store is None:
         return None
     try:
@@ -47,7 +48,7 @@ def realized_returns(root: Path, model_name: str, version: int, recent_bars: int
 
 def account_rows(root: Path) -> list[dict[str, Any]]:
     """Each account's model, halted flag, last bar, equity, cash and drawdown (equity at its last processed bar)."""
-    store = _open(root)
+    store = _open(root, load_params(root / "params.yaml").trading)
     if store is None:
         return []
     try:
