@@ -20,8 +20,9 @@ pytest_plugins = ["tests.fixtures.policies", "tests.fixtures.postgres"]
 def _mlflow_tracking_uri_restored() -> Iterator[None]:
     """Each test leaves MLflow's tracking URI as it found it: ``mlflow.set_tracking_uri`` also writes
     $MLFLOW_TRACKING_URI, which outranks params.yaml, so one test's server would leak into the next test."""
-    import mlflow
     from mlflow.tracking._tracking_service import utils
+
+    import mlflow
 
     before, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
     yield
