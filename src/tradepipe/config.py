@@ -323,6 +323,7 @@ class MonitorParams(_Section):
     max_drifted_features: Int = Field(3, ge=0)  # retrain when more features than this cross max_psi or max_ks
     min_sharpe: Float = 0.0                     # annualized Sharpe of the champion over the live window
     max_drawdown: Float = Field(0.15, gt=0, le=1)
+    max_model_age_days: Int | None = Field(90, ge=1)  # retrain a champion registered longer ago (null: never)
 
 
 class TradingParams(_Section):
@@ -339,6 +340,8 @@ class TradingParams(_Section):
     max_stale_sessions: Int = Field(5, ge=0)   # fail-safe: newest bar older than this many weekdays refuses the step
     daily_loss_limit: Float | None = Field(0.1, gt=0, lt=1)  # kill switch when equity falls more in one bar
     reconcile_tolerance: Float = Field(1e-6, ge=0)  # broker vs store: largest |qty| or |cash| difference accepted
+    ood_threshold: Float | None = Field(4.0, gt=0)  # OOD guard: observation score beyond this flags the decision
+    ood_action: Literal["hold", "cash"] = "hold"   # a flagged decision keeps the book as it is, or goes to cash
 
 
 class Params(_Section):

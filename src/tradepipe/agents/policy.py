@@ -26,9 +26,10 @@ from tradepipe.core.types import Array
 from tradepipe.envs.portfolio import Obs, action_to_book
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.predictor import Predictor
-from tradepipe.risk import RiskManager
+from tradepipe.risk import OodReference, RiskManager
 
 CASH = "CASH"
+OOD_FILE = "ood.json"  # the OOD guard's reference, beside policy.json (covered by the signed artifact digest)
 Actor = Callable[[Obs], Array]  # observations (B, obs) -> proposed books (B, N + 1)
 
 
@@ -138,6 +139,7 @@ class TradingPolicy:
     blend: dict[str, float]
     spec: PolicySpec
     predictor: Predictor
+    ood: OodReference | None = None  # the training window's observations (the OOD guard); None: not guarded
 
     def market_from_tables(self, bars: pd.DataFrame, features: pd.DataFrame, predictions: pd.DataFrame) -> Market:
         """Market arrays from precomputed feature and forecast tables, scaled as in training."""
@@ -168,6 +170,8 @@ class TradingPolicy:
             self.agents[name].save(directory / f"{name}.zip")
         policy = {"spec": self.spec.to_json(), "blend": self.blend}
         (directory / "policy.json").write_text(json.dumps(policy, indent=2, sort_keys=True))
+        if self.ood is not None:
+            (directory / OOD_FILE).write_text(json.dumps(self.ood.to_json()))
         self.predictor.save(directory / "predictor")
 
     @classmethod
@@ -176,7 +180,9 @@ class TradingPolicy:
         policy = json.loads((directory / "policy.json").read_text())
         blend = {str(name): float(weight) for name, weight in policy["blend"].items()}
         agents = {name: load_agent(name, str(directory / f"{name}.zip")) for name in blend}
-        return cls(agents, blend, PolicySpec.from_json(policy["spec"]), Predictor.load(directory / "predictor"))
+        ood_file = directory / OOD_FILE
+        ood = OodReference.from_json(json.loads(ood_file.read_text())) if ood_file.is_file() else None
+        return cls(agents, blend, PolicySpec.from_json(policy["spec"]), Predictor.load(directory / "predictor"), ood)
 
 
 # log with ``mlflow.pyfunc.log_model(python_model=str(PYFUNC_CODE), artifacts={"policy": DIR})``: models from code

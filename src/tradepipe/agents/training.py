@@ -22,6 +22,7 @@ from tradepipe.core.market import Market
 from tradepipe.core.metrics import sharpe_ratio
 from tradepipe.core.progress import progress
 from tradepipe.models.predictor import Predictor
+from tradepipe.risk import OodReference
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def fit_ensemble(train: Market, val: Market, spec: PolicySpec, predictor: Predic
         sharpes[algo] = metrics[f"{algo}.val_sharpe"] = actor_sharpe(
             agent_actor(agents, {algo: 1.0}, spec), val, spec)
     blend, reason = combine(sharpes, cfg.ensemble)
-    policy = TradingPolicy({name: agents[name] for name in blend}, blend, spec, predictor)
+    policy = TradingPolicy({name: agents[name] for name in blend}, blend, spec, predictor,
+                           OodReference.fit(train))  # the OOD guard's reference: the bars the agents learned on
     metrics["ensemble.val_sharpe"] = executed_sharpe(policy.targets(val), val, spec)
     return FittedEnsemble(policy, reason, metrics)
 
