@@ -161,6 +161,7 @@ def test_training_pipeline_deploys_its_champion_through_the_asset(stack: Airflow
     (run,) = mlc.search_runs([experiment.experiment_id])
     assert run.data.tags["tradepipe.champion_version"] == str(champion.version)
     assert {"drifted_features", "retrain"} <= set(run.data.metrics)
+    assert 0.0 <= run.data.metrics["champion_age_days"] < 1.0  # registered by this test's run: far from expiry
     # the live policy was fit on every bar there is: no out-of-sample bar yet, so performance is not judged
     assert run.data.metrics["live.oos_bars"] == 0.0 and "live.sharpe" not in run.data.metrics
     assert run.data.tags["tradepipe.live_window"].startswith("0 out-of-sample bars after the fit end")

@@ -119,6 +119,8 @@ def test_health_and_metrics(client: TestClient, recent: pd.DataFrame) -> None:
     count = ("tradepipe_http_request_duration_seconds_count", (("endpoint", "/v1/signals"),))
     assert after[count] - before.get(count, 0.0) == 2.0
     assert after[("tradepipe_model_version", (("name", "tradepipe-agent"),))] == 1.0
+    registered = after[("tradepipe_model_registered_timestamp_seconds", (("name", "tradepipe-agent"),))]
+    assert 0 <= time.time() - registered < 3600  # the fixture registered it moments ago (model expiry's clock)
     info = [k for k in after if k[0] == "tradepipe_model_info"]
     assert len(info) == 1 and ("version", "1") in info[0][1] and ("alias", "champion") in info[0][1]
 

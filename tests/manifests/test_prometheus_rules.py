@@ -1,7 +1,8 @@
 """Alert rules, Prometheus and Alertmanager configs, checked by Debian's real promtool and amtool.
 
 `promtool test rules` runs docker/prometheus/tests/, which holds a firing and a quiet case for every rule; the
-drawdown threshold is params.yaml's monitor.max_drawdown; every metric a rule reads is one the project exports.
+drawdown, drift and expiry thresholds are params.yaml's (monitor.max_drawdown, trading.ood_threshold,
+monitor.max_model_age_days); every metric a rule reads is one the project exports.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def test_the_drawdown_rule_uses_the_monitors_limit(params: Params) -> None:
     match = re.fullmatch(r"tradepipe_account_drawdown > ([0-9.]+)", _alert("TradepipeDrawdownBeyondLimit")["expr"])
     assert match, "the drawdown rule's expression changed: update this test"
     assert float(match.group(1)) == params.monitor.max_drawdown  # params.yaml monitor.max_drawdown
+
+
+def test_the_drift_and_expiry_rules_use_the_guards_and_monitors_limits(params: Params) -> None:
+    drift = re.fullmatch(r"tradepipe_model_ood_score > ([0-9.]+)", _alert("TradepipeModelDrift")["expr"])
+    expiry = re.fullmatch(r"time\(\) - tradepipe_model_registered_timestamp_seconds > (\d+) \* 86400",
+                          _alert("TradepipeModelExpired")["expr"])
+    assert drift and expiry, "the drift or expiry rule's expression changed: update this test"
+    assert float(drift.group(1)) == params.trading.ood_threshold  # params.yaml trading.ood_threshold
+    assert int(expiry.group(1)) == params.monitor.max_model_age_days  # params.yaml monitor.max_model_age_days
 
 
 def test_the_unit_tests_have_teeth(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,9 @@ def monitor(root: Path) -> dict[str, Any]:
         else:
             mlflow.set_tag("tradepipe.champion_version", current.version)
             live = _live_performance(current.version, tags, uri, root, params)
-            reasons = retrain_reasons(drift, live, cfg)
+            age_days = (time.time() * 1000 - current.creation_timestamp) / 86_400_000
+            mlflow.log_metric("champion_age_days", age_days)
+            reasons = retrain_reasons(drift, live, cfg, age_days)
         drifted = drifted_features(drift, cfg)
         mlflow.log_metrics({"drifted_features": float(len(drifted)), "retrain": float(bool(reasons))})
         mlflow.set_tag("tradepipe.retrain_reasons", "; ".join(reasons) or "none")

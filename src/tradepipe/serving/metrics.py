@@ -77,6 +77,8 @@ class ServingMetrics:
         self.version = Gauge("tradepipe_model_version", "Registered version served (0: none loaded)",
                              ["name"], registry=r)
         self.model = Info("tradepipe_model", "The served model version", registry=r)
+        self.registered = Gauge("tradepipe_model_registered_timestamp_seconds",
+                                "Unix time the served version was registered (model expiry)", ["name"], registry=r)
         self.ood = Gauge("tradepipe_model_ood_score", "Out-of-distribution score of the last observation",
                          ["name"], registry=r)
         account = ["account"]
@@ -105,6 +107,8 @@ class ServingMetrics:
             return
         ref = model.ref
         self.version.labels(ref.name).set(float(ref.version))
+        if ref.registered_at is not None:
+            self.registered.labels(ref.name).set(ref.registered_at)
         self.model.info({"name": ref.name, "version": ref.version, "alias": ref.alias or "",
                          "run_id": ref.run_id or ""})
 

@@ -51,12 +51,14 @@ class ReloadError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Which registered version is served: name, version, the alias it was resolved from, and its run."""
+    """Which registered version is served: name, version, the alias it was resolved from, its run, and when it was
+    registered (Unix seconds; None where the registry does not say)."""
 
     name: str
     version: str
     alias: str | None
     run_id: str | None
+    registered_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ class ModelHolder:
             mv = self._client.get_model_version_by_alias(self._name, self._alias)
         else:
             mv = self._client.get_model_version(self._name, str(self._version))
-        return ModelRef(self._name, str(mv.version), self._alias, mv.run_id), dict(mv.tags)
+        registered = mv.creation_timestamp / 1000 if mv.creation_timestamp else None
+        return ModelRef(self._name, str(mv.version), self._alias, mv.run_id, registered), dict(mv.tags)
 
     def reload(self) -> ReloadResult:
         """Resolve the URI; if it names another version, load it fully, then swap. Raises ReloadError."""

@@ -73,6 +73,10 @@ def test_feature_drift_table_and_thresholds() -> None:
     # no out-of-sample bars yet: only drift is judged
     assert retrain_reasons(drift, {}, calm) == []
     assert retrain_reasons(drift, {}, cfg) == ["1 features drifted (> 0): b"]
+    aged = MonitorParams(max_model_age_days=30)
+    assert retrain_reasons(drift, {}, aged, 30.0) == []
+    assert retrain_reasons(drift, {}, aged, 30.6) == ["champion registered 31 days ago (> max_model_age_days 30)"]
+    assert retrain_reasons(drift, {}, MonitorParams(max_model_age_days=None), 1e6) == []
 
 
 def test_performance_of_known_returns() -> None:
