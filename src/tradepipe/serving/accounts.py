@@ -45,11 +45,14 @@ class AccountDecision(BaseModel):
     """What the new bars did (one step each) and the account's target book after the newest decision."""
 
     account: str
+    model_name: str
     model_version: int
     steps: list[StepOutcome]
     as_of: datetime | None
     weights: list[Weight]
     halted: bool
+    ood_score: float | None = None  # the OOD guard's score of the newest decided bar (None: not scored)
+    guard: str | None = None        # "hold" or "cash" when the guard flagged that bar, else None
 
 
 def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authorized: Any,
@@ -90,6 +93,8 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
                 metrics.count_orders(account, "rejected", result.rejected)
             decision = _latest(account)
             metrics.record_account(_snapshot(account))
+            if results and decision.ood_score is not None:
+                metrics.record_ood(decision.model_name, decision.ood_score)
         refused = [r for r in results if r.status == "refused"]
         if refused:
             raise HTTPException(422, truncate(refused[0].message, MAX_MESSAGE))
@@ -114,9 +119,10 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             symbols = [*(str(s) for s in acct.symbols), "CASH"]
             weights = [Weight(symbol=s, weight=float(w)) for s, w in zip(symbols, row.target, strict=True)] \
                 if row is not None else []
-            return AccountDecision(account=account, model_version=acct.model_version, steps=[],
-                                   as_of=utc(row.bar).to_pydatetime() if row else None, weights=weights,
-                                   halted=acct.halted)
+            return AccountDecision(account=account, model_name=acct.model_name, model_version=acct.model_version,
+                                   steps=[], as_of=utc(row.bar).to_pydatetime() if row else None, weights=weights,
+                                   halted=acct.halted, ood_score=row.ood_score if row else None,
+                                   guard=row.guard if row else None)
 
     def _snapshot(account: str) -> AccountSnapshot:
         s = _status(account)

@@ -29,6 +29,7 @@ from tradepipe.config import Params
 from tradepipe.core.types import Array
 from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest
 from tradepipe.trading.decision import decide, market_until, state_from_json, state_to_json
+from tradepipe.trading.guard import Verdict, apply_guard, check
 from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
 from tradepipe.trading.store import TradeStore, now_utc, utc
 from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
@@ -49,6 +50,7 @@ class StepResult:
     equity: float | None = None
     orders: int = 0
     rejected: int = 0
+    ood_score: float | None = None  # the OOD guard's score of the decided bar (None: no decision or no reference)
 
 
 def client_order_id(account: str, bar: pd.Timestamp, symbol: str) -> str:
@@ -156,9 +158,11 @@ class Trader:
             if acct.halted:
                 return StepResult(account, bar, "halted", f"{account} is halted: marked to market, no decision",
                                   equity, submitted, rejected)
-            self._decide(session, acct, bar, book, closes, equity)
+            verdict = self._decide(session, acct, bar, book, closes, equity)
+            guarded = f"; {verdict.message}" if verdict.flagged else ""
             return StepResult(account, bar, "traded", f"{account}: bar {bar.date()} equity {equity:,.2f}, "
-                              f"{submitted} orders filled, {rejected} rejected", equity, submitted, rejected)
+                              f"{submitted} orders filled, {rejected} rejected{guarded}", equity, submitted, rejected,
+                              verdict.outlier.score if verdict.outlier else None)
 
     def _bar_refusals(self, acct: Account, symbols: list[str], bar: pd.Timestamp, last_row: Equity | None,
                       now: pd.Timestamp | None) -> list[Refusal]:
@@ -213,7 +217,7 @@ class Trader:
         previous = session.scalars(sa.select(Decision).where(Decision.account == acct.name,
                                                              Decision.bar == last_row.bar)).first() \
             if last_row is not None else None
-        if previous is None or acct.halted:
+        if previous is None or acct.halted or previous.guard == "hold":  # the OOD guard held the book: no orders
             return 0, 0
         symbols = [str(s) for s in acct.symbols]
         tp = self.params.trading
@@ -243,7 +247,7 @@ class Trader:
         return len(sent), len(refused)
 
     def _decide(self, session: Session, acct: Account, bar: pd.Timestamp, book: _Book, closes: Array,
-                equity: float) -> None:
+                equity: float) -> Verdict:
         if acct.pending_version is not None and acct.pending_version != acct.model_version:
             session.add(Event(account=acct.name, bar=bar.to_pydatetime(), kind="model_switch", rule=None, symbol=None,
                               message=f"{acct.model_name} version {acct.model_version} -> {acct.pending_version}",
@@ -255,12 +259,20 @@ class Trader:
         state = state_from_json(previous.risk_state if previous else {}, len(book.shares))
         window = self.bars[(self.bars["timestamp"] >= utc(acct.anchor)) & (self.bars["timestamp"] <= bar)]
         weights = book.shares * closes / equity
-        decided = decide(policy, market_until(policy, window), np.append(weights, 1.0 - weights.sum()),
-                         equity / acct.initial_cash, state)
+        held = np.append(weights, 1.0 - weights.sum())
+        market = market_until(policy, window)
+        decided = decide(policy, market, held, equity / acct.initial_cash, state)
+        verdict = check(policy, market, self.params.trading)
+        if verdict.flagged:
+            decided = apply_guard(decided, held, verdict, self.params.trading)
+            session.add(Event(account=acct.name, bar=bar.to_pydatetime(), kind="ood", rule="ood_threshold",
+                              symbol=None, message=verdict.message, created_at=now_utc()))
         session.add(Decision(account=acct.name, bar=bar.to_pydatetime(), model_name=acct.model_name,
                              model_version=acct.model_version, proposed=decided.proposed.tolist(),
                              target=decided.target.tolist(), risk_state=state_to_json(decided.state),
-                             created_at=now_utc()))
+                             created_at=now_utc(), ood_score=verdict.outlier.score if verdict.outlier else None,
+                             guard=self.params.trading.ood_action if verdict.flagged else None))
+        return verdict
 
 
 def _account(session: Session, name: str) -> Account:

@@ -53,6 +53,8 @@ class Decision(Base):
     target: Mapped[list[Any]]         # the risk-managed book filled at the next bar's close
     risk_state: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime]
+    ood_score: Mapped[float | None] = mapped_column(default=None)  # the OOD guard's score of the bar (None: unscored)
+    guard: Mapped[str | None] = mapped_column(sa.String(8), default=None)  # "hold"/"cash" when flagged, else None
 
 
 class Order(Base):
@@ -111,7 +113,8 @@ class Equity(Base):
 
 
 class Event(Base):
-    """What an audit must see: open, halt, resume, rejection, refused bar, reconciliation mismatch, model switch."""
+    """What an audit must see: open, halt, resume, rejection, refused bar, reconciliation mismatch, model switch,
+    a decision the OOD guard flagged."""
 
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from tradepipe.config import RiskParams
 from tradepipe.risk import RiskManager
 from tradepipe.trading.decision import state_from_json, state_to_json
-from tradepipe.trading.store import TradeStore
-from tradepipe.trading.tables import metadata
+from tradepipe.trading.store import MIGRATIONS, TradeStore
+from tradepipe.trading.tables import Decision, metadata
 
 
 def test_migrations_create_the_tables_the_code_maps(tmp_path: Path) -> None:
@@ -21,6 +24,30 @@ def test_migrations_create_the_tables_the_code_maps(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_a_store_of_the_first_revision_upgrades_keeping_its_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")  # a trade store written before the OOD guard existed
+        connection.execute(sa.text(
+            "INSERT INTO accounts VALUES ('old', '2022-01-03', 1000.0, 'tradepipe-agent', 1, '[\"AAPL\"]', "
+            "'2020-01-02', '2022-01-03', 'simulated', 0, NULL)"))
+        connection.execute(sa.text(
+            "INSERT INTO decisions (account, bar, model_name, model_version, proposed, target, risk_state, "
+            "created_at) VALUES ('old', '2022-01-03', 'tradepipe-agent', 1, '[0.5, 0.5]', '[0.5, 0.5]', '{}', "
+            "'2022-01-03')"))
+    engine.dispose()
+    store = TradeStore(url)
+    with store.transaction() as session:
+        (row,) = session.scalars(sa.select(Decision)).all()
+    assert row.target == [0.5, 0.5] and row.ood_score is None and row.guard is None
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
 def test_risk_state_round_trips_through_json() -> None:
