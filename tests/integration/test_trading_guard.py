@@ -3,11 +3,13 @@ a book sold to cash; unflagged bars trade as before."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.integration.test_trading import START, _params, make_trader, run_bars, table
 from tradepipe.agents.policy import TradingPolicy
@@ -58,3 +60,33 @@ def test_unflagged_bars_trade_and_a_flagged_one_goes_to_cash(bars: pd.DataFrame,
     assert list(decisions["guard"].iloc[-2:]) == ["cash", "cash"]
     np.testing.assert_array_equal(decisions["target"].iloc[-2], [0.0] * len(guarded.spec.symbols) + [1.0])
     assert np.abs(table(trader, Position)["qty"]).max() < 1e-9  # sold to cash at bar 6's close
+
+
+def test_the_server_answers_and_exports_the_guard(tmp_path: Path, bars: pd.DataFrame, guarded: TradingPolicy,
+                                                  publish_champion: Callable[[str, Path], str]) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.integration.test_serving_accounts import AUTH, TOKEN, _desk, _payload, _project
+    from tradepipe.serving import create_app
+
+    stamps = sorted(bars["timestamp"].unique())
+    root = _project(tmp_path / "served", bars[bars["timestamp"] <= stamps[-3]])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["trading"].update(ood_threshold=1e-9, ood_action="hold")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    guarded.save(tmp_path / "guarded")
+    publish_champion(f"sqlite:///{root / 'mlflow.db'}", tmp_path / "guarded")
+    trader = _desk(root, stamps[-4])
+    app = create_app(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", token=TOKEN, poll_seconds=0,
+                     paper=(root, trader))
+    with TestClient(app) as client:
+        answer = client.post("/v1/accounts/acct/bars", headers=AUTH,
+                             json=_payload(bars[bars["timestamp"] == stamps[-2]]))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["guard"] == "hold" and body["ood_score"] > 0 and len(body["steps"]) == 3
+        assert all("book is held" in step["message"] for step in body["steps"])
+        metrics = dict(line.rsplit(" ", 1) for line in client.get("/metrics").text.splitlines()
+                       if line.startswith(("tradepipe_account_ood", "tradepipe_model_ood")))
+    assert float(metrics['tradepipe_account_ood_flags_total{account="acct"}']) == 3.0
+    assert float(metrics['tradepipe_model_ood_score{name="tradepipe-agent"}']) == pytest.approx(body["ood_score"])

@@ -91,6 +91,8 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
                 metrics.count_orders(account, "submitted", result.orders)
                 metrics.count_orders(account, "filled", result.orders)
                 metrics.count_orders(account, "rejected", result.rejected)
+                if result.flagged:
+                    metrics.ood_flags.labels(account).inc()
             decision = _latest(account)
             metrics.record_account(_snapshot(account))
             if results and decision.ood_score is not None:

@@ -99,6 +99,8 @@ class ServingMetrics:
                                      registry=r)
         self.orders = Counter("tradepipe_account_orders", "Orders by account and status", ["account", "status"],
                               registry=r)
+        self.ood_flags = Counter("tradepipe_account_ood_flags", "Decisions the OOD guard flagged", account,
+                                 registry=r)
 
     def reloaded(self, outcome: str, model: ServedModel | None) -> None:
         """Count a reload attempt and record the model served after it."""
@@ -128,6 +130,7 @@ class ServingMetrics:
             self.expected_equity.labels(name).set(snapshot.expected_equity)
         for status in ORDER_STATUSES:
             self.orders.labels(name, status)
+        self.ood_flags.labels(name)
 
     def count_orders(self, account: str, status: str, n: int = 1) -> None:
         """Add ``n`` orders of ``status`` (submitted, filled or rejected) to ``account``'s counter."""

@@ -51,6 +51,7 @@ class StepResult:
     orders: int = 0
     rejected: int = 0
     ood_score: float | None = None  # the OOD guard's score of the decided bar (None: no decision or no reference)
+    flagged: bool = False           # the OOD guard flagged the decision (held the book or went to cash)
 
 
 def client_order_id(account: str, bar: pd.Timestamp, symbol: str) -> str:
@@ -162,7 +163,7 @@ class Trader:
             guarded = f"; {verdict.message}" if verdict.flagged else ""
             return StepResult(account, bar, "traded", f"{account}: bar {bar.date()} equity {equity:,.2f}, "
                               f"{submitted} orders filled, {rejected} rejected{guarded}", equity, submitted, rejected,
-                              verdict.outlier.score if verdict.outlier else None)
+                              verdict.outlier.score if verdict.outlier else None, verdict.flagged)
 
     def _bar_refusals(self, acct: Account, symbols: list[str], bar: pd.Timestamp, last_row: Equity | None,
                       now: pd.Timestamp | None) -> list[Refusal]:
