@@ -2,8 +2,12 @@
 
 Run: .venv/bin/python benchmarks/serving_latency.py [--requests 200] [--concurrency 8] [--extra-bars 0]
 Each request carries min_bars (+ extra) bars per symbol of 4 real stocks; also prints where the time goes.
-Then the stateful endpoint beside it: a paper account opened 40 bars before the end; each request posts the next
-bar only (POST /v1/accounts/bench/bars) and gets the account's decision (one trading step, trade store written).
+Then the stateful endpoint beside it, on a second server whose champion is a tiny policy over the 20 bundled stocks:
+paper accounts opened --account-bars bars before the end; each request posts the next bar only
+(POST /v1/accounts/{account}/bars) and gets the account's decision (one trading step: bar checks, reconciliation,
+fills at the paper broker, features and forecast of the newest bar, policy, risk manager, trade store written).
+One client on one account, then 4 concurrent clients, each on its own account. Issue 14's goals: p99 under 10 ms
+for one client, at least 200 decisions/s for four.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ from tradepipe.settings import API_TOKEN_ENV  # noqa: E402
 from tradepipe.trading.accounts import open_account  # noqa: E402
 from tradepipe.trading.desk import open_desk  # noqa: E402
 
-ACCOUNT_BARS = 40
+UNIVERSE = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT",
+            "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM"]
+CLIENTS = 4
 
 TOKEN = "bench"
 
@@ -82,11 +88,12 @@ async def _load(base: str, body: dict[str, object], n: int, concurrency: int, bu
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     wall = time.perf_counter() - start
-    print(f"concurrent ({concurrency} clients): {len(latencies) / wall:.1f} req/s; {_ms(latencies)}")
+    print(f"stateless /v1/signals, concurrent ({concurrency} clients): {len(latencies) / wall:.1f} req/s; "
+          f"{_ms(latencies)}")
 
 
-def _project(root: Path, bars: pd.DataFrame, uri: str, first_bar: pd.Timestamp) -> None:
-    """A project at ``root`` (params, bars) with paper account ``bench`` opened at ``first_bar`` on the champion."""
+def _project(root: Path, bars: pd.DataFrame, uri: str, first_bar: pd.Timestamp, accounts: list[str]) -> None:
+    """A project at ``root`` (params, bars) with paper ``accounts`` opened at ``first_bar`` on the champion."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["trading"].update(warmup_bars=300, max_stale_sessions=100_000)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -94,10 +101,94 @@ def _project(root: Path, bars: pd.DataFrame, uri: str, first_bar: pd.Timestamp) 
     bars.to_parquet(root / BARS)
     trader = open_desk(root, load_params(root / "params.yaml"), tracking_uri=uri)
     symbols = trader.policy("tradepipe-agent", 1).spec.symbols
-    open_account(trader.store, "bench", 1e6, "tradepipe-agent", 1, symbols, trader.timestamps, first_bar, 300,
-                 "simulated")
-    trader.broker.open_account("bench", 1e6)  # type: ignore[attr-defined]
+    for account in accounts:
+        open_account(trader.store, account, 1e6, "tradepipe-agent", 1, symbols, trader.timestamps, first_bar, 300,
+                     "simulated")
+        trader.broker.open_account(account, 1e6)  # type: ignore[attr-defined]
     trader.store.dispose()
+
+
+def _serve(root: Path, uri: str) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "tradepipe.cli", "serve", "--port", str(port), "--tracking-uri", uri,
+               "--poll-seconds", "0", "--root", str(root)]
+    server = subprocess.Popen(command, env={**os.environ, API_TOKEN_ENV: TOKEN}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    return server, base
+
+
+def _payloads(bars: pd.DataFrame, stamps: list[pd.Timestamp]) -> list[dict[str, object]]:
+    out = []
+    for ts in stamps:
+        new = bars[bars["timestamp"] == ts]
+        out.append({"bars": [{"timestamp": t.isoformat(), "symbol": sym, "close": close} for t, sym, close
+                             in new[["timestamp", "symbol", "close"]].itertuples(index=False)]})
+    return out
+
+
+async def _accounts(base: str, payloads: list[dict[str, object]], accounts: list[str]
+                    ) -> tuple[float, int, list[float]]:
+    latencies: list[float] = []
+    decisions = 0
+
+    async def client(account: str) -> None:
+        nonlocal decisions
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
+            for payload in payloads:
+                t = time.perf_counter()
+                answer = await c.post(f"/v1/accounts/{account}/bars", json=payload)
+                answer.raise_for_status()
+                latencies.append(time.perf_counter() - t)
+                steps = [s["status"] for s in answer.json()["steps"]]
+                assert steps and set(steps) == {"traded"}, answer.text
+                decisions += len(steps)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(a) for a in accounts))
+    return time.perf_counter() - start, decisions, latencies
+
+
+def _stateful(tmp: Path, n_bars: int) -> None:
+    """The account endpoint on a champion trading the 20 bundled stocks (see the module doc)."""
+    bars = load_source("skfolio_sp500", UNIVERSE, "2010-01-01", "2013-12-31")
+    root = tmp / "accounts"
+    root.mkdir()
+    policy_dir = tiny_policy(bars, root / "policy")
+    uri = f"sqlite:///{root}/mlflow.db"
+    publish_champion(uri, policy_dir)
+    stamps = sorted(bars["timestamp"].unique())
+    posted = stamps[-n_bars:]
+    accounts = ["solo", *(f"client{i}" for i in range(CLIENTS))]
+    _project(root, bars[bars["timestamp"] < posted[0]], uri, stamps[-n_bars - 1], accounts)
+    server, base = _serve(root, uri)
+    try:
+        payloads = _payloads(bars, posted)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
+            c.post("/v1/accounts/solo/bars", json=payloads[0]).raise_for_status()  # opens: the first bar decided
+            one = []
+            for payload in payloads[1:]:
+                t = time.perf_counter()
+                c.post("/v1/accounts/solo/bars", json=payload).raise_for_status()
+                one.append(time.perf_counter() - t)
+        print(f"stateful decision, one new bar ({len(UNIVERSE)} symbols), 1 client: {_ms(one[5:])} "
+              f"[goal: p99 < 10 ms]")
+        asyncio.run(_accounts(base, payloads[:1], accounts[1:]))  # each account's opening decision
+        wall, decisions, latencies = asyncio.run(_accounts(base, payloads[1:], accounts[1:]))
+        print(f"stateful decisions, {CLIENTS} concurrent clients (one account each): {decisions / wall:.0f} "
+              f"decisions/s; {_ms(latencies)} [goal: >= 200 decisions/s]")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def main() -> None:
@@ -106,6 +197,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--extra-bars", type=int, default=0)
     ap.add_argument("--budget-s", type=float, default=60.0)
+    ap.add_argument("--account-bars", type=int, default=200)
     args = ap.parse_args()
     bars = load_source("skfolio_sp500", ["AAPL", "JPM", "KO", "XOM"], "2010-01-01", "2013-12-31")
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,24 +211,11 @@ def main() -> None:
                          for ts, s, c in recent[["timestamp", "symbol", "close"]].itertuples(index=False)]}
         print(f"request: {n_bars} bars x 4 symbols ({len(body['bars'])} rows); in-process breakdown:")
         _profile(policy, recent)
-        stamps = sorted(bars["timestamp"].unique())
-        _project(Path(tmp), bars[bars["timestamp"] < stamps[-ACCOUNT_BARS]], uri, stamps[-ACCOUNT_BARS - 1])
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, API_TOKEN_ENV: TOKEN}
-        server = subprocess.Popen([sys.executable, "-m", "tradepipe.cli", "serve", "--port", str(port),
-                                   "--tracking-uri", uri, "--poll-seconds", "0", "--root", tmp], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
+        (Path(tmp) / BARS).parent.mkdir(parents=True, exist_ok=True)
+        (Path(tmp) / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+        bars.to_parquet(Path(tmp) / BARS)
+        server, base = _serve(Path(tmp), uri)
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as c:
                 for _ in range(10):
                     c.post("/v1/signals", json=body).raise_for_status()
@@ -145,21 +224,12 @@ def main() -> None:
                     t = time.perf_counter()
                     c.post("/v1/signals", json=body).raise_for_status()
                     seq.append(time.perf_counter() - t)
-            print(f"sequential (1 client): {_ms(seq)}")
+            print(f"stateless /v1/signals, sequential (1 client): {_ms(seq)}")
             asyncio.run(_load(base, body, args.requests * 2, args.concurrency, args.budget_s))
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
-                decided = []
-                for ts in stamps[-ACCOUNT_BARS:]:
-                    new = bars[bars["timestamp"] == ts]
-                    payload = {"bars": [{"timestamp": t.isoformat(), "symbol": sym, "close": close} for t, sym, close
-                                        in new[["timestamp", "symbol", "close"]].itertuples(index=False)]}
-                    t = time.perf_counter()
-                    c.post("/v1/accounts/bench/bars", json=payload).raise_for_status()
-                    decided.append(time.perf_counter() - t)
-            print(f"stateful decision, one new bar (1 client, 4 symbols): {_ms(decided[1:])}")
         finally:
             server.terminate()
             server.wait(timeout=30)
+        _stateful(Path(tmp), args.account_bars)
 
 
 if __name__ == "__main__":

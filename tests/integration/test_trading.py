@@ -22,8 +22,14 @@ import sqlalchemy as sa
 from tests import ROOT
 from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
+from tradepipe.core.scaler import Scaler
+from tradepipe.features import build_features, feature_columns
+from tradepipe.models.cnn_lstm import CNNLSTM
+from tradepipe.models.predictor import Predictor
+from tradepipe.risk.manager import RiskState
 from tradepipe.trading import accounts
 from tradepipe.trading.broker import SimulatedBroker
+from tradepipe.trading.decision import LiveMarket, decide, market_until
 from tradepipe.trading.replay import replay
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import TradeStore
@@ -125,8 +131,9 @@ def test_a_bad_bar_is_refused_with_an_event_and_changes_nothing(
     elif damage == "duplicate":
         trader.bars = pd.concat([trader.bars, trader.bars[at]])
     else:
-        trader.bars = trader.bars.copy()
-        trader.bars.loc[at, "close"] = {"nan": np.nan, "zero": 0.0, "spike": 1e4}[damage]
+        damaged = trader.bars.copy()
+        damaged.loc[at, "close"] = {"nan": np.nan, "zero": 0.0, "spike": 1e4}[damage]
+        trader.bars = damaged                                # the trader indexes the bars it is given
     result = trader.step("acct", bad)
     assert result.status == "refused"
     events = table(trader, Event)
@@ -204,11 +211,11 @@ KILL = textwrap.dedent("""
     from tradepipe.trading import broker as broker_module, step as step_module
     point = sys.argv[1]
     if point == "after_submission":
-        real = broker_module.SimulatedBroker.submit
-        def submit(self, account, order):
-            answer = real(self, account, order)
+        real = broker_module.SimulatedBroker.submit_many   # a step's orders go to the broker in one call
+        def submit_many(self, account, orders):
+            answer = real(self, account, orders)
             os.kill(os.getpid(), signal.SIGKILL)
-        broker_module.SimulatedBroker.submit = submit
+        broker_module.SimulatedBroker.submit_many = submit_many
     elif point == "after_fills":
         real_fills = broker_module.SimulatedBroker.fills
         def fills(self, account, ids):
@@ -285,3 +292,58 @@ def test_the_monitor_reads_the_realized_equity_of_the_account_trading_the_champi
     assert account == "acct" and realized_returns(tmp_path, params.trading, "tradepipe-agent", 2, 5) is None
     (row,) = account_rows(tmp_path)
     assert row["equity"] == pytest.approx(equity.iloc[-1]) and row["halted"] is False
+
+
+def _reference_policy(policy: TradingPolicy, params: Params) -> TradingPolicy:
+    """The tiny policy's agent with the default run's whole feature recipe (every close-only indicator, ranks)."""
+    recipe = params.features.model_copy(update={"ohlcv": False})
+    n = len(feature_columns(recipe))
+    predictor = Predictor(CNNLSTM(n, 4, 3, 4).eval(), {"seq_len": 20, "conv_filters": 4, "lstm_hidden": 4}, recipe,
+                          Scaler(np.zeros(n, np.float32), np.full(n, 0.1, np.float32)), 0.02)
+    return TradingPolicy(policy.agents, policy.blend, policy.spec, predictor)
+
+
+@pytest.mark.parametrize("recipe", ["tiny", "default"])
+def test_the_live_market_equals_the_full_recomputation_at_every_bar(bars: pd.DataFrame, params: Params,
+                                                                   policy: TradingPolicy, recipe: str) -> None:
+    """Advanced bar by bar, the kept state gives the Market rows, features, forecasts, risk series and targets that
+    recomputing everything from the anchor gives, at every bar (features to 1e-12, the rest bit for bit)."""
+    policy = policy if recipe == "tiny" else _reference_policy(policy, params)
+    stamps = pd.DatetimeIndex(sorted(bars["timestamp"].unique()))
+    symbols = policy.spec.symbols
+    wide = {c: bars.pivot(index="timestamp", columns="symbol", values=c)[symbols].to_numpy() for c in ["close"]}
+    present = np.ones((len(stamps), len(symbols)), dtype=bool)
+    anchor, first, last = 40, 340, 380   # warm-up from bar 40; risk windows (252 bars) filled before the first
+    live = LiveMarket(policy, bars[bars["timestamp"].between(stamps[anchor], stamps[first])],
+                      stamps[anchor:first + 1], {c: v[anchor:first + 1] for c, v in wide.items()},
+                      present[anchor:first + 1])
+    live_state, full_state = RiskState.start(1, len(symbols)), RiskState.start(1, len(symbols))
+    equity, turbulent = 1.0, 0
+    for t in range(first, last):
+        if t > first:
+            live.advance(stamps[t], {c: v[t] for c, v in wide.items()}, present[t])
+        window = bars[bars["timestamp"].between(stamps[anchor], stamps[t])]
+        full = market_until(policy, window)
+        rows = len(live.market.timestamps)
+        tail = full.take(slice(-rows, None))
+        assert list(live.market.timestamps) == list(tail.timestamps)
+        np.testing.assert_array_equal(live.market.returns, tail.returns)
+        np.testing.assert_allclose(live.market.features, tail.features, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(live.market.predictions, tail.predictions, rtol=1e-12, atol=1e-12)
+        newest = build_features(window, policy.predictor.features).tail(len(symbols))
+        np.testing.assert_allclose(live.raw[-1], newest.iloc[:, 2:].to_numpy(dtype=np.float64), rtol=1e-12,
+                                   atol=1e-15)
+        reference = policy.spec.risk_manager(full, since=len(full.timestamps) - 1)
+        risk = live.risk
+        np.testing.assert_array_equal(risk.prices[-1], reference.prices[-1])
+        np.testing.assert_array_equal(risk.annual_cov[-1], reference.annual_cov[-1])
+        assert risk.turbulent[-1] == reference.turbulent[-1]
+        turbulent += int(reference.turbulent[-1])
+        book = np.append(np.full(len(symbols), 0.1), 1.0 - 0.1 * len(symbols))
+        if recipe == "tiny":
+            a = decide(policy, live.market, book, equity, live_state, risk)
+            b = decide(policy, full, book, equity, full_state)
+            np.testing.assert_array_equal(a.target, b.target)
+            np.testing.assert_array_equal(a.proposed, b.proposed)
+            equity *= 1.0 + float(a.target[:-1] @ full.returns[-1])
+    assert turbulent >= 0

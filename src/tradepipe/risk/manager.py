@@ -85,6 +85,17 @@ class RiskManager:
             with np.errstate(invalid="ignore"):
                 self.turbulent = self.turbulence > threshold  # False while either is NaN
 
+    @classmethod
+    def from_series(cls, params: RiskParams, prices: Array, annual_cov: Array, turbulent: npt.NDArray[np.bool_]
+                    ) -> RiskManager:
+        """The rules over series computed elsewhere (rows as ``__init__`` computes them: price index, annualised
+        covariance, turbulent flag); a live step passes the rows it decides on."""
+        manager = cls.__new__(cls)
+        manager.params, manager.n_assets = params, prices.shape[1]
+        manager.prices, manager.annual_cov, manager.turbulent = prices, annual_cov, turbulent
+        manager.turbulence = np.full(len(prices), np.nan)
+        return manager
+
     def start(self, n_books: int) -> RiskState:
         """Fresh state for ``n_books`` books."""
         return RiskState.start(n_books, self.n_assets)

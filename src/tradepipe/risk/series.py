@@ -70,14 +70,52 @@ def turbulence(returns: npt.ArrayLike, window: int, min_periods: int, since: int
     ok = np.flatnonzero(~np.isnan(mean[:-1, 0])) + 1  # moments of rows up to t - 1 exist
     ok = ok[np.isfinite(r[ok]).all(axis=1) & (ok >= since)]
     if ok.size:
-        s = cov[ok - 1]
-        size = np.abs(s).max(axis=(1, 2))
-        size = np.where(size > 0.0, size, 1.0)
-        gap = r[ok] - mean[ok - 1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            quad = np.einsum("ti,tij,tj->t", gap, np.linalg.pinv(s / size[:, None, None], hermitian=True), gap)
-            out[ok] = np.where(np.isnan(quad), np.inf, quad) / size
+        out[ok] = _distance(r[ok], mean[ok - 1], cov[ok - 1])
     return out
+
+
+def _distance(r: Array, mean: Array, cov: Array) -> Array:
+    """Turbulence (B,) of rows ``r`` (B, N) from moments (B, N), (B, N, N) (see :func:`turbulence`)."""
+    size = np.abs(cov).max(axis=(1, 2))
+    size = np.where(size > 0.0, size, 1.0)
+    gap = r - mean
+    with np.errstate(over="ignore", invalid="ignore"):
+        quad = np.einsum("ti,tij,tj->t", gap, np.linalg.pinv(cov / size[:, None, None], hermitian=True), gap)
+        return np.asarray(np.where(np.isnan(quad), np.inf, quad) / size)
+
+
+def moments_at(returns: npt.ArrayLike, window: int, min_periods: int, t: int) -> tuple[Array, Array]:
+    """Row ``t`` of :func:`rolling_moments` (mean (N,), covariance (N, N)), bit for bit, from at most ``window``
+    rows: the sums add the same rows in the same order as :func:`window_sums` (a prefix of t's block, then the
+    suffix of the block before)."""
+    r = np.asarray(returns, dtype=np.float64)
+    block, start = t // window * window, max(t - window + 1, 0)
+    rows = r[start:t + 1]
+    squares = rows[:, :, None] * rows[:, None, :]
+    n = block - start if start < block else 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.cumsum(rows[n:], axis=0)[-1]
+        square = np.cumsum(squares[n:], axis=0)[-1]
+        if n:
+            total = total + np.cumsum(rows[:n][::-1], axis=0)[-1]
+            square = square + np.cumsum(squares[:n][::-1], axis=0)[-1]
+        count = float(min(t + 1, window))
+        mean = total / count
+        cov = (square - total[:, None] * mean[None, :]) / max(count - 1.0, 1.0)
+    if count < max(min_periods, 2) or not (np.isfinite(mean).all() and np.isfinite(cov).all()):
+        mean, cov = np.full_like(mean, np.nan), np.full_like(cov, np.nan)
+    return mean, cov
+
+
+def turbulence_at(returns: npt.ArrayLike, window: int, min_periods: int, t: int) -> float:
+    """Row ``t`` of :func:`turbulence`, bit for bit (what a live step appends to the series)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if t < 1 or not np.isfinite(r[t]).all():
+        return float("nan")
+    mean, cov = moments_at(r, window, min_periods, t - 1)
+    if np.isnan(mean[0]):
+        return float("nan")
+    return float(_distance(r[t][None], mean[None], cov[None])[0])
 
 
 def trailing_quantile(values: npt.ArrayLike, window: int, q: float, min_periods: int, since: int = 0) -> Array:

@@ -1,8 +1,9 @@
 """Stateful decisions: ``POST /v1/accounts/{account}/bars`` and ``GET /v1/accounts/{account}``.
 
 A client sends only the new bar(s) of the account's universe; the server adds them to the bars it holds (the
-project's bars plus ``live_bars.parquet``, rebuilt on start), steps the account over every new bar with the same
-code path as ``tradepipe trade step`` (recorded in the trade store, fills at the paper broker) and answers with
+project's bars plus ``live_bars.parquet``, rebuilt on start), steps the account over every bar up to the newest one
+sent, with the same code path as ``tradepipe trade step`` (recorded in the trade store, fills at the paper broker;
+the account's market state kept in memory between bars, ``trading.decision.LiveMarket``) and answers with
 the decision: the target book from the account's stored book and risk state. Steps are serialized; the account
 gauges of ``/metrics`` are updated after each one.
 """
@@ -28,7 +29,7 @@ from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import now_utc, utc
-from tradepipe.trading.tables import Account, Decision
+from tradepipe.trading.tables import Account, Decision, Equity
 
 __all__ = ["AccountDecision", "accounts_router"]
 
@@ -86,7 +87,8 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             except ValueError as exc:
                 raise HTTPException(409, truncate(str(exc), MAX_MESSAGE)) from exc
             now = pd.Timestamp.now(tz="UTC")
-            results = [trader.step(account, bar, now) for bar in trader.pending_bars(account)]
+            newest = bars["timestamp"].max()  # the account steps through the newest bar it was sent
+            results = [trader.step(account, bar, now) for bar in trader.pending_bars(account, newest)]
             for result in results:
                 metrics.count_orders(account, "submitted", result.orders)
                 metrics.count_orders(account, "filled", result.orders)
@@ -109,8 +111,11 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
                 raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
 
     def _status(account: str) -> accounts.AccountStatus:
-        _known(account)
-        return accounts.status(trader.store, account, trader.bars)
+        with trader.store.transaction() as session:
+            if session.get(Account, account) is None:
+                raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
+            last = session.scalar(sa.select(sa.func.max(Equity.bar)).where(Equity.account == account))
+        return accounts.status(trader.store, account, trader.bars_at(utc(last)) if last is not None else trader.bars)
 
     def _latest(account: str) -> AccountDecision:
         with trader.store.transaction() as session:

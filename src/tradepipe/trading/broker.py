@@ -61,6 +61,7 @@ class Broker(Protocol):
     """What the trading step needs from a broker (paper or live)."""
 
     def submit(self, account: str, order: OrderRequest) -> BrokerOrder: ...
+    def submit_many(self, account: str, orders: list[OrderRequest]) -> list[BrokerOrder]: ...
     def cancel(self, account: str, client_order_id: str) -> None: ...
     def open_orders(self, account: str) -> list[BrokerOrder]: ...
     def positions(self, account: str) -> dict[str, float]: ...
@@ -128,31 +129,47 @@ class SimulatedBroker:
             session.add(_Account(name=account, cash=float(cash)))
 
     def submit(self, account: str, order: OrderRequest) -> BrokerOrder:
+        return self.submit_many(account, [order])[0]
+
+    def submit_many(self, account: str, orders: list[OrderRequest]) -> list[BrokerOrder]:
+        """Submit ``orders`` in one transaction (one step's orders); each is idempotent by its client order id."""
         with Session(self.engine) as session, session.begin():
-            known = session.get(_Order, order.client_order_id)
-            if known is not None:  # a retry: the order is already on file (and filled)
-                return _order(known)
+            ids = [o.client_order_id for o in orders]
+            known = {row.client_order_id: row for row in
+                     session.scalars(sa.select(_Order).where(_Order.client_order_id.in_(ids)))}
             book = session.get(_Account, account)
             if book is None:
                 raise KeyError(f"the paper broker has no account {account!r}")
-            price = float(self.quote(order.symbol, order.bar))
-            row = _Order(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
-                         qty=order.qty, bar=order.bar.to_pydatetime(), status="filled", reason=None)
-            if not price > 0.0:
-                row.status, row.reason = "rejected", f"no positive close for {order.symbol} at {order.bar.date()}"
-                session.add(row)
-                return _order(row)
-            cost = self.cost_rate * abs(order.qty * price)
-            book.cash -= order.qty * price + cost
-            position = session.get(_Position, (account, order.symbol))
-            if position is None:
-                session.add(_Position(account=account, symbol=order.symbol, qty=order.qty))
-            else:
-                position.qty += order.qty
-            session.add(row)
-            session.add(_Fill(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
-                              qty=order.qty, price=price, cost=cost, bar=order.bar.to_pydatetime()))
+            positions = {row.symbol: row for row in
+                         session.scalars(sa.select(_Position).where(_Position.account == account))}
+            answers = []
+            for order in orders:
+                if order.client_order_id in known:  # a retry: the order is already on file (and filled)
+                    answers.append(_order(known[order.client_order_id]))
+                else:
+                    answers.append(self._fill(session, account, book, positions, order))
+            return answers
+
+    def _fill(self, session: Session, account: str, book: _Account, positions: dict[str, _Position],
+              order: OrderRequest) -> BrokerOrder:
+        price = float(self.quote(order.symbol, order.bar))
+        row = _Order(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
+                     qty=order.qty, bar=order.bar.to_pydatetime(), status="filled", reason=None)
+        session.add(row)
+        if not price > 0.0:
+            row.status, row.reason = "rejected", f"no positive close for {order.symbol} at {order.bar.date()}"
             return _order(row)
+        cost = self.cost_rate * abs(order.qty * price)
+        book.cash -= order.qty * price + cost
+        position = positions.get(order.symbol)
+        if position is None:
+            positions[order.symbol] = _Position(account=account, symbol=order.symbol, qty=order.qty)
+            session.add(positions[order.symbol])
+        else:
+            position.qty += order.qty
+        session.add(_Fill(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
+                          qty=order.qty, price=price, cost=cost, bar=order.bar.to_pydatetime()))
+        return _order(row)
 
     def cancel(self, account: str, client_order_id: str) -> None:
         with Session(self.engine) as session, session.begin():

@@ -1,8 +1,16 @@
 """The champion's decision at one bar: market arrays from the account's data, its real book, its risk state.
 
-Every step computes features, the risk manager's series and the observation from the bars between the
-account's ``anchor`` and the bar, so each value is the one a backtest over the same bars computes at that bar
-(every transform is causal and sequential from the anchor); only the newest forecast is computed.
+Each value is the one a backtest over the bars from the account's ``anchor`` to the bar computes at that bar (every
+transform is causal and sequential from the anchor). Two ways to get there, equal to the last bit (tested):
+
+- :func:`market_until`: features, forecast and risk series recomputed over the whole window (the reference).
+- :class:`LiveMarket`: the per-account state a trader keeps between bars. A new bar appends one row to the price
+  arrays; the newest feature row comes from the same TA-Lib and rolling-variance calls on those arrays (their last
+  values, :func:`tradepipe.features.live.newest_features`); the forecast reads the last ``seq_len`` feature rows; the
+  risk series (price index, covariance, turbulence and its trailing threshold) grow by one row. Its ``market`` is the
+  last rows of the reference Market, its ``risk`` manager rules on the newest of them.
+
+:func:`decide` is the one place the observation is formed and the policy and risk manager are called.
 """
 
 from __future__ import annotations
@@ -15,11 +23,17 @@ import pandas as pd
 
 from tradepipe.agents.policy import TradingPolicy, agent_actor
 from tradepipe.core.market import Market
-from tradepipe.core.types import Array
+from tradepipe.core.types import Array, Bools
 from tradepipe.features import build_features
-from tradepipe.risk.manager import RiskState
+from tradepipe.features.indicators import Prices
+from tradepipe.features.live import newest_features
+from tradepipe.models.panel import Panel
+from tradepipe.risk.manager import RiskManager, RiskState
+from tradepipe.risk.series import moments_at, trailing_quantile, turbulence, turbulence_at
 
-__all__ = ["Decided", "decide", "market_until", "state_from_json", "state_to_json"]
+__all__ = ["Decided", "LiveMarket", "decide", "market_until", "state_from_json", "state_to_json"]
+
+PRICE_COLUMNS = ("close", "open", "high", "low", "volume")
 
 
 @dataclass(frozen=True)
@@ -39,14 +53,152 @@ def market_until(policy: TradingPolicy, bars: pd.DataFrame) -> Market:
     return policy.market_from_tables(bars, features, forecast)
 
 
-def decide(policy: TradingPolicy, market: Market, book: Array, equity: float, state: RiskState) -> Decided:
-    """Decide at the last bar of ``market`` holding ``book`` (N + 1 weights), at ``equity`` (1.0 at opening)."""
+def decide(policy: TradingPolicy, market: Market, book: Array, equity: float, state: RiskState,
+           risk: RiskManager | None = None) -> Decided:
+    """Decide at the last bar of ``market`` holding ``book`` (N + 1 weights), at ``equity`` (1.0 at opening).
+
+    ``risk``: the risk manager over ``market``'s rows (default: computed from ``market.returns``).
+    """
     t = len(market.timestamps) - 1
     observation = policy.spec.env(market).observe(t, np.asarray(book, dtype=np.float64))
     proposed = agent_actor(policy.agents, policy.blend, policy.spec)(observation[None])
-    risk = policy.spec.risk_manager(market, since=t)
+    risk = policy.spec.risk_manager(market, since=t) if risk is None else risk
     target = risk.apply(state, proposed, np.array([t]), np.array([equity]))
     return Decided(proposed[0], target[0], state)
+
+
+class _Rows:
+    """A growable (capacity-doubling) array of rows: ``rows[:n]`` holds the rows appended so far."""
+
+    def __init__(self, first: np.ndarray) -> None:
+        self.n = len(first)
+        self.rows = np.empty((max(2 * self.n, 64), *first.shape[1:]), dtype=first.dtype)
+        self.rows[:self.n] = first
+
+    def append(self, row: np.ndarray) -> None:
+        if self.n == len(self.rows):
+            self.rows = np.concatenate([self.rows, np.empty_like(self.rows)])
+        self.rows[self.n] = row
+        self.n += 1
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.rows[:self.n]
+
+
+class LiveMarket:
+    """One account's market state from its anchor, advanced bar by bar (see the module doc).
+
+    ``prices`` maps each canonical price column the bars carry to a (T, N) array (NaN where a symbol has no bar,
+    ``present`` False), N the policy's symbols in order, T the calendar from the anchor to the newest bar.
+    """
+
+    def __init__(self, policy: TradingPolicy, bars: pd.DataFrame, timestamps: pd.DatetimeIndex,
+                 prices: dict[str, Array], present: Bools) -> None:
+        """The state at the last of ``timestamps``; ``bars`` are the same bars in canonical long form."""
+        self.policy = policy
+        recipe = policy.predictor.features
+        if recipe.sentiment.path:
+            raise ValueError("LiveMarket does not read headlines: decide with market_until")
+        reference = market_until(policy, bars)
+        if reference.symbols != policy.spec.symbols:
+            raise ValueError(f"the policy trades {policy.spec.symbols}; the data holds {reference.symbols}")
+        self.keep = max(policy.predictor.seq_len, policy.spec.lookback + 1)
+        table = build_features(bars, recipe).set_index(["timestamp", "symbol"])
+        recent = pd.MultiIndex.from_product([timestamps[-self.keep:], reference.symbols])
+        raw = table.reindex(recent).to_numpy(dtype=np.float64)
+        self.raw = raw.reshape(-1, len(reference.symbols), raw.shape[-1])        # newest feature rows (K, N, F)
+        self.timestamps = list(timestamps)
+        self.columns = [c for c in PRICE_COLUMNS if c in prices and (c == "close" or recipe.ohlcv)]
+        self.prices = {c: _Rows(prices[c]) for c in self.columns}
+        self.present = _Rows(present)
+        self.returns = _Rows(np.nan_to_num(reference.returns))
+        self.index = _Rows(np.cumprod(1.0 + self.returns.values, axis=0, dtype=np.float64))
+        p = policy.spec.risk
+        t = len(timestamps) - 1
+        self.turbulence = _Rows(turbulence(self.returns.values, p.turbulence_window, p.min_periods,
+                                           max(0, t - p.turbulence_window)))
+        self.predictions = reference.predictions[-self.keep:].copy()
+        self.features = reference.features[-self.keep:].copy()
+        self._raw_returns = reference.returns[-self.keep:].copy()
+
+    @property
+    def last(self) -> pd.Timestamp:
+        """The newest bar."""
+        return self.timestamps[-1]
+
+    def advance(self, timestamp: pd.Timestamp, prices: dict[str, Array], present: Bools) -> None:
+        """Append bar ``timestamp`` (one row per price column, N values; ``present`` False where a symbol has none)."""
+        for c in self.columns:
+            self.prices[c].append(prices[c])
+        self.present.append(present)
+        self.timestamps.append(timestamp)
+        close = self.prices["close"].values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = close[-1] / close[-2] - 1.0
+        r[np.isnan(r)] = 0.0
+        self._raw_returns = _shift(self._raw_returns, r)
+        self.returns.append(np.nan_to_num(r))
+        self.index.append(self.index.values[-1] * (1.0 + self.returns.values[-1]))
+        p = self.policy.spec.risk
+        returns, t = self.returns.values, len(self.timestamps) - 1
+        self.turbulence.append(np.array(turbulence_at(returns, p.turbulence_window, p.min_periods, t)))
+        self.raw = _shift(self.raw, self._newest_features())
+        self.features = _shift(self.features, np.nan_to_num(self._scale(self.raw[-1:]))[0])
+        self.predictions = _shift(np.zeros_like(self.predictions), self._forecast())
+
+    def _newest_features(self) -> Array:
+        present = self.present.values
+        columns = {c: self.prices[c].values for c in self.columns}
+        symbols: list[Prices] = []
+        for j in range(present.shape[1]):
+            rows = slice(None) if present[:, j].all() else present[:, j]
+            arrays = {c: np.ascontiguousarray(v[rows, j]) for c, v in columns.items()}
+            extra = {c: (None if np.isnan(a).all() else a) for c, a in arrays.items() if c != "close"}
+            symbols.append(Prices(close=arrays["close"], **extra))
+        now = np.flatnonzero(present[-1])  # a symbol without this bar has no features here (nor in the ranks)
+        row = np.full((present.shape[1], len(self.raw[0, 0])), np.nan)
+        row[now] = newest_features([symbols[j] for j in now], self.policy.predictor.features)
+        return row
+
+    def _scale(self, raw: Array) -> np.ndarray:
+        return self.policy.predictor.scaler.transform(raw.astype(np.float32))
+
+    def _forecast(self) -> np.ndarray:
+        """The newest bar's forecasts (N,), clipped and scaled as ``build_market`` does (0 where incomplete)."""
+        predictor = self.policy.predictor
+        seq = self.raw[-predictor.seq_len:].transpose(1, 0, 2).astype(np.float32)           # (N, L, F)
+        panel = Panel(pd.DatetimeIndex(self.timestamps[-predictor.seq_len:]), list(self.policy.spec.symbols), seq,
+                      np.full(seq.shape[:2], np.nan, dtype=np.float32))
+        newest = predictor.predict_panel(panel, latest_only=True)[:, -1]
+        return np.nan_to_num(np.clip(newest / predictor.forecast_scale, -5.0, 5.0), nan=0.0)
+
+    @property
+    def market(self) -> Market:
+        """The last rows of the Market ``market_until`` builds over the same bars (enough for one observation)."""
+        rows = self.policy.spec.lookback + 1
+        return Market(pd.DatetimeIndex(self.timestamps[-rows:]), list(self.policy.spec.symbols),
+                      self._raw_returns[-rows:], self.features[-rows:], self.predictions[-rows:])
+
+    @property
+    def risk(self) -> RiskManager:
+        """The risk manager over :attr:`market`'s rows, its series exact at the newest (the one decided on)."""
+        p = self.policy.spec.risk
+        rows, returns, t = self.policy.spec.lookback + 1, self.returns.values, len(self.timestamps) - 1
+        cov = np.full((rows, returns.shape[1], returns.shape[1]), np.nan)
+        cov[-1] = moments_at(returns, p.vol_window, p.min_periods, t)[1] * 252
+        turbulent = np.zeros(rows, dtype=bool)
+        if p.turbulence_quantile is not None:
+            series = self.turbulence.values
+            threshold = trailing_quantile(series, p.turbulence_window, p.turbulence_quantile, p.min_periods, t)[-1]
+            with np.errstate(invalid="ignore"):
+                turbulent[-1] = series[-1] > threshold
+        return RiskManager.from_series(p, self.index.values[-rows:], cov, turbulent)
+
+
+def _shift(rows: np.ndarray, newest: np.ndarray) -> np.ndarray:
+    """``rows`` without its oldest row, ``newest`` appended."""
+    return np.concatenate([rows[1:], newest[None].astype(rows.dtype)])
 
 
 _FIELDS = ("peak", "breaker_left", "entry", "side", "stop_left", "last")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlflow import MlflowClient
@@ -43,14 +44,18 @@ def record_bars(root: Path, trader: Trader, bars: pd.DataFrame) -> pd.DataFrame:
 
     ValueError naming the bar when a known (timestamp, symbol) arrives with another close.
     """
-    merged = bars.merge(trader.bars[["timestamp", "symbol", "close"]], on=["timestamp", "symbol"], how="left",
-                        suffixes=("", "_known"), validate="one_to_one")
-    clash = merged["close_known"].notna() & (merged["close_known"] != merged["close"])
+    dup = bars.duplicated(["timestamp", "symbol"])
+    if dup.any():
+        row = bars[dup].iloc[0]
+        raise ValueError(f"bar {row['symbol']} at {row['timestamp'].isoformat()} is sent twice")
+    known = trader.known_closes(bars)
+    clash = ~np.isnan(known) & (known != bars["close"].to_numpy(dtype=np.float64))
     if clash.any():
-        row = merged[clash].iloc[0]
+        i = int(np.flatnonzero(clash)[0])
+        row = bars.iloc[i]
         raise ValueError(f"bar {row['symbol']} at {row['timestamp'].isoformat()} is already known with close "
-                         f"{row['close_known']}, not {row['close']}")
-    new = bars[merged["close_known"].isna().to_numpy()]
+                         f"{known[i]}, not {row['close']}")
+    new = bars[np.isnan(known)]
     if len(new):
         trader.add_bars(new)
         live = root / LIVE_BARS

@@ -28,7 +28,7 @@ from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
 from tradepipe.core.types import Array
 from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest
-from tradepipe.trading.decision import decide, market_until, state_from_json, state_to_json
+from tradepipe.trading.decision import LiveMarket, decide, state_from_json, state_to_json
 from tradepipe.trading.guard import Verdict, apply_guard, check
 from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
 from tradepipe.trading.store import TradeStore, now_utc, utc
@@ -66,34 +66,97 @@ class _Book:
     events: list[Event] = field(default_factory=list)
 
 
-@dataclass
 class Trader:
-    """Steps accounts over canonical ``bars`` with ``broker``, recording everything in ``store``."""
+    """Steps accounts over canonical ``bars`` with ``broker``, recording everything in ``store``.
 
-    store: TradeStore
-    broker: Broker
-    bars: pd.DataFrame
-    params: Params
-    load_policy: PolicyLoader
+    The bars are indexed once as (timestamp, symbol) arrays; each account's :class:`LiveMarket` is kept between
+    steps (rebuilt from the bars when the account, its model or its bars are not the ones it was advanced on).
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(self, store: TradeStore, broker: Broker, bars: pd.DataFrame, params: Params,
+                 load_policy: PolicyLoader) -> None:
+        self.store, self.broker, self.params, self.load_policy = store, broker, params, load_policy
         self._policies: dict[tuple[str, int], TradingPolicy] = {}
-        self._index()
+        self._live: dict[str, tuple[tuple[object, ...], LiveMarket]] = {}
+        self._bars: pd.DataFrame = bars
+        self._added: list[pd.DataFrame] = []
+        self.bars = bars
 
-    def _index(self) -> None:
-        self.timestamps = pd.DatetimeIndex(sorted(self.bars["timestamp"].unique()))
-        self._close = self.bars.set_index(["symbol", "timestamp"])["close"]
+    @property
+    def bars(self) -> pd.DataFrame:
+        """The canonical bars the accounts trade on (sorted by timestamp, symbol)."""
+        if self._added:
+            self._bars = pd.concat([self._bars, *self._added], ignore_index=True)
+            self._added = []
+        return self._bars
+
+    @bars.setter
+    def bars(self, bars: pd.DataFrame) -> None:
+        self._bars, self._added = bars, []
+        self._live.clear()
+        self.timestamps = pd.DatetimeIndex(sorted(bars["timestamp"].unique()))
+        self.symbols = sorted(bars["symbol"].unique())
+        rows = self.timestamps.get_indexer(bars["timestamp"])
+        cols = pd.Index(self.symbols).get_indexer(bars["symbol"])
+        counts = np.zeros((len(self.timestamps), len(self.symbols)), dtype=np.int64)
+        np.add.at(counts, (rows, cols), 1)
+        self._count = counts
+        self._prices: dict[str, Array] = {}
+        for column in ("close", "open", "high", "low", "volume"):
+            if column in bars:
+                wide = np.full(counts.shape, np.nan)
+                wide[rows, cols] = bars[column].to_numpy(dtype=np.float64)
+                self._prices[column] = wide
+        self._row = {ts: i for i, ts in enumerate(self.timestamps)}
+        self._col = {s: j for j, s in enumerate(self.symbols)}
 
     def close(self, symbol: str, bar: pd.Timestamp) -> float:
         """The close of ``symbol`` at ``bar`` (NaN when there is none): the paper broker's fill price."""
-        value = self._close.get((symbol, bar), np.nan)
-        return float(value) if np.ndim(value) == 0 else float("nan")  # a duplicated bar has no single close
+        i, j = self._row.get(bar), self._col.get(symbol)
+        if i is None or j is None or self._count[i, j] != 1:  # a duplicated bar has no single close
+            return float("nan")
+        return float(self._prices["close"][i, j])
 
     def add_bars(self, bars: pd.DataFrame) -> None:
         """Append canonical ``bars`` (new (timestamp, symbol) rows) to the bars the accounts trade on."""
-        self.bars = pd.concat([self.bars, bars], ignore_index=True).sort_values(["timestamp", "symbol"],
-                                                                                kind="stable")
-        self._index()
+        new = bars.sort_values(["timestamp", "symbol"], kind="stable")
+        stamps = pd.DatetimeIndex(new["timestamp"].unique())
+        if (len(self.timestamps) and stamps.min() <= self.timestamps[-1]) or not set(new["symbol"]) <= set(self._col) \
+                or new.duplicated(["timestamp", "symbol"]).any():
+            self.bars = pd.concat([self.bars, bars], ignore_index=True).sort_values(["timestamp", "symbol"],
+                                                                                    kind="stable")
+            return
+        rows = stamps.get_indexer(new["timestamp"]) + len(self.timestamps)
+        cols = pd.Index(self.symbols).get_indexer(new["symbol"])
+        grow = len(stamps)
+        self._count = np.concatenate([self._count, np.zeros((grow, len(self.symbols)), dtype=np.int64)])
+        self._count[rows, cols] = 1
+        for column, wide in self._prices.items():
+            wide = np.concatenate([wide, np.full((grow, len(self.symbols)), np.nan)])
+            if column in new:
+                wide[rows, cols] = new[column].to_numpy(dtype=np.float64)
+            self._prices[column] = wide
+        self._row.update({ts: i + len(self.timestamps) for i, ts in enumerate(stamps)})
+        self.timestamps = self.timestamps.append(stamps)
+        self._added.append(new)
+
+    def known_closes(self, bars: pd.DataFrame) -> Array:
+        """The close already held for each (timestamp, symbol) row of ``bars`` (NaN where none is)."""
+        out = np.full(len(bars), np.nan)
+        for k, (ts, symbol) in enumerate(zip(bars["timestamp"], bars["symbol"], strict=True)):
+            i, j = self._row.get(ts), self._col.get(symbol)
+            if i is not None and j is not None and self._count[i, j]:
+                out[k] = self._prices["close"][i, j]
+        return out
+
+    def bars_at(self, bar: pd.Timestamp) -> pd.DataFrame:
+        """The canonical rows at timestamp ``bar`` (timestamp, symbol, close)."""
+        i = self._row.get(bar)
+        if i is None:
+            return pd.DataFrame({"timestamp": pd.DatetimeIndex([], tz="UTC"), "symbol": [], "close": []})
+        have = self._count[i] > 0
+        return pd.DataFrame({"timestamp": bar, "symbol": np.asarray(self.symbols)[have],
+                             "close": self._prices["close"][i, have]})
 
     def policy(self, name: str, version: int) -> TradingPolicy:
         """The policy of a registered version (loaded once)."""
@@ -167,12 +230,12 @@ class Trader:
 
     def _bar_refusals(self, acct: Account, symbols: list[str], bar: pd.Timestamp, last_row: Equity | None,
                       now: pd.Timestamp | None) -> list[Refusal]:
-        rows = self.bars[self.bars["timestamp"] == bar]
-        dup = rows["symbol"].duplicated()
-        if dup.any():
-            return [Refusal("duplicate_bar", str(s), f"{s} has {int((rows['symbol'] == s).sum())} rows at {bar}")
-                    for s in rows.loc[dup, "symbol"].unique()]
-        missing = sorted(set(symbols) - set(rows["symbol"]))
+        i = self._row.get(bar)
+        counts = self._count[i] if i is not None else np.zeros(len(self.symbols), dtype=np.int64)
+        if (counts > 1).any():
+            return [Refusal("duplicate_bar", s, f"{s} has {n} rows at {bar}")
+                    for s, n in zip(self.symbols, counts.tolist(), strict=True) if n > 1]
+        missing = sorted(s for s in symbols if s not in self._col or not counts[self._col[s]])
         if missing:
             return [Refusal("symbol_missing", s, f"no bar for {s} at {bar}") for s in missing]
         if last_row is not None and bar <= utc(last_row.bar):
@@ -190,8 +253,10 @@ class Trader:
         return bar_refusals(symbols, self._closes(bar, symbols), last_closes, self.params.trading)
 
     def _closes(self, bar: pd.Timestamp, symbols: list[str]) -> Array:
-        rows = self.bars[self.bars["timestamp"] == bar].set_index("symbol")["close"]
-        return rows.reindex(symbols).to_numpy(dtype=np.float64)
+        i = self._row.get(bar)
+        if i is None:
+            return np.full(len(symbols), np.nan)
+        return self._prices["close"][i, [self._col[s] for s in symbols]]
 
     def _reconcile(self, session: Session, acct: Account, book: _Book, symbols: list[str],
                    cids: list[str]) -> Refusal | None:
@@ -227,7 +292,7 @@ class Trader:
         equity = book.cash + float(book.shares @ closes)
         k = self.params.costs.rate * float(np.abs(qty * closes).sum()) / equity if equity else 0.0
         refused = order_refusals(symbols, qty, book.shares, closes, equity * (1.0 - k), tp)
-        sent: list[str] = []
+        orders, requests = [], []
         for i in np.flatnonzero(qty):
             order = Order(client_order_id=cids[i], account=acct.name, decision_id=previous.id, bar=bar.to_pydatetime(),
                           symbol=symbols[i], qty=float(qty[i]), price=float(closes[i]), status="new", reason=None,
@@ -236,15 +301,19 @@ class Trader:
                 order.status, order.reason = "rejected", refused[int(i)].message
                 session.add(_event(acct.name, bar, "rejection", refused[int(i)]))
             else:
-                answer = self.broker.submit(acct.name, OrderRequest(cids[i], symbols[i], float(qty[i]), bar))
-                order.status, order.reason = answer.status, answer.reason
-                sent.append(cids[i])
+                requests.append(OrderRequest(cids[i], symbols[i], float(qty[i]), bar))
+                orders.append(order)
             session.add(order)
+        for order, answer in zip(orders, self.broker.submit_many(acct.name, requests) if requests else [],
+                                 strict=True):
+            order.status, order.reason = answer.status, answer.reason
+        sent = [r.client_order_id for r in requests]
         session.flush()
         recorded = {f.broker_fill_id for f in session.scalars(sa.select(Fill).where(Fill.client_order_id.in_(sent)))}
+        held = {p.symbol: p for p in session.scalars(sa.select(Position).where(Position.account == acct.name))}
         for f in self.broker.fills(acct.name, sent):
             if f.fill_id not in recorded:
-                _apply(session, acct.name, book, symbols, f)
+                _apply(session, acct.name, book, symbols, f, held)
         return len(sent), len(refused)
 
     def _decide(self, session: Session, acct: Account, bar: pd.Timestamp, book: _Book, closes: Array,
@@ -258,11 +327,11 @@ class Trader:
         previous = session.scalars(sa.select(Decision).where(Decision.account == acct.name)
                                    .order_by(Decision.bar.desc()).limit(1)).first()
         state = state_from_json(previous.risk_state if previous else {}, len(book.shares))
-        window = self.bars[(self.bars["timestamp"] >= utc(acct.anchor)) & (self.bars["timestamp"] <= bar)]
         weights = book.shares * closes / equity
         held = np.append(weights, 1.0 - weights.sum())
-        market = market_until(policy, window)
-        decided = decide(policy, market, held, equity / acct.initial_cash, state)
+        live = self._live_market(acct, policy, bar)
+        market = live.market
+        decided = decide(policy, market, held, equity / acct.initial_cash, state, live.risk)
         verdict = check(policy, market, self.params.trading)
         if verdict.flagged:
             decided = apply_guard(decided, held, verdict, self.params.trading)
@@ -274,6 +343,28 @@ class Trader:
                              created_at=now_utc(), ood_score=verdict.outlier.score if verdict.outlier else None,
                              guard=self.params.trading.ood_action if verdict.flagged else None))
         return verdict
+
+    def _live_market(self, acct: Account, policy: TradingPolicy, bar: pd.Timestamp) -> LiveMarket:
+        """The account's market state at ``bar``: the kept one advanced by one bar, else built from its window."""
+        key = (utc(acct.anchor), acct.model_name, acct.model_version, tuple(policy.spec.symbols))
+        kept = self._live.get(acct.name)
+        i = self._row[bar]
+        cols = [self._col[s] for s in policy.spec.symbols] if set(policy.spec.symbols) <= set(self._col) else None
+        if kept is not None and kept[0] == key and cols is not None and i > 0 \
+                and kept[1].last == self.timestamps[i - 1]:
+            live = kept[1]
+            live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
+            return live
+        start = int(self.timestamps.searchsorted(utc(acct.anchor)))
+        stamps = self.timestamps[start:i + 1]
+        bars = self.bars
+        window = bars[(bars["timestamp"] >= stamps[0]) & (bars["timestamp"] <= bar)]
+        if cols is None:
+            raise ValueError(f"the policy trades {policy.spec.symbols}; the data holds {self.symbols}")
+        live = LiveMarket(policy, window, stamps, {c: v[start:i + 1][:, cols] for c, v in self._prices.items()},
+                          self._count[start:i + 1][:, cols] > 0)
+        self._live[acct.name] = (key, live)
+        return live
 
 
 def _account(session: Session, name: str) -> Account:
@@ -289,16 +380,18 @@ def _shares(session: Session, account: str, symbols: list[str]) -> Array:
     return np.array([held.get(s, 0.0) for s in symbols], dtype=np.float64)
 
 
-def _apply(session: Session, account: str, book: _Book, symbols: list[str], f: BrokerFill) -> None:
+def _apply(session: Session, account: str, book: _Book, symbols: list[str], f: BrokerFill,
+           held: dict[str, Position]) -> None:
     session.add(Fill(broker_fill_id=f.fill_id, account=account, client_order_id=f.client_order_id,
                      bar=f.bar.to_pydatetime(), symbol=f.symbol, qty=f.qty, price=f.price, cost=f.cost,
                      created_at=now_utc()))
     i = symbols.index(f.symbol)
     book.shares[i] += f.qty
     book.cash -= f.qty * f.price + f.cost
-    position = session.get(Position, (account, f.symbol))
+    position = held.get(f.symbol)
     if position is None:
-        session.add(Position(account=account, symbol=f.symbol, qty=float(book.shares[i])))
+        held[f.symbol] = Position(account=account, symbol=f.symbol, qty=float(book.shares[i]))
+        session.add(held[f.symbol])
     else:
         position.qty = float(book.shares[i])
 
