@@ -142,34 +142,43 @@ class SimulatedBroker:
                 raise KeyError(f"the paper broker has no account {account!r}")
             positions = {row.symbol: row for row in
                          session.scalars(sa.select(_Position).where(_Position.account == account))}
-            answers = []
+            answers, rows, fills = [], [], []
             for order in orders:
                 if order.client_order_id in known:  # a retry: the order is already on file (and filled)
                     answers.append(_order(known[order.client_order_id]))
-                else:
-                    answers.append(self._fill(session, account, book, positions, order))
+                    continue
+                row, fill = self._fill(account, book, positions, order)
+                if order.symbol in positions and positions[order.symbol] not in session:
+                    session.add(positions[order.symbol])
+                answers.append(BrokerOrder(order.client_order_id, order.symbol, order.qty, str(row["status"]),
+                                           row["reason"]))  # type: ignore[arg-type]
+                rows.append(row)
+                fills.extend(fill)
+            if rows:
+                session.execute(sa.insert(_Order), rows)
+            if fills:
+                session.execute(sa.insert(_Fill), fills)
             return answers
 
-    def _fill(self, session: Session, account: str, book: _Account, positions: dict[str, _Position],
-              order: OrderRequest) -> BrokerOrder:
+    def _fill(self, account: str, book: _Account, positions: dict[str, _Position], order: OrderRequest
+              ) -> tuple[dict[str, object], list[dict[str, object]]]:
+        """The order's row and its fill's (none when rejected); cash and ``positions`` updated."""
         price = float(self.quote(order.symbol, order.bar))
-        row = _Order(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
-                     qty=order.qty, bar=order.bar.to_pydatetime(), status="filled", reason=None)
-        session.add(row)
+        row: dict[str, object] = {"client_order_id": order.client_order_id, "account": account,
+                                  "symbol": order.symbol, "qty": order.qty, "bar": order.bar.to_pydatetime(),
+                                  "status": "filled", "reason": None}
         if not price > 0.0:
-            row.status, row.reason = "rejected", f"no positive close for {order.symbol} at {order.bar.date()}"
-            return _order(row)
+            row["status"], row["reason"] = "rejected", f"no positive close for {order.symbol} at {order.bar.date()}"
+            return row, []
         cost = self.cost_rate * abs(order.qty * price)
         book.cash -= order.qty * price + cost
         position = positions.get(order.symbol)
         if position is None:
             positions[order.symbol] = _Position(account=account, symbol=order.symbol, qty=order.qty)
-            session.add(positions[order.symbol])
         else:
             position.qty += order.qty
-        session.add(_Fill(client_order_id=order.client_order_id, account=account, symbol=order.symbol,
-                          qty=order.qty, price=price, cost=cost, bar=order.bar.to_pydatetime()))
-        return _order(row)
+        return row, [{"client_order_id": order.client_order_id, "account": account, "symbol": order.symbol,
+                      "qty": order.qty, "price": price, "cost": cost, "bar": order.bar.to_pydatetime()}]
 
     def cancel(self, account: str, client_order_id: str) -> None:
         with Session(self.engine) as session, session.begin():

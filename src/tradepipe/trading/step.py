@@ -292,28 +292,34 @@ class Trader:
         equity = book.cash + float(book.shares @ closes)
         k = self.params.costs.rate * float(np.abs(qty * closes).sum()) / equity if equity else 0.0
         refused = order_refusals(symbols, qty, book.shares, closes, equity * (1.0 - k), tp)
-        orders, requests = [], []
+        orders: list[dict[str, object]] = []
+        requests: list[OrderRequest] = []
+        created = now_utc()
         for i in np.flatnonzero(qty):
-            order = Order(client_order_id=cids[i], account=acct.name, decision_id=previous.id, bar=bar.to_pydatetime(),
-                          symbol=symbols[i], qty=float(qty[i]), price=float(closes[i]), status="new", reason=None,
-                          created_at=now_utc())
+            order: dict[str, object] = {
+                "client_order_id": cids[i], "account": acct.name, "decision_id": previous.id,
+                "bar": bar.to_pydatetime(), "symbol": symbols[i], "qty": float(qty[i]), "price": float(closes[i]),
+                "status": "new", "reason": None, "created_at": created}
             if int(i) in refused:
-                order.status, order.reason = "rejected", refused[int(i)].message
+                order["status"], order["reason"] = "rejected", refused[int(i)].message
                 session.add(_event(acct.name, bar, "rejection", refused[int(i)]))
             else:
                 requests.append(OrderRequest(cids[i], symbols[i], float(qty[i]), bar))
-                orders.append(order)
-            session.add(order)
-        for order, answer in zip(orders, self.broker.submit_many(acct.name, requests) if requests else [],
-                                 strict=True):
-            order.status, order.reason = answer.status, answer.reason
+            orders.append(order)
+        answers = {a.client_order_id: a for a in self.broker.submit_many(acct.name, requests)} if requests else {}
+        for order in orders:
+            answer = answers.get(str(order["client_order_id"]))
+            if answer is not None:
+                order["status"], order["reason"] = answer.status, answer.reason
+        if orders:
+            session.execute(sa.insert(Order), orders)  # one statement for the step's orders
         sent = [r.client_order_id for r in requests]
-        session.flush()
         recorded = {f.broker_fill_id for f in session.scalars(sa.select(Fill).where(Fill.client_order_id.in_(sent)))}
         held = {p.symbol: p for p in session.scalars(sa.select(Position).where(Position.account == acct.name))}
-        for f in self.broker.fills(acct.name, sent):
-            if f.fill_id not in recorded:
-                _apply(session, acct.name, book, symbols, f, held)
+        fills = [_apply(session, acct.name, book, symbols, f, held) for f in self.broker.fills(acct.name, sent)
+                 if f.fill_id not in recorded]
+        if fills:
+            session.execute(sa.insert(Fill), fills)
         return len(sent), len(refused)
 
     def _decide(self, session: Session, acct: Account, bar: pd.Timestamp, book: _Book, closes: Array,
@@ -381,10 +387,8 @@ def _shares(session: Session, account: str, symbols: list[str]) -> Array:
 
 
 def _apply(session: Session, account: str, book: _Book, symbols: list[str], f: BrokerFill,
-           held: dict[str, Position]) -> None:
-    session.add(Fill(broker_fill_id=f.fill_id, account=account, client_order_id=f.client_order_id,
-                     bar=f.bar.to_pydatetime(), symbol=f.symbol, qty=f.qty, price=f.price, cost=f.cost,
-                     created_at=now_utc()))
+           held: dict[str, Position]) -> dict[str, object]:
+    """Apply fill ``f`` to the book and the position rows; the fill's row to insert."""
     i = symbols.index(f.symbol)
     book.shares[i] += f.qty
     book.cash -= f.qty * f.price + f.cost
@@ -394,6 +398,9 @@ def _apply(session: Session, account: str, book: _Book, symbols: list[str], f: B
         session.add(held[f.symbol])
     else:
         position.qty = float(book.shares[i])
+    return {"broker_fill_id": f.fill_id, "account": account, "client_order_id": f.client_order_id,
+            "bar": f.bar.to_pydatetime(), "symbol": f.symbol, "qty": f.qty, "price": f.price, "cost": f.cost,
+            "created_at": now_utc()}
 
 
 def _halt(session: Session, acct: Account, bar: pd.Timestamp | None, why: Refusal) -> None:
