@@ -1,34 +1,42 @@
 """Stage backtest: the walk-forward agent out of sample against the forecast strategy and the benchmarks.
 
-Per walk-forward window the agents are refitted on that window's past only (the rl_train library code) and
-traded on its test slice; the stitched out-of-sample targets, the forecast strategy and every benchmark run
-through the same execution engine and costs over the same bars.
+Per walk-forward window the agents are refitted on that window's past only (the rl_train library code), once per
+seed, and traded on its test slice; the stitched out-of-sample targets of each seed, the ablations (1/N and the
+forecast through the same risk manager), the forecast strategy and every benchmark run through the same execution
+engine and costs over the same bars. The agent's Deflated Sharpe counts the trial ledger of this test span
+(``tradepipe.tuning.ledger``): this run's trials (tune, rl_train, the run itself) and those recorded by every
+earlier backtest run on the span, read back from MLflow; this run's are recorded on its MLflow run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel
 
 import mlflow
+from mlflow import MlflowClient
 from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec, TradingPolicy
-from tradepipe.backtest.agent_walk_forward import agent_walk_forward
+from tradepipe.backtest.agent_walk_forward import AgentWalkForward, agent_walk_forward
 from tradepipe.backtest.evaluation import (
     benchmark_runs,
     buy_and_hold,
     fill_returns,
     fills,
     flat_metrics,
+    managed_runs,
     report_notes,
+    seed_summary,
     strategy_metrics,
-    trial_count,
 )
 from tradepipe.backtest.report import equity_plot_csv, report_figures, write_report
 from tradepipe.config import Params
-from tradepipe.core.execution import execute
+from tradepipe.core.execution import Execution, execute
 from tradepipe.core.io import read_json, write_parquet
+from tradepipe.core.market import Market
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.paths import (
@@ -48,10 +56,58 @@ from tradepipe.paths import (
     PREDICTOR,
 )
 from tradepipe.runtime.stage import StageError, run_stage
+from tradepipe.runtime.tracking import git_commit
+from tradepipe.tuning.ledger import SPAN_TAG, Ledger, Trial, backtest_span, read_ledger, trial_key
+
+LEDGER_PARAMS = ("seed", "data", "split", "features", "rl_train", "risk", "costs", "backtest")
 
 
 def _log_fit(k: int, metrics: dict[str, float]) -> None:
     mlflow.log_metrics({f"walk_forward.{name}": value for name, value in metrics.items()}, step=k)
+
+
+def _run_trials(params: Params, root: Path, tuning: dict[str, Any]) -> list[Trial]:
+    """The trials behind this run: the predictor's (tune), the agents' (rl_train: tuning trials, each algorithm
+    and seed) and the run itself (its params, the tuned configurations, the code; the rl_train ensemble's
+    validation Sharpe)."""
+    best = read_json(root / BEST_CONFIG)
+    if "trials" not in best or "trials" not in tuning:
+        raise StageError(f"{BEST_CONFIG} or {AGENT_TUNING} has no trial ledger (written before it existed): "
+                         "rerun them with `dvc repro --force tune rl_train`")
+    sections = {name: getattr(params, name) for name in LEDGER_PARAMS}
+    what = {"params": {name: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
+                       for name, v in sections.items()}, "predictor": best["config"],
+            "agents": tuning["hyperparameters"], "git_commit": git_commit(root)}
+    run = Trial("pipeline_run", trial_key("pipeline_run", what), float(tuning["ensemble_val_sharpe"]))
+    return [*(Trial.from_json(t) for t in [*best["trials"], *tuning["trials"]]), run]
+
+
+def _ledger(params: Params, root: Path, tuning: dict[str, Any], span: str) -> Ledger:
+    """This span's ledger: the trials earlier backtest runs on it recorded, then this run's (recorded now)."""
+    active = mlflow.active_run()
+    assert active is not None, "the backtest runs inside its stage's MLflow run"
+    mine = _run_trials(params, root, tuning)
+    ledger = Ledger.merged(read_ledger(MlflowClient(), active.info.experiment_id, span), mine)
+    mlflow.set_tag(SPAN_TAG, span)
+    mlflow.log_metrics(Ledger(tuple(mine)).mlflow_metrics())
+    return ledger
+
+
+def _belief(ledger: Ledger, metrics: dict[str, dict[str, float]], seeds: dict[str, float]) -> list[str]:
+    """The report's "How much to believe this" lines."""
+    counts = ", ".join(f"{n} {kind}" for kind, n in ledger.counts().items() if n)
+    agent, ew = metrics["agent"], metrics["equal_weight_risk_managed"]
+    return [f"Trials in the ledger of this test span: N = {ledger.n} ({counts}); measured variance of their "
+            f"annualised validation Sharpes {ledger.variance:.4f} (sd {ledger.variance ** 0.5:.3f}).",
+            f"Expected best Sharpe of {ledger.n} zero-skill trials, SR0 = {ledger.sr0:.3f} (annualised); the "
+            f"agent's Sharpe {agent['sharpe']:.3f} gives a Deflated Sharpe of {agent['dsr']:.3f} "
+            f"(PSR against 0: {agent['psr']:.3f}). Strategies without trials report the PSR only.",
+            f"Seeds: {int(seeds['n'])}, out-of-sample Sharpe mean {seeds['sharpe_mean']:.3f}, sd "
+            f"{seeds['sharpe_sd']:.3f}, min {seeds['sharpe_min']:.3f}, max {seeds['sharpe_max']:.3f}.",
+            f"Does the agent add anything beyond the risk overlay? 1/N through the same risk manager: Sharpe "
+            f"{ew['sharpe']:.3f} against the agent's {agent['sharpe']:.3f} (seed mean {seeds['sharpe_mean']:.3f}).",
+            "The test years also chose nothing here, but every earlier run on them is in the ledger above: "
+            "rerunning until the figures look good raises N and SR0."]
 
 
 def backtest(params: Params, root: Path) -> dict[str, float]:
@@ -74,22 +130,35 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     test = market.take(slice(first, None))
     if len(test.timestamps) < 3:
         raise StageError(f"no test bars after split.val_end={params.split.val_end}; extend data.end")
-    runs = {"agent": execute(wf.targets[first:], test.returns, spec.cost_rate),
+    seeds = {seed: "agent" if i == 0 else f"agent_seed_{seed}" for i, seed in enumerate(wf.seed_targets)}
+    runs = {**{seeds[seed]: execute(t[first:], test.returns, spec.cost_rate) for seed, t in wf.seed_targets.items()},
             "agent_fixed": execute(TradingPolicy.load(root / AGENT).targets(test), test.returns, spec.cost_rate),
+            **managed_runs(market, wf.windows, spec, params.backtest.walk_forward.warmup_bars),
             **benchmark_runs(market, first, spec.cost_rate, params.backtest.benchmark_window)}
     returns = fill_returns(runs, test.timestamps)
     index = buy_and_hold(pd.read_parquet(root / BENCHMARK), test.timestamps, spec.cost_rate)
     if index is not None:
         returns[str(index.held.name)] = index.held
-    n_trials = trial_count(int(read_json(root / BEST_CONFIG)["n_trials"]), params.rl_train.algos,
-                           int(tuning["n_trials"]))
+    ledger = _ledger(params, root, tuning, backtest_span(market.timestamps, market.symbols, params.split.val_end))
     metrics = strategy_metrics(returns, runs, test.symbols, None if index is None else index.returns,
-                               params.backtest, n_trials)
+                               params.backtest, ledger.n, ledger.variance ** 0.5, [*seeds.values(), "agent_fixed"])
+    spread = seed_summary(metrics, seeds)
+    _write_outputs(root, params, market, returns, metrics, runs, wf, _belief(ledger, metrics, spread))
+    return {"walk_forward.windows": float(len(wf.windows)), **flat_metrics(metrics),
+            **{f"ledger.{k}": v for k, v in ledger.summary().items()}, **{f"seeds.{k}": v for k, v in spread.items()}}
+
+
+def _write_outputs(root: Path, params: Params, market: Market, returns: dict[str, pd.Series],
+                   metrics: dict[str, dict[str, float]], runs: dict[str, Execution], wf: AgentWalkForward,
+                   belief: list[str]) -> None:
+    """The report (and its figures in MLflow), the equity plot, returns and the agent's decisions."""
+    first = wf.windows[0].test.start
+    test = market.take(slice(first, None))
     agent = fills(runs["agent"], test.timestamps[1:], test.symbols)
     figures = report_figures(returns, agent.weights, agent.costs)
-    write_report(root / BACKTEST_REPORT, returns=returns, metrics=metrics, figures=figures,
+    write_report(root / BACKTEST_REPORT, returns=returns, metrics=metrics, figures=figures, belief=belief,
                  title=f"tradepipe out-of-sample backtest {test.timestamps[1].date()} to {test.timestamps[-1].date()}",
-                 notes=report_notes(params, test.symbols, wf.windows, market.timestamps, n_trials))
+                 notes=report_notes(params, test.symbols, wf.windows, market.timestamps, list(wf.seed_targets)))
     for name, figure in figures.items():  # the report's interactive figures, as plotly JSON
         mlflow.log_text(figure.to_json(), f"backtest/figures/{name}.json")
     equity_plot_csv(returns, root / EQUITY_PLOT)
@@ -97,7 +166,6 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     decisions = pd.DataFrame(wf.targets[first:], index=test.timestamps, columns=test.symbols)
     write_parquet(decisions.rename_axis("timestamp").reset_index(), root / DECISIONS)
     mlflow.log_artifact(str(root / BACKTEST_REPORT), "backtest")
-    return {"walk_forward.windows": float(len(wf.windows)), **flat_metrics(metrics)}
 
 
 if __name__ == "__main__":

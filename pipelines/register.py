@@ -1,4 +1,9 @@
-"""Stage register: log the trading policy, register agent and predictor, promote past the gate."""
+"""Stage register: log the trading policy, register agent and predictor, promote past the gate.
+
+The gate compares the challenger with the champion only on identical bars: each version carries the span of its
+backtest (tag ``oos_span``, the trial ledger's key); a champion tested on another span is not compared (its
+Sharpe there says nothing about these bars).
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,10 @@ from tradepipe.registry.versions import (
 )
 from tradepipe.runtime.stage import StageError, run_stage
 from tradepipe.runtime.tracking import git_commit, output_hashes, pipeline_run_id
+from tradepipe.tuning.ledger import backtest_span
 
 HISTORY_BARS = 260
+SPAN_TAG = "oos_span"  # the bars the version's oos_* figures were measured on
 CONTENT_TAG = "tradepipe.content_sha256"  # digest of models/agent_live: an identical policy is not registered again
 PREDICTOR_VERSION_TAG = "tradepipe.predictor_version"
 SMOKE_TIMEOUT_S = 600
@@ -72,8 +79,24 @@ def _lineage(root: Path, params: Params, bars: pd.DataFrame, results: dict[str, 
             TRAIN_END_TAG: params.split.train_end, FIT_END_TAG: pd.Timestamp(bars["timestamp"].max()).isoformat(),
             **{f"oos_{key}": f"{results[f'agent.{key}']:.6f}" for key in LINEAGE_METRICS
                if f"agent.{key}" in results},
-            "oos_windows": str(int(results.get("walk_forward.windows", 0))),
+            "oos_windows": str(int(results.get("walk_forward.windows", 0))), SPAN_TAG: _span(bars, params),
             **{f"dvc.{path}": digest for path, digest in output_hashes(root).items()}}
+
+
+def _span(bars: pd.DataFrame, params: Params) -> str:
+    """The span the backtest of these bars tested on (the backtest stage's ledger key)."""
+    return backtest_span(pd.DatetimeIndex(sorted(bars["timestamp"].unique())), sorted(bars["symbol"].unique()),
+                         params.split.val_end)
+
+
+def _champion_sharpe(current: ModelVersion | None, span: str) -> tuple[float | None, str | None]:
+    """The champion's out-of-sample Sharpe when it was measured on ``span``; else None and why it is not compared."""
+    if current is None or "oos_sharpe" not in current.tags:
+        return None, None
+    if current.tags.get(SPAN_TAG) != span:
+        return None, (f"champion v{current.version} was tested on other bars "
+                      f"({current.tags.get(SPAN_TAG, 'span not recorded')}, not {span}): not compared")
+    return float(current.tags["oos_sharpe"]), None
 
 
 def _identical(client: MlflowClient, content: str) -> ModelVersion | None:
@@ -110,14 +133,15 @@ def _register(params: Params, root: Path) -> dict[str, float]:
     same = _identical(client, content)
     if same is not None:
         return _unchanged(root, same, content)
-    current = champion(client, AGENT_MODEL)
-    champion_sharpe = float(current.tags["oos_sharpe"]) if current and "oos_sharpe" in current.tags else None
+    bars = read_parquet(root / BARS)
+    champion_sharpe, not_compared = _champion_sharpe(champion(client, AGENT_MODEL), _span(bars, params))
     gate = decide(results["agent.sharpe"], results["agent.dsr"], results["agent.max_drawdown"],
                   results["equal_weight_daily.sharpe"], params.register_, champion_sharpe)
+    if not_compared is not None:
+        gate = gate.with_check(True, not_compared)
 
     mlflow.log_artifact(str(root / "params.yaml"), "lineage")
     mlflow.log_artifact(str(root / BACKTEST_METRICS), "lineage")
-    bars = read_parquet(root / BARS)
     model_uri = _log_policy(root / LIVE_AGENT, bars)
     run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
     lineage = _lineage(root, params, bars, results)

@@ -5,10 +5,15 @@ two: agents train on its first part and are scored on the last ``validation_frac
 after, no overlap); the ensemble selects the best or blends them by that validation Sharpe. With
 ``rl_train.tune.num_samples`` > 0 each algorithm's hyperparameters are first searched (Ray Tune + Optuna + ASHA)
 on the same split; the hyperparameters used and the number of trials go to ``models/agent/tuning.json``.
+
+Each algorithm is fitted ``rl_train.seeds`` times (seeds ``seed``, ``seed + 1``, ...); the policy saved is the
+first seed's ensemble, a rule fixed before any result. Every fit of every seed and every tuning trial is a
+ledger trial (``tradepipe.tuning.ledger``), recorded with its validation Sharpe in ``tuning.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +22,7 @@ import pandas as pd
 import mlflow
 from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec
-from tradepipe.agents.training import equal_weight_sharpes, fit_ensemble, split_tail
+from tradepipe.agents.training import FittedEnsemble, equal_weight_sharpes, fit_ensemble, split_tail
 from tradepipe.config import Params, RLParams
 from tradepipe.core.io import write_json
 from tradepipe.core.market import Market
@@ -25,22 +30,36 @@ from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.paths import AGENT, AGENT_TUNING, BARS, FEATURES, PREDICTIONS, PREDICTOR
 from tradepipe.runtime.stage import StageError, run_stage
+from tradepipe.tuning.ledger import trial_key
 
 
-def _tuned(train: Market, val: Market, spec: PolicySpec, cfg: RLParams, seed: int) -> tuple[RLParams, int]:
-    """``cfg`` with each algorithm's searched hyperparameters (trials logged as nested runs), and the trial count."""
+def _tuned(train: Market, val: Market, spec: PolicySpec, cfg: RLParams, seed: int,
+           context: dict[str, Any]) -> tuple[RLParams, list[dict[str, Any]]]:
+    """``cfg`` with each algorithm's searched hyperparameters (trials logged as nested runs), and the trials as
+    ledger records."""
     from tradepipe.tuning.agents import tune_agent
 
     best: dict[str, dict[str, Any]] = {}
-    n_trials = 0
+    ledger: list[dict[str, Any]] = []
     for algo in dict.fromkeys(cfg.algos):
         search = tune_agent(algo, train, val, spec, cfg, seed)
         for i, trial in enumerate(search.trials):
             with mlflow.start_run(run_name=f"{algo}-trial-{i}", nested=True):
                 mlflow.log_params({"algo": algo, **trial["config"]})
                 mlflow.log_metrics({"val_sharpe": trial["val_sharpe"], "reports": trial["reports"]})
-        best[algo], n_trials = search.best.model_dump(), n_trials + len(search.trials)
-    return cfg.with_agents(best), n_trials
+            ledger.append({"kind": "rl_tune", "val_sharpe": trial["val_sharpe"],
+                           "key": trial_key("rl_tune", {"algo": algo, "config": trial["config"], **context})})
+        best[algo] = search.best.model_dump()
+    return cfg.with_agents(best), ledger
+
+
+def _seed_trials(fits: list[FittedEnsemble], cfg: RLParams, seed: int, context: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """One ledger record per algorithm and seed: its validation Sharpe, keyed by algorithm, hyperparameters, seed."""
+    return [{"kind": "rl_seed", "val_sharpe": fitted.metrics[f"{algo}.val_sharpe"],
+             "key": trial_key("rl_seed", {"algo": algo, "seed": seed + s, "hp": cfg.agent(algo).model_dump(),
+                                          **context})}
+            for s, fitted in enumerate(fits) for algo in dict.fromkeys(cfg.algos)]
 
 
 def rl_train(params: Params, root: Path) -> dict[str, float]:
@@ -58,16 +77,25 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
         raise StageError(f"the RL window {params.split.train_end} .. {params.split.val_end}: {exc}; "
                          "widen the split dates in params.yaml") from exc
     spec = PolicySpec.from_params(window.symbols, params)
-    cfg, n_trials = _tuned(train, val, spec, cfg, params.seed) if cfg.tune.num_samples else (cfg, 0)
-    fitted = fit_ensemble(train, val, spec, predictor, cfg, params.seed)
+    # what defines a trial beyond its own settings: the forecasts it sees, the window, the env, the training budget
+    context = {"predictions_sha256": hashlib.sha256((root / PREDICTIONS).read_bytes()).hexdigest(),
+               "split": params.split.model_dump(mode="json"), "features": params.features.model_dump(mode="json"),
+               "risk": params.risk.model_dump(mode="json"), "costs": params.costs.model_dump(mode="json"),
+               "rl_train": cfg.model_dump(mode="json", exclude={"seeds", "tune", "sac", "td3", "ppo"})}
+    cfg, ledger = _tuned(train, val, spec, cfg, params.seed, context) if cfg.tune.num_samples else (cfg, [])
+    fits = [fit_ensemble(train, val, spec, predictor, cfg, params.seed + s) for s in range(cfg.seeds)]
+    fitted = fits[0]  # the rule: the first seed's ensemble is the policy, whatever the other seeds score
     fitted.policy.save(root / AGENT)
-    write_json({"n_trials": n_trials, "hyperparameters": {a: cfg.agent(a).model_dump() for a in cfg.algos}},
-               root / AGENT_TUNING)
+    write_json({"n_trials": len(ledger), "hyperparameters": {a: cfg.agent(a).model_dump() for a in cfg.algos},
+                "ensemble_val_sharpe": fitted.metrics["ensemble.val_sharpe"],
+                "trials": [*ledger, *_seed_trials(fits, cfg, params.seed, context)]}, root / AGENT_TUNING)
     mlflow.set_tags({"ensemble.mode": cfg.ensemble, "ensemble.reason": fitted.reason,
                      "ensemble.blend": ", ".join(f"{name}={w:.3f}" for name, w in fitted.policy.blend.items())})
+    seeds = {f"seed_{params.seed + s}.{name}": value for s, f in enumerate(fits) for name, value in f.metrics.items()
+             if name.endswith("val_sharpe")}
     return {"train_bars": float(len(train.timestamps)), "val_bars": float(len(val.timestamps)), **fitted.metrics,
-            **equal_weight_sharpes(val, spec), "timesteps": float(cfg.total_timesteps),
-            "tune.n_trials": float(n_trials)}
+            **seeds, **equal_weight_sharpes(val, spec), "timesteps": float(cfg.total_timesteps),
+            "tune.n_trials": float(len(ledger)), "seeds": float(cfg.seeds)}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""Stage tune: Ray Tune + OptunaSearch (TPE) + ASHA over the predictor; best config as a DVC output."""
+"""Stage tune: Ray Tune + OptunaSearch (TPE) + ASHA over the predictor; best config as a DVC output.
+
+Each trial is a ledger trial (``tradepipe.tuning.ledger``): its best checkpoint's forecasts over the validation
+window are traded as the backtest's forecast strategy (top quartile, ``costs``), and that Sharpe is recorded with
+the trial's key in ``models/tune/best_config.json``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import mlflow
@@ -13,27 +19,36 @@ from tradepipe.features import feature_columns
 from tradepipe.models.panel import make_panel, prepare
 from tradepipe.paths import BEST_CONFIG, FEATURES, LABELS
 from tradepipe.runtime.stage import run_stage
+from tradepipe.tuning.ledger import forecast_sharpe, trial_key
 from tradepipe.tuning.search import TrainingData, run_search
 
 
 def tune(params: Params, root: Path) -> dict[str, float]:
-    panel = make_panel(pd.read_parquet(root / FEATURES), feature_columns(params.features),
-                       pd.read_parquet(root / LABELS))
+    features = pd.read_parquet(root / FEATURES)
+    panel = make_panel(features, feature_columns(params.features), pd.read_parquet(root / LABELS))
     prep = prepare(panel, params.split.train_end, params.split.val_end, params.features.label_horizon,
                    params.split.embargo)
     data = TrainingData(prep.scaled, panel.labels, prep.split.train, prep.split.val, prep.y_scale,
                         params.train.max_train_samples)
-    result = run_search(data, params.tune, params.train, params.seed)
+    # simple returns of each bar over the validation window, (T_val, N) like the forecasts the trials score
+    lo, hi = prep.split.val
+    returns = np.nan_to_num(np.expm1(make_panel(features, ["logret_1"]).features[:, lo:hi, 0].T.astype(np.float64)))
+    result = run_search(data, params.tune, params.train, params.seed,
+                        score=lambda forecasts: forecast_sharpe(forecasts, returns, params.costs.rate))
+    context = {"seed": params.seed, **{name: getattr(params, name).model_dump(mode="json")
+                                       for name in ("split", "features", "train", "costs")}}
+    ledger = [{"kind": "predictor", "key": trial_key("predictor", {"config": t["config"], **context}),
+               "val_sharpe": t["val_sharpe"]} for t in result.trials]
     mlflow.set_tags({"tune.search_alg": result.search_alg, "tune.scheduler": result.scheduler})
     for i, trial in enumerate(result.trials):
         with mlflow.start_run(run_name=f"trial-{i}", nested=True):
             mlflow.log_params(trial["config"])
             mlflow.log_metrics({"val_loss": trial["val_loss"], "epochs": trial["epochs"],
-                                "best_epoch": trial["best_epoch"]})
+                                "best_epoch": trial["best_epoch"], "val_sharpe": trial["val_sharpe"]})
             for epoch, loss in enumerate(trial["history"], start=1):
                 mlflow.log_metric("epoch_val_loss", loss, step=epoch)
     write_json({"config": result.best_config, "val_loss": result.best_val_loss,
-                "n_trials": len(result.trials)}, root / BEST_CONFIG)
+                "n_trials": len(result.trials), "trials": ledger}, root / BEST_CONFIG)
     mlflow.log_dict(result.best_config, "best_config.json")
     return {"n_trials": float(len(result.trials)), "best_val_loss": result.best_val_loss}
 

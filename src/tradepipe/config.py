@@ -240,6 +240,7 @@ class RLTuneParams(_Section):
 class RLParams(_Section):
     algos: list[Algo] = Field(default_factory=lambda: ["sac"], min_length=1)  # type: ignore[arg-type]
     ensemble: Literal["select", "blend"] = "select"
+    seeds: Int = Field(1, ge=1)  # fits per algorithm, seeds seed, seed+1, ...; the first seed's fit is deployed
     validation_fraction: Float = Field(0.25, gt=0, lt=1)  # last part of the RL window, held out to pick/blend
     total_timesteps: Int = Field(ge=1)                    # per agent
     episode_length: Int = Field(252, ge=1)
@@ -308,7 +309,7 @@ class BacktestParams(_Section):
 
 class RegisterParams(_Section):
     min_sharpe: Float = 0.0
-    min_dsr: Float = Field(0.0, ge=0, le=1)  # Deflated Sharpe Ratio: P(true Sharpe > best of the trials by luck)
+    min_dsr: Float = Field(0.95, ge=0, le=1)  # Deflated Sharpe: P(true Sharpe > best of the ledger's N trials by luck)
     max_drawdown: Float = Field(0.5, gt=0, le=1)
     must_beat_benchmark: Bool = True
 

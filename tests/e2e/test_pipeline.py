@@ -48,6 +48,18 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     assert 0.0 <= backtest["agent.max_drawdown"] < 1.0
     html = (project / "reports" / "backtest" / "report.html").read_text()
     assert "survivorship" in html.lower()
+    assert "How much to believe this" in html
+
+    # the backtest's wiring: the strategy set, every run on the same bars, the trial ledger's count
+    returns = pd.read_parquet(project / "data" / "backtest" / "returns.parquet").set_index("timestamp")
+    strategies = ["agent", "agent_fixed", "equal_weight_risk_managed", "forecast_risk_managed",
+                  "forecast_top_quartile", "equal_weight_daily", "equal_weight_monthly"]
+    assert list(returns.columns[:len(strategies)]) == strategies and returns.notna().all().all()
+    # smoke ledger: 2 predictor trials + sac and ppo with 1 seed + this pipeline run
+    assert (backtest["ledger.n_trials"], backtest["ledger.n_predictor"], backtest["ledger.n_rl_seed"],
+            backtest["ledger.n_pipeline_run"], backtest["seeds.n"]) == (5, 2, 2, 1, 1)
+    assert backtest["ledger.sharpe_variance"] > 0 and backtest["ledger.sr0"] > 0
+    assert "agent.dsr" in backtest and "equal_weight_daily.dsr" not in backtest and "equal_weight_daily.psr" in backtest
 
     # one MLflow run per stage, all finished and sharing the pipeline run id
     mlc = client(project)
@@ -87,6 +99,11 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     again = run(["dvc", "repro", "--force", "--single-item", "train"], project)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (project / "metrics" / "train.json").read_text() == train_metrics
+    # ... and the same backtest: the rerun reads back its own trials from the ledger, N does not grow
+    backtest_metrics = (project / "metrics" / "backtest.json").read_text()
+    again = run(["dvc", "repro", "--force", "--single-item", "backtest"], project)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (project / "metrics" / "backtest.json").read_text() == backtest_metrics
 
     # bad data: the validation gate stops the run; nothing downstream runs, outputs and registry untouched
     features = project / "data" / "features" / "features.parquet"

@@ -78,6 +78,11 @@ def test_tune_stage_runs_nested_trials_and_keeps_the_argmin(bars: pd.DataFrame, 
     assert saved["n_trials"] == len(trials)
     assert saved["val_loss"] == metrics["best_val_loss"] == winner.data.metrics["val_loss"]
     assert {k: str(v) for k, v in saved["config"].items()} == winner.data.params
+    # every trial is a ledger trial: its forecast strategy's validation Sharpe, under a key of its configuration
+    assert [t["kind"] for t in saved["trials"]] == ["predictor"] * len(trials)
+    assert len({t["key"] for t in saved["trials"]}) == len(trials)
+    assert sorted(t["val_sharpe"] for t in saved["trials"]) == sorted(t.data.metrics["val_sharpe"] for t in trials)
+    assert len({round(t["val_sharpe"], 12) for t in saved["trials"]}) > 1      # different models trade differently
     assert saved["config"]["dilations"] in DILATIONS                     # a list again after the JSON round trip
     model = build_model(len(feature_columns(params.features)), saved["config"])
     assert [layer.conv.dilation[0] for layer in model.convs] == saved["config"]["dilations"]

@@ -1,4 +1,5 @@
-"""The out-of-sample comparison: benchmark runs, buy-and-hold of the index, trial count, metrics and notes.
+"""The out-of-sample comparison: benchmark runs, risk-managed ablations, buy-and-hold of the index, metrics (the
+Deflated Sharpe for the strategies the trials selected), the seeds' spread and notes.
 
 Every strategy runs through the same execution engine and costs over the same test bars; results count from
 the first fill on (bar 1: bar 0 only decides).
@@ -6,22 +7,24 @@ the first fill on (bar 1: bar 0 only decides).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from tradepipe.agents.policy import PolicySpec, rollout
 from tradepipe.backtest.benchmarks import Method, MVObjective, trailing_allocation
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
-from tradepipe.backtest.walk_forward import Window
+from tradepipe.backtest.walk_forward import Policy, Window, walk_forward_targets
 from tradepipe.config import BacktestParams, Params
 from tradepipe.core.execution import Execution, execute
 from tradepipe.core.market import Market
 from tradepipe.core.metrics import performance_metrics
 from tradepipe.core.progress import progress
 from tradepipe.core.schema import to_wide
+from tradepipe.core.types import Array
 
 # Allocations refitted monthly on a trailing window: name -> (method, mean-variance objective).
 REFITTED_BENCHMARKS: dict[str, tuple[Method, MVObjective]] = {
@@ -65,6 +68,40 @@ def benchmark_runs(market: Market, first: int, cost: float, window: int) -> dict
     return runs
 
 
+@dataclass(frozen=True)
+class ManagedSchedule:
+    """A fixed schedule of books proposed to the risk manager bar by bar, through the agent's own ``rollout``
+    (same env, same risk rules, same fills): what the risk overlay alone makes of a strategy with no agent."""
+
+    spec: PolicySpec
+    books: Callable[[Market], Array]  # asset weights (T, N) proposed at each bar of a market; the rest is cash
+
+    def targets(self, market: Market) -> Array:
+        books, start = self.books(market), self.spec.lookback - 1
+        proposed = iter(np.concatenate([books, 1.0 - books.sum(axis=1, keepdims=True)], axis=1)[start:])
+        return rollout(lambda obs: next(proposed)[None], self.spec.env(market), self.spec.risk_manager(market), start)
+
+
+def managed_runs(market: Market, windows: list[Window], spec: PolicySpec, warmup_bars: int) -> dict[str, Execution]:
+    """Ablations: 1/N and the forecast's top quartile traded through the agent's risk manager, rolled out per
+    walk-forward window exactly as the agent is (from ``warmup_bars`` before each slice, a fresh risk state), and
+    executed on the same test bars."""
+    first = windows[0].test.start
+    test = market.take(slice(first, None))
+    quartile = max(1, len(market.symbols) // 4)
+    schedules: dict[str, Callable[[Market], Array]] = {
+        "equal_weight_risk_managed": lambda m: equal_weight(len(m.timestamps), len(m.symbols)),
+        "forecast_risk_managed": lambda m: top_k_forecast(m.predictions, quartile)}
+    return {name: execute(walk_forward_targets(market, windows, _unfitted(ManagedSchedule(spec, books)),
+                                               warmup_bars)[first:], test.returns, spec.cost_rate)
+            for name, books in schedules.items()}
+
+
+def _unfitted(policy: Policy) -> Callable[[Market, Window], Policy]:
+    """A walk-forward "fit" that learns nothing: the same policy in every window."""
+    return lambda _train, _window: policy
+
+
 def fill_returns(runs: dict[str, Execution], timestamps: pd.DatetimeIndex) -> dict[str, pd.Series]:
     """Each run's net returns over ``timestamps`` (its bars) from the first fill on, named by the run."""
     index = timestamps[1:]
@@ -98,22 +135,34 @@ def buy_and_hold(bench_bars: pd.DataFrame, timestamps: pd.DatetimeIndex, cost: f
     return IndexHold(index_returns, pd.Series(held.net_returns[1:], index=index, name=f"buy_and_hold_{close.name}"))
 
 
-def trial_count(predictor_trials: int, algos: Iterable[str], agent_trials: int) -> int:
-    """Trials behind the agent's selection (the Deflated Sharpe ratio's count): predictor configurations tuned
-    + agent algorithms compared + agent hyperparameter trials."""
-    return predictor_trials + len(set(algos)) + agent_trials
-
-
 def strategy_metrics(returns: dict[str, pd.Series], runs: dict[str, Execution], symbols: list[str],
-                     benchmark: pd.Series | None, cfg: BacktestParams, n_trials: int) -> dict[str, dict[str, float]]:
-    """``performance_metrics`` of each return series; those of ``runs`` also get turnover, costs and weights."""
+                     benchmark: pd.Series | None, cfg: BacktestParams, n_trials: int, trials_sharpe_std: float,
+                     deflated: Iterable[str]) -> dict[str, dict[str, float]]:
+    """``performance_metrics`` of each return series; those of ``runs`` also get turnover, costs and weights.
+
+    The strategies in ``deflated`` (the ones the ledger's trials selected) get the Deflated Sharpe ratio against
+    ``n_trials`` trials whose annualised Sharpes spread by ``trials_sharpe_std``; the others had no trials and
+    report the Probabilistic Sharpe ratio (against 0) only.
+    """
+    chosen = set(deflated)
     metrics: dict[str, dict[str, float]] = {}
     for name, series in returns.items():
         run = runs.get(name)
         extra = {} if run is None else fills(run, series.index, symbols)._asdict()
-        metrics[name] = performance_metrics(series, benchmark=benchmark, periods_per_year=cfg.periods_per_year,
-                                            risk_free_rate=cfg.risk_free_rate, n_trials=n_trials, **extra)
+        m = performance_metrics(series, benchmark=benchmark, periods_per_year=cfg.periods_per_year,
+                                risk_free_rate=cfg.risk_free_rate, n_trials=n_trials,
+                                trials_sharpe_std=trials_sharpe_std, **extra)
+        metrics[name] = m if name in chosen else {k: v for k, v in m.items() if k != "dsr"}
     return metrics
+
+
+def seed_summary(metrics: dict[str, dict[str, float]], seeds: dict[int, str]) -> dict[str, float]:
+    """Out-of-sample Sharpe of each seed's walk-forward (``seeds``: seed -> strategy name) and their mean, sample
+    standard deviation (0 for one seed), min and max."""
+    sharpes = np.array([metrics[name]["sharpe"] for name in seeds.values()], dtype=np.float64)
+    return {"n": float(sharpes.size), **{f"sharpe.{seed}": float(v) for seed, v in zip(seeds, sharpes, strict=True)},
+            "sharpe_mean": float(sharpes.mean()), "sharpe_sd": float(sharpes.std(ddof=1)) if sharpes.size > 1 else 0.0,
+            "sharpe_min": float(sharpes.min()), "sharpe_max": float(sharpes.max())}
 
 
 def flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -123,14 +172,20 @@ def flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def report_notes(params: Params, symbols: list[str], windows: list[Window], timestamps: pd.DatetimeIndex,
-                 n_trials: int) -> list[str]:
-    """The report's notes: universe, walk-forward windows (dated by ``timestamps``), costs, trial count."""
+                 seeds: list[int]) -> list[str]:
+    """The report's notes: universe, walk-forward windows (dated by ``timestamps``), seeds, ablations, costs."""
     wf = params.backtest.walk_forward
+    others = ", ".join(f"agent_seed_{seed}" for seed in seeds[1:])
     return [f"Universe: {', '.join(symbols)} ({params.data.source}).",
             f"agent: walk-forward, {len(windows)} {wf.scheme} windows of "
             f"{wf.test_years} test year(s), agents refitted on each window's past "
-            f"({', '.join(w.describe(timestamps) for w in windows)}). agent_fixed: the "
-            "rl_train policy (the one registered), never refitted.",
+            f"({', '.join(w.describe(timestamps) for w in windows)}), seed {seeds[0]}. The registered policy is "
+            f"the same recipe fitted with seed {seeds[0]} on the latest {wf.train_years} year(s) (the live fit), "
+            "which these figures speak for."
+            + (f" {others}: the same walk-forward with the other seeds (their spread is the seeds' line below)."
+               if others else ""),
+            "agent_fixed: the rl_train policy (fitted once on the RL window, never refitted); not the one registered.",
+            "equal_weight_risk_managed and forecast_risk_managed: 1/N and the forecast's top quartile proposed to the "
+            "agent's risk manager in the same windows: what the risk overlay makes of them without an agent.",
             f"Costs: {params.costs.cost_bps} bps + slippage {params.costs.slippage_bps} bps per unit "
-            "turnover; decisions at the close of bar t are filled at the close of bar t+1.",
-            f"Deflated Sharpe ratio counts {n_trials} trials."]
+            "turnover; decisions at the close of bar t are filled at the close of bar t+1."]

@@ -36,6 +36,7 @@ SECTIONS = {
     "weights": "Weights over time",
     "costs": "Cumulative costs",
     "metrics": "Metrics",
+    "belief": "How much to believe this",
     "notes": "Notes",
 }
 METRIC_LABELS = {
@@ -274,8 +275,10 @@ def _check_returns(returns: dict[str, pd.Series]) -> None:
 def write_report(path: Path, *, returns: dict[str, pd.Series], metrics: dict[str, dict[str, float]],
                  weights: pd.DataFrame | None = None, costs: pd.Series | None = None,
                  title: str = "tradepipe backtest", notes: Sequence[str] = (),
-                 figures: dict[str, go.Figure] | None = None) -> Path:
+                 figures: dict[str, go.Figure] | None = None, belief: Sequence[str] = ()) -> Path:
     """Write the HTML report to ``path`` atomically and return it; the first ``returns`` key is the strategy.
+
+    ``belief``: the lines of the "How much to believe this" section (trials, deflation, seeds), after the metrics.
 
     ``figures``: ``report_figures`` of the same inputs when the caller already built them (to log them too).
     A survivorship-bias note is always included after the caller's ``notes``.
@@ -291,6 +294,9 @@ def write_report(path: Path, *, returns: dict[str, pd.Series], metrics: dict[str
                                if key == "monthly" else hint if key == "equity" else "") + _plot(key, fig))
                 for key, fig in figures.items()]
     sections.append(_section("metrics", _metrics_table(metrics)))
+    if belief:
+        sections.append(_section("belief", '<ul class="notes">' + "".join(
+            f"<li>{html.escape(line)}</li>" for line in belief) + "</ul>"))
     all_notes: Iterable[str] = dict.fromkeys([*notes, SURVIVORSHIP_NOTE])
     items = "".join(f"<li>{html.escape(note)}</li>" for note in all_notes)
     sections.append(_section("notes", f'<ul class="notes">{items}</ul>'))

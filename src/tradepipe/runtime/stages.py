@@ -58,7 +58,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("validate", ("validate",), ("validation",), (paths.BARS,), (paths.VALIDATION_REPORT,)),
     Stage("features", ("data", "features"), ("features",), (paths.BARS, paths.VALIDATION_REPORT),
           (paths.FEATURES, paths.LABELS)),
-    Stage("tune", ("seed", "split", "features", "tune", "train"), ("features", "models", "tuning"),
+    Stage("tune", ("seed", "split", "features", "tune", "train", "costs"), ("features", "models", "tuning"),
           (paths.FEATURES, paths.LABELS), (paths.BEST_CONFIG,)),
     Stage("train", ("seed", "split", "features", "train"), ("features", "models"),
           (paths.BARS, paths.FEATURES, paths.LABELS, paths.BEST_CONFIG),
@@ -67,11 +67,11 @@ STAGES: tuple[Stage, ...] = (
           ("features", "models", "risk", "agents", "tuning"),
           (paths.BARS, paths.FEATURES, paths.PREDICTIONS, paths.PREDICTOR), (paths.AGENT,)),
     Stage("backtest", ("seed", "data", "split", "features", "rl_train", "risk", "costs", "backtest"),
-          ("features", "models", "risk", "agents", "backtest"),
+          ("features", "models", "risk", "agents", "backtest", "tuning"),
           (paths.BARS, paths.BENCHMARK, paths.FEATURES, paths.PREDICTIONS, paths.PREDICTOR, paths.BEST_CONFIG,
            paths.AGENT),
           (paths.BACKTEST_REPORT_DIR, paths.BACKTEST_RETURNS, paths.DECISIONS, paths.LIVE_AGENT, paths.EQUITY_PLOT)),
-    Stage("register", ("split", "register"), ("features", "models", "risk", "agents", "registry"),
+    Stage("register", ("split", "register"), ("features", "models", "risk", "agents", "registry", "tuning"),
           (paths.BARS, paths.BACKTEST_METRICS, paths.LIVE_AGENT, paths.PREDICTOR), (paths.DECISION,)),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

@@ -10,12 +10,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 import torch
 from ray import tune
@@ -27,9 +28,10 @@ from tradepipe.config import SearchDim, TrainParams, TuneParams
 from tradepipe.core.progress import Tracker, progress
 from tradepipe.core.types import F32
 from tradepipe.models.panel import Windows
-from tradepipe.models.training import CHECKPOINT, fit
+from tradepipe.models.training import CHECKPOINT, build_model, fit, predict_windows, to_forecast
 
 METRIC = "val_loss"
+Scorer = Callable[[F32], float]  # forecasts over the validation bars (T_val, N symbols; NaN: no sample) -> Sharpe
 
 
 def _encoded(value: Any) -> Any:
@@ -71,6 +73,16 @@ class TrainingData:
         """Training (newest ``max_train_samples``) and validation windows for a sequence length."""
         train = Windows(self.scaled, self.labels, seq_len, self.train_span).newest(self.max_train_samples)
         return train, Windows(self.scaled, self.labels, seq_len, self.val_span)
+
+    def val_forecasts(self, state: dict[str, Any], hp: dict[str, Any]) -> F32:
+        """Forecasts (T_val, N symbols) over the validation bars of the model in checkpoint ``state``; NaN where a
+        symbol has no sample."""
+        val = Windows(self.scaled, self.labels, int(hp["seq_len"]), self.val_span)
+        model = build_model(self.scaled.shape[2], hp)
+        model.load_state_dict(state["model"])
+        out = np.full((self.val_span[1] - self.val_span[0], self.scaled.shape[0]), np.nan, dtype=np.float32)
+        out[val.t - self.val_span[0], val.sym] = to_forecast(predict_windows(model, val), hp["task"], self.y_scale)
+        return out
 
 
 def _trainable(config: dict[str, Any], data: TrainingData, train: TrainParams, space: dict[str, SearchDim],
@@ -144,10 +156,11 @@ def ray_session(address: str | None, cpus: int) -> Iterator[None]:
         ray.shutdown()
 
 
-def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainParams, seed: int
-               ) -> SearchResult:
+def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainParams, seed: int,
+               score: Scorer | None = None) -> SearchResult:
     """Run the search on a local Ray (``cpus`` CPUs) or on the cluster at ``tune_params.address``; the best
-    configuration is the trial with the lowest validation loss of any epoch."""
+    configuration is the trial with the lowest validation loss of any epoch. With ``score``, each trial's record
+    also holds ``val_sharpe``: ``score`` of its best checkpoint's forecasts over the validation bars."""
     space = tune_params.search_space
     search_alg = OptunaSearch(seed=seed)
     scheduler = ASHAScheduler(max_t=tune_params.max_epochs, grace_period=tune_params.grace_period, reduction_factor=2)
@@ -174,12 +187,15 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
                 if result.checkpoint is None or result.metrics_dataframe is None:
                     raise RuntimeError(f"tuning trial {result.path} reported no checkpoint or no metrics")
                 with result.checkpoint.as_directory() as saved:  # the latest, saved on the last improvement
-                    best_epoch = int(torch.load(Path(saved) / CHECKPOINT, weights_only=True)["epoch"])
+                    state = torch.load(Path(saved) / CHECKPOINT, weights_only=True)
+                config = decode_config(dict(result.config or {}), space)
                 # one row per epoch (a restored trial re-reports the epochs after its checkpoint: keep the last)
                 rows = result.metrics_dataframe.drop_duplicates("training_iteration", keep="last")
                 losses = [float(v) for v in rows.sort_values("training_iteration")[METRIC]]
-                trials.append({"config": decode_config(dict(result.config or {}), space), METRIC: min(losses),
-                               "epochs": len(losses), "best_epoch": best_epoch, "history": losses})
+                trials.append({"config": config, METRIC: min(losses), "epochs": len(losses),
+                               "best_epoch": int(state["epoch"]), "history": losses,
+                               **({} if score is None else {"val_sharpe": score(
+                                   data.val_forecasts(state, {**config, "task": train_params.task}))})})
     best = min(trials, key=lambda r: float(r[METRIC]))
     return SearchResult(best_config=dict(best["config"]), best_val_loss=float(best[METRIC]), trials=trials,
                         search_alg=type(search_alg).__name__, scheduler=type(scheduler).__name__)

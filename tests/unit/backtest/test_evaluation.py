@@ -1,4 +1,5 @@
-"""The out-of-sample comparison: benchmark runs equal their schedules executed by hand, buy-and-hold, trials."""
+"""The out-of-sample comparison: benchmark runs equal their schedules executed by hand, buy-and-hold, ablations,
+deflation only for the strategies the trials selected, the seeds' spread."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tradepipe.agents.policy import PolicySpec
 from tradepipe.backtest.benchmarks import trailing_allocation
 from tradepipe.backtest.evaluation import (
     REFITTED_BENCHMARKS,
@@ -14,11 +16,12 @@ from tradepipe.backtest.evaluation import (
     fill_returns,
     fills,
     flat_metrics,
+    managed_runs,
     report_notes,
+    seed_summary,
     strategy_metrics,
-    trial_count,
 )
-from tradepipe.backtest.strategies import month_starts
+from tradepipe.backtest.strategies import month_starts, top_k_forecast
 from tradepipe.backtest.walk_forward import Window
 from tradepipe.config import BacktestParams, Params
 from tradepipe.core.execution import execute
@@ -104,25 +107,58 @@ def test_buy_and_hold_fills_missing_index_bars_with_zero_and_needs_bars() -> Non
     assert buy_and_hold(_index_bars([], days[:0]), days, COST) is None
 
 
-def test_trial_count_adds_tuned_configs_distinct_algorithms_and_agent_trials() -> None:
-    assert trial_count(10, ["sac", "ppo", "sac"], 5) == 17
-    assert trial_count(0, ["td3"], 0) == 1
-
-
 def test_strategy_metrics_trading_figures_only_for_runs_and_flat_keys_drop_non_finite() -> None:
     run = execute(np.full((50, 2), 0.5), np.random.default_rng(1).normal(0, 0.01, (50, 2)), COST)
     returns = fill_returns({"run": run}, DAYS[:50])
     returns["index"] = pd.Series(np.random.default_rng(2).normal(0, 0.01, 49), index=DAYS[1:50], name="index")
-    metrics = strategy_metrics(returns, {"run": run}, ["A", "B"], None, BacktestParams(), 3)
+    metrics = strategy_metrics(returns, {"run": run}, ["A", "B"], None, BacktestParams(), 3, 0.5, ["run"])
     assert "turnover" in metrics["run"] and "turnover" not in metrics["index"]
     flat = flat_metrics({"a": {"x": 1.0, "y": float("nan"), "z": float("inf")}, "b": {"x": 2}})
     assert flat == {"a.x": 1.0, "b.x": 2.0}
 
 
-def test_report_notes_name_the_windows_costs_and_trials(params: Params) -> None:
+def test_only_the_strategies_the_trials_selected_are_deflated_by_the_measured_spread() -> None:
+    rng = np.random.default_rng(4)
+    returns = {name: pd.Series(rng.normal(0.001, 0.01, 500), index=DAYS[:500], name=name) for name in ("a", "b")}
+    one = strategy_metrics(returns, {}, [], None, BacktestParams(), 1, 0.0, ["a"])
+    many = strategy_metrics(returns, {}, [], None, BacktestParams(), 20, 0.8, ["a"])
+    assert "dsr" not in one["b"] and "dsr" not in many["b"] and many["b"]["psr"] == one["b"]["psr"]
+    assert one["a"]["dsr"] == pytest.approx(one["a"]["psr"])          # one trial: nothing to deflate by
+    assert many["a"]["dsr"] < one["a"]["dsr"]                         # 20 trials spread by 0.8 a year
+    wider = strategy_metrics(returns, {}, [], None, BacktestParams(), 20, 1.6, ["a"])
+    assert wider["a"]["dsr"] < many["a"]["dsr"]
+
+
+def test_seed_summary_reports_each_seed_and_the_spread() -> None:
+    metrics = {"agent": {"sharpe": 0.5}, "agent_seed_43": {"sharpe": 1.0}, "agent_seed_44": {"sharpe": 0.0}}
+    summary = seed_summary(metrics, {42: "agent", 43: "agent_seed_43", 44: "agent_seed_44"})
+    assert summary == {"n": 3.0, "sharpe.42": 0.5, "sharpe.43": 1.0, "sharpe.44": 0.0, "sharpe_mean": 0.5,
+                       "sharpe_sd": pytest.approx(0.5), "sharpe_min": 0.0, "sharpe_max": 1.0}
+    assert seed_summary({"agent": {"sharpe": 0.3}}, {42: "agent"})["sharpe_sd"] == 0.0
+
+
+def test_ablations_trade_1_over_n_and_the_forecast_through_the_risk_manager_per_window() -> None:
+    market = _market()
+    windows = [Window(slice(0, 200), slice(250, 380)), Window(slice(100, 300), slice(380, len(DAYS)))]
+    spec = PolicySpec(["A", "B", "C", "D"], 1, COST)
+    runs = managed_runs(market, windows, spec, warmup_bars=63)
+    assert list(runs) == ["equal_weight_risk_managed", "forecast_risk_managed"]
+    ew, fc = (runs[name].weights[1:] for name in runs)
+    assert len(ew) == len(DAYS) - 250 - 1
+    invested = ew.sum(axis=1) > 0
+    assert invested.mean() > 0.9                                      # the risk manager mostly lets 1/N trade
+    np.testing.assert_allclose(ew[invested], ew[invested][:, :1] * np.ones((1, 4)), rtol=1e-9)  # equal, scaled
+    assert (ew.sum(axis=1) <= 1.0 + 1e-9).all() and ew.sum(axis=1).min() < 1.0   # vol targeting scales it down
+    chosen = top_k_forecast(market.predictions[250:], 1)[:-1] > 0     # the book decided at t is held from t + 1
+    assert ((fc > 1e-12) <= chosen).all()                             # only the top-quartile asset is held
+
+
+def test_report_notes_name_the_windows_seeds_ablations_and_costs(params: Params) -> None:
     windows = [Window(slice(0, 100), slice(105, 200)), Window(slice(100, 200), slice(205, 300))]
-    notes = report_notes(params, ["A", "B"], windows, DAYS, 17)
+    notes = report_notes(params, ["A", "B"], windows, DAYS, [42, 43, 44])
     assert notes[0] == f"Universe: A, B ({params.data.source})."
     assert f"2 {params.backtest.walk_forward.scheme} windows" in notes[1]
     assert windows[1].describe(DAYS) in notes[1]
-    assert notes[-1] == "Deflated Sharpe ratio counts 17 trials."
+    assert "seed 42" in notes[1] and "agent_seed_43, agent_seed_44" in notes[1] and "live fit" in notes[1]
+    assert "not the one registered" in notes[2]
+    assert "risk manager" in notes[3]

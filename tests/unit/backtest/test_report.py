@@ -50,7 +50,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     }
     out_dir = tmp_path_factory.mktemp("report")
     path = write_report(out_dir / "sub" / "report.html", returns=returns, metrics=metrics, weights=weights,
-                        costs=costs, title="Test <run>", notes=["Costs: 10 bps & slippage"])
+                        costs=costs, title="Test <run>", notes=["Costs: 10 bps & slippage"],
+                        belief=["N = 10 trials <measured>"])
     return path, path.read_text(encoding="utf-8"), metrics
 
 
@@ -65,6 +66,9 @@ def test_every_section_heading_exists(rendered: Rendered) -> None:
         assert f"<h2>{html.escape(title)}</h2>" in text
     assert "<title>Test &lt;run&gt;</title>" in text and "<h1>Test &lt;run&gt;</h1>" in text
     assert "2020-01-01 to 2021-02-23" in text
+    belief = text.index("<h2>How much to believe this</h2>")
+    assert text.index("<h2>Metrics</h2>") < belief < text.index("<h2>Notes</h2>")
+    assert "<li>N = 10 trials &lt;measured&gt;</li>" in text[belief:]
 
 
 def test_metrics_table_has_a_row_per_strategy_with_sortable_raw_values(rendered: Rendered) -> None:

@@ -32,5 +32,10 @@ def test_a_failed_smoke_check_blocks_a_passing_gate() -> None:
 
 
 def test_benchmark_check_is_optional() -> None:
-    limits = RegisterParams(min_sharpe=0.0, max_drawdown=0.5, must_beat_benchmark=False)
+    limits = RegisterParams(min_sharpe=0.0, min_dsr=0.0, max_drawdown=0.5, must_beat_benchmark=False)
     assert decide(0.1, 0.0, 0.1, 2.0, limits).promote
+
+
+def test_the_default_deflated_sharpe_gate_asks_for_95_percent() -> None:
+    assert RegisterParams().min_dsr == 0.95
+    assert "FAIL: Deflated Sharpe 0.900 < minimum 0.950" in decide(1.0, 0.9, 0.2, 0.3, RegisterParams()).reason
