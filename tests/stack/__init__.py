@@ -1,0 +1,1 @@
+"""The compose stack built and run on a real Docker engine (marker `stack`)."""
