@@ -16,21 +16,25 @@ from tradepipe.runtime.params import stage_params
 pytest_plugins = ["tests.fixtures.policies", "tests.fixtures.postgres"]
 
 
-@pytest.fixture(autouse=True)
-def _mlflow_tracking_uri_restored() -> Iterator[None]:
-    """Each test leaves MLflow's tracking URI as it found it: ``mlflow.set_tracking_uri`` also writes
-    $MLFLOW_TRACKING_URI, which outranks params.yaml, so one test's server would leak into the next test."""
-    from mlflow.tracking._tracking_service import utils
+_SESSION_TRACKING_ENV = os.environ.get("MLFLOW_TRACKING_URI")  # as the session found it, before any test
 
+
+def _reset_tracking_uri() -> None:
     import mlflow
 
-    before, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # MLflow's own "unset" (it also clears the variable)
+    if _SESSION_TRACKING_ENV is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = _SESSION_TRACKING_ENV
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_restored() -> Iterator[None]:
+    """Each test starts and ends with MLflow's tracking URI as the session found it: ``mlflow.set_tracking_uri``
+    also writes $MLFLOW_TRACKING_URI, which outranks params.yaml, so one test's store (or a session fixture's)
+    would leak into the next test."""
+    _reset_tracking_uri()
     yield
-    mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None is MLflow's own "unset"
-    if env is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = env
+    _reset_tracking_uri()
 
 
 @pytest.fixture(scope="session")
