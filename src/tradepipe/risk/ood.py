@@ -62,15 +62,20 @@ class OodReference:
                              f"{self.mean.shape[0]}: the market was not built with the policy's recipe")
         return (rows - self.mean) / self.std
 
+    @staticmethod
+    def score(z: Array) -> Array:
+        """The root mean square of z-scores over the columns (the last axis)."""
+        return np.sqrt(np.mean(np.square(z), axis=-1))
+
     def scores(self, market: Market) -> Array:
         """The score of every bar of ``market``."""
-        return np.sqrt(np.mean(np.square(self.z(market, slice(None))), axis=-1))
+        return self.score(self.z(market, slice(None)))
 
     def outlier(self, market: Market, t: int) -> Outlier:
         """Bar ``t``'s score and its most extreme column."""
         z = self.z(market, t)
         column = int(np.argmax(np.abs(z)))
-        return Outlier(float(np.sqrt(np.mean(np.square(z)))), column, float(z[column]))
+        return Outlier(float(self.score(z)), column, float(z[column]))
 
     def to_json(self) -> dict[str, Any]:
         """The reference as JSON (written beside the policy, so the signed artifacts cover it)."""

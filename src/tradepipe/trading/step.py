@@ -341,8 +341,7 @@ class Trader:
         verdict = check(policy, market, self.params.trading)
         if verdict.flagged:
             decided = apply_guard(decided, held, verdict, self.params.trading)
-            session.add(Event(account=acct.name, bar=bar.to_pydatetime(), kind="ood", rule="ood_threshold",
-                              symbol=None, message=verdict.message, created_at=now_utc()))
+            session.add(_event(acct.name, bar, "ood", Refusal("ood_threshold", None, verdict.message)))
         session.add(Decision(account=acct.name, bar=bar.to_pydatetime(), model_name=acct.model_name,
                              model_version=acct.model_version, proposed=decided.proposed.tolist(),
                              target=decided.target.tolist(), risk_state=state_to_json(decided.state),
