@@ -101,6 +101,10 @@ class DataParams(_Section):
 
 
 class SplitParams(_Section):
+    # The predictor's selection window (tune's trials and their validation Sharpes) is (select_end, train_end]: it
+    # ends before the RL window (train_end, val_end] starts, so the agent trains on forecasts nothing was chosen on.
+    # None: tune validates on the RL window (the old layout).
+    select_end: Date | None = None
     train_end: Date
     val_end: Date
     embargo: Int = Field(0, ge=0)  # bars skipped after each boundary, on top of the label-horizon purge
@@ -279,11 +283,13 @@ class RiskParams(_Section):
     turbulence_quantile: Float | None = Field(0.99, gt=0, lt=1)  # threshold: trailing quantile of turbulence
     turbulence_scale: Float = Field(0.0, ge=0, le=1)       # exposure multiplier while turbulent (0: all cash)
     min_periods: Int = Field(21, ge=2)                     # history needed before vol/turbulence rules act
+    no_trade_band: Float = Field(0.0, ge=0)                # |change| of an asset's weight below this: not traded
 
 
 class CostParams(_Section):
     cost_bps: Float = Field(10.0, ge=0)
     slippage_bps: Float = Field(5.0, ge=0)
+    borrow_bps: Float = Field(0.0, ge=0)  # annual fee on the short notional held (backtest execution)
 
     @property
     def rate(self) -> float:
@@ -305,6 +311,8 @@ class BacktestParams(_Section):
     risk_free_rate: Float = 0.0
     walk_forward: BacktestWindowParams = BacktestWindowParams()
     benchmark_window: Int = Field(252, ge=20)            # trailing bars the inverse-vol/MV/HRP benchmarks fit on
+    holdout_years: Float = Field(1.0, ge=0)              # last years of the test span: reported apart, only the gate
+    cash_rate: Float = 0.0                               # annual rate earned on cash, charged on negative cash
 
 
 class RegisterParams(_Section):
@@ -312,6 +320,8 @@ class RegisterParams(_Section):
     min_dsr: Float = Field(0.95, ge=0, le=1)  # Deflated Sharpe: P(true Sharpe > best of the ledger's N trials by luck)
     max_drawdown: Float = Field(0.5, gt=0, le=1)
     must_beat_benchmark: Bool = True
+    min_holdout_sharpe: Float | None = 0.0  # the final check: the agent's Sharpe on the holdout (null: not checked)
+    min_compare_bars: Int = Field(63, ge=2)  # fresh bars (after both fits) needed to compare with the champion
 
 
 class MonitorParams(_Section):
@@ -372,6 +382,12 @@ class Params(_Section):
             if dt.date.fromisoformat(late) <= dt.date.fromisoformat(early):
                 raise ValueError(f"{after} ({late}) must be after {before} ({early}): dates must satisfy "
                                  "data.start < split.train_end < split.val_end < data.end")
+        select = self.split.select_end
+        if select is not None and not (dt.date.fromisoformat(self.data.start) < dt.date.fromisoformat(select)
+                                       < dt.date.fromisoformat(self.split.train_end)):
+            raise ValueError(f"split.select_end ({select}) must be after data.start ({self.data.start}) and before "
+                             f"split.train_end ({self.split.train_end}): the predictor is selected on "
+                             "(select_end, train_end], before the RL window (or set it to null)")
         start = self.train.walk_forward.start
         if start is not None and not (dt.date.fromisoformat(self.data.start) < dt.date.fromisoformat(start)
                                       <= dt.date.fromisoformat(self.split.val_end)):

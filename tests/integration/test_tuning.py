@@ -34,7 +34,7 @@ def test_list_choices_reach_optuna_as_text_and_come_back_as_lists() -> None:
 def _params() -> Params:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"].update(start="2010-01-01", end="2013-12-31")
-    raw["split"].update(train_end="2011-12-31", val_end="2012-12-31")
+    raw["split"].update(select_end=None, train_end="2011-12-31", val_end="2012-12-31")
     raw["features"].update(indicators=["rsi_14", "sma_ratio_50"], ohlcv_indicators=[], return_horizons=[1, 5],
                            ranks=[], label_horizon=5)
     raw["tune"] = {"num_samples": 3, "max_epochs": 3, "grace_period": 1, "cpus": 2, "address": None,

@@ -247,7 +247,8 @@ def test_default_and_smoke_params_load_with_unchanged_values(tmp_path: Path) -> 
     assert (dump["data"]["start"], dump["data"]["end"], dump["split"]["train_end"], dump["split"]["val_end"],
             dump["train"]["walk_forward"]["start"]) == ("1990-01-01", "2022-12-31", "2010-12-31", "2014-12-31",
                                                         "2011-01-01")
-    assert dump["costs"] == {"cost_bps": 10.0, "slippage_bps": 5.0} and isinstance(dump["costs"]["cost_bps"], float)
+    assert dump["costs"] == {"cost_bps": 10.0, "slippage_bps": 5.0, "borrow_bps": 0.0}
+    assert isinstance(dump["costs"]["cost_bps"], float)
     assert params == Params.model_validate(dump)  # a round trip through the strict schema
     root = _copy(tmp_path)
     apply_profile(root / "params.yaml", load_profile(root, "smoke"))
