@@ -4,8 +4,12 @@ Conventions (shared by the backtest, which executes whole schedules, and the RL 
 one bar at a time through the same ``rebalance``):
 - ``returns[t, i]`` is asset i's simple return from close t-1 to close t (``returns[0]`` is ignored).
 - ``targets[t]`` are the weights (assets, the rest in cash) decided with information up to close t.
-- They are filled at close t+1 and then held (drifting with prices) over (t+1, t+2]. Cash earns nothing.
-  Before the first fill the book is all cash.
+- They are filled at close t+1 and then held (drifting with prices) over (t+1, t+2]. Before the first fill the
+  book is all cash.
+- Financing (``Financing``, optional; none by default): over each bar the cash held, ``1 - sum(held)``, earns
+  ``cash_rate`` (negative cash, a levered book, pays it) and the short notional ``sum(max(-held, 0))`` pays
+  ``borrow_rate``, both simple rates per bar (the annual rates divided by the periods per year). Without it cash
+  earns nothing and shorts are financed free, as in the RL environments.
 - Costs are ``cost_rate`` times the notional actually traded, paid from the book, so that after paying them
   the book holds exactly the target weights of the equity left: as a fraction ``k`` of the equity before
   trading, ``k = cost_rate * sum_i |target_i * (1 - k) - drifted_i|``, solved exactly (``cost_fraction``).
@@ -21,7 +25,31 @@ import numpy as np
 
 from tradepipe.core.types import Array
 
-__all__ = ["Execution", "cost_fraction", "execute", "rebalance", "rebalance_scalar"]
+__all__ = ["Execution", "Financing", "cost_fraction", "execute", "rebalance", "rebalance_scalar"]
+
+
+@dataclass(frozen=True)
+class Financing:
+    """Per-bar simple rates: ``cash_rate`` earned on cash (paid on negative cash), ``borrow_rate`` on shorts."""
+
+    cash_rate: float = 0.0
+    borrow_rate: float = 0.0
+
+    @classmethod
+    def annual(cls, cash_rate: float, borrow_bps: float, periods_per_year: int) -> Financing:
+        """From an annual cash rate (fraction) and an annual borrow fee (basis points)."""
+        return cls(cash_rate / periods_per_year, borrow_bps / 1e4 / periods_per_year)
+
+    @property
+    def active(self) -> bool:
+        return self.cash_rate != 0.0 or self.borrow_rate != 0.0
+
+    def carry(self, held: Array) -> Any:
+        """The financing return of equity over one bar holding ``held`` (N,) or (B, N): cash interest less the
+        short borrow fee."""
+        cash = 1.0 - held.sum(axis=-1)
+        short = np.maximum(-held, 0.0).sum(axis=-1)
+        return self.cash_rate * cash - self.borrow_rate * short
 
 
 @dataclass(frozen=True)
@@ -60,17 +88,25 @@ def cost_fraction(target: Array, drifted: Array, cost_rate: float) -> Any:
     return float(k) if target.ndim == 1 else k
 
 
-def rebalance(held: Array, returns: Array, target: Array, cost_rate: float) -> tuple[Any, Any, Any]:
-    """One bar: hold ``held`` over the bar's ``returns``, then trade to ``target`` at its close.
+def rebalance(held: Array, returns: Array, target: Array, cost_rate: float,
+              financing: Financing | None = None) -> tuple[Any, Any, Any]:
+    """One bar: hold ``held`` over the bar's ``returns`` (and ``financing``'s carry), then trade to ``target``
+    at its close.
 
     Works on one book (N,), giving Python floats, or on books stacked on a leading axis (B, N) — a batch
     of environments or every bar of a schedule — giving arrays (B,); row by row the arithmetic is the same.
     Returns ``(net_return, turnover, cost)``: net simple return of equity after costs, the notional traded
     and the cost, both as fractions of the equity before trading (``cost = cost_rate * turnover``).
     """
-    if held.ndim == 1:
+    if financing is not None and financing.active:
+        if held.ndim == 1:
+            net, turnover, cost = rebalance(held[None], returns[None], target[None], cost_rate, financing)
+            return float(net[0]), float(turnover[0]), float(cost[0])
+    elif held.ndim == 1:
         return _rebalance_one(held, returns, target, cost_rate)
     growth = 1.0 + (held * returns).sum(axis=-1)                # gross growth of equity over the bar
+    if financing is not None and financing.active:
+        growth = growth + financing.carry(held)
     drifted = held * (1.0 + returns) / growth[..., None]        # weights just before trading
     cost = cost_fraction(target, drifted, cost_rate)
     turnover = np.abs(target * (1.0 - cost)[..., None] - drifted).sum(axis=-1)
@@ -114,8 +150,9 @@ def _rebalance_one(held: Array, returns: Array, target: Array, cost_rate: float)
     return growth * (1.0 - cost) - 1.0, cost / cost_rate, cost
 
 
-def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:
-    """Execute ``targets`` (T, N) against ``returns`` (T, N) with a one-bar fill lag and proportional costs."""
+def execute(targets: Array, returns: Array, cost_rate: float, financing: Financing | None = None) -> Execution:
+    """Execute ``targets`` (T, N) against ``returns`` (T, N) with a one-bar fill lag, proportional costs and
+    ``financing`` (none: cash earns nothing, shorts are free)."""
     targets = np.asarray(targets, dtype=np.float64)
     returns = np.nan_to_num(np.asarray(returns, dtype=np.float64))
     if targets.shape != returns.shape:
@@ -125,5 +162,5 @@ def execute(targets: Array, returns: Array, cost_rate: float) -> Execution:
     held[2:] = targets[:-2]
     new = np.zeros_like(targets)                            # weights right after trading at close t
     new[1:] = targets[:-1]
-    net, turnover, costs = rebalance(held, returns, new, cost_rate)
+    net, turnover, costs = rebalance(held, returns, new, cost_rate, financing)
     return Execution(net_returns=net, turnover=turnover, costs=costs, weights=new)

@@ -17,7 +17,11 @@ the strategy's equity at close t and its own state. Rules, in the order applied 
    undefined: too little history, or a window holding non-finite moments, see ``risk.series``).
 5. Per-asset cap: weights are clipped to ``[-max_weight, max_weight]``; the excess goes to cash.
 6. Gross cap: when ``sum |w| > max_gross`` the weights are scaled down to ``max_gross``.
-7. Drawdown circuit breaker: when equity falls more than ``max_drawdown`` below its peak, the book goes
+7. No-trade band: an asset whose weight would change by less than ``no_trade_band`` from the last decision's
+   (and is not closed: a target of 0 always exits) keeps that weight, so daily jitter pays no costs; when the
+   kept weights push the book past ``max_gross`` it is scaled back to the cap. The band is on the last decided
+   weight: the engine still trades one bar's drift back to it. 0 (the default) turns it off.
+8. Drawdown circuit breaker: when equity falls more than ``max_drawdown`` below its peak, the book goes
    to cash for ``breaker_cooldown`` decisions (the decision that trips it included). Re-entry rule: at
    the next decision the policy's book is allowed again and the peak is reset to the equity at re-entry,
    so drawdowns are measured afresh from there.
@@ -118,9 +122,19 @@ class RiskManager:
         w = np.clip(w, -p.max_weight, p.max_weight)
         gross = np.abs(w).sum(axis=1)
         w *= np.minimum(1.0, p.max_gross / np.maximum(gross, 1e-300))[:, None]
+        if p.no_trade_band > 0.0:
+            w = self._band(state, w)
         w[self._breaker(state, equity)] = 0.0
         state.last = w
         return np.concatenate([w, 1.0 - w.sum(axis=1, keepdims=True)], axis=1)
+
+    def _band(self, state: RiskState, w: Array) -> Array:
+        """``w`` with the small changes from the last decision undone (rule 7), within ``max_gross``."""
+        p = self.params
+        keep = (np.abs(w - state.last) < p.no_trade_band) & (w != 0.0)
+        w = np.where(keep, state.last, w)
+        gross = np.abs(w).sum(axis=1)
+        return np.asarray(w * np.minimum(1.0, p.max_gross / np.maximum(gross, 1e-300))[:, None], dtype=np.float64)
 
     def _stopped(self, state: RiskState, t: I64) -> npt.NDArray[np.bool_]:
         """Assets held flat by a stop (B, N), after updating entries and stops with the prices at t."""

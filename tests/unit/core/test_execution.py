@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
-from tradepipe.core.execution import cost_fraction, execute
+from tradepipe.core.execution import Financing, cost_fraction, execute, rebalance
 
 
 def test_one_bar_fill_lag_costs_and_drift_by_hand() -> None:
@@ -71,3 +71,25 @@ def test_periodic_rebalance_trades_only_on_rebalance_bars() -> None:
 def test_top_k_forecast_picks_highest() -> None:
     preds = np.array([[0.1, 0.3, -0.2, 0.2], [-0.1, -0.3, -0.2, -0.2]])
     np.testing.assert_allclose(top_k_forecast(preds, 2), [[0, 0.5, 0, 0.5], [0, 0, 0, 0]])
+
+
+def test_cash_earns_the_cash_rate_negative_cash_pays_it_and_shorts_pay_the_borrow_fee() -> None:
+    returns = np.array([[0.0, 0.0], [0.0, 0.0], [0.02, -0.01], [0.01, 0.03]])
+    # bar 2 holds 30% long and 20% short (cash 1 - 0.1 = 0.9); bar 3 holds 120% long (cash -0.2)
+    targets = np.array([[0.3, -0.2], [1.2, 0.0], [1.2, 0.0], [1.2, 0.0]])
+    fin = Financing.annual(cash_rate=0.0504, borrow_bps=252.0, periods_per_year=252)
+    assert np.isclose(fin.cash_rate, 0.0002) and np.isclose(fin.borrow_rate, 0.0001)
+    run = execute(targets, returns, 0.0, fin)
+    assert np.isclose(run.net_returns[1], 0.0002)                       # all cash before the first fill
+    assert np.isclose(run.net_returns[2], 0.3 * 0.02 + 0.2 * 0.01 + 0.9 * 0.0002 - 0.2 * 0.0001)
+    assert np.isclose(run.net_returns[3], 1.2 * 0.01 - 0.2 * 0.0002)    # negative cash is charged the rate
+    plain = execute(targets, returns, 0.001)
+    np.testing.assert_array_equal(execute(targets, returns, 0.001, Financing()).net_returns, plain.net_returns)
+
+
+def test_one_book_rebalance_with_financing_equals_the_batched_one() -> None:
+    fin = Financing(0.0003, 0.0002)
+    held, ret, target = np.array([0.4, -0.3]), np.array([0.01, -0.02]), np.array([0.2, 0.1])
+    one = rebalance(held, ret, target, 0.002, fin)
+    batch = rebalance(held[None], ret[None], target[None], 0.002, fin)
+    assert np.allclose(one, [b[0] for b in batch]) and isinstance(one[0], float)

@@ -38,7 +38,8 @@ limits = st.builds(RiskParams, long_only=st.booleans(), max_weight=st.floats(0.0
                    max_gross=st.floats(0.1, 1.5), target_vol=st.none() | st.floats(0.05, 0.5),
                    max_drawdown=st.none() | st.floats(0.05, 0.5), stop_loss=st.none() | st.floats(0.02, 0.5),
                    take_profit=st.none() | st.floats(0.02, 0.5), turbulence_quantile=st.none() | st.floats(0.5, 0.95),
-                   vol_window=st.integers(2, 20), turbulence_window=st.integers(2, 20), min_periods=st.integers(2, 10))
+                   vol_window=st.integers(2, 20), turbulence_window=st.integers(2, 20), min_periods=st.integers(2, 10),
+                   no_trade_band=st.just(0.0) | st.floats(0.0, 0.1))
 
 
 @settings(max_examples=60, deadline=None)
@@ -273,3 +274,25 @@ def test_series_computed_from_a_later_bar_equal_the_full_series_there() -> None:
     np.testing.assert_array_equal(full.turbulent[320:], late.turbulent[320:])
     np.testing.assert_array_equal(full.turbulence[260:], late.turbulence[260:])
     assert np.isnan(late.turbulence[:250]).all() and not late.turbulent[:320].any()
+
+
+def test_no_trade_band_keeps_small_changes_and_always_allows_exits() -> None:
+    rm = RiskManager(OFF.model_copy(update={"no_trade_band": 0.02}), np.zeros((5, 3)))
+    state = rm.start(1)
+    first = rm.apply(state, np.array([[0.30, 0.20, 0.10, 0.40]]), np.array([1]), np.ones(1))
+    np.testing.assert_allclose(first, [[0.30, 0.20, 0.10, 0.40]])        # from cash: every change is traded
+    second = rm.apply(state, np.array([[0.31, 0.25, 0.0, 0.44]]), np.array([2]), np.ones(1))
+    # asset 0 moves 0.01 < band: kept at 0.30; asset 1 moves 0.05: traded; asset 2 closes: exits though 0.10 > 0
+    np.testing.assert_allclose(second, [[0.30, 0.25, 0.0, 0.45]])
+    third = rm.apply(state, np.array([[0.315, 0.25, 0.005, 0.43]]), np.array([3]), np.ones(1))
+    np.testing.assert_allclose(third, [[0.30, 0.25, 0.0, 0.45]])         # a new entry below the band is not made
+
+
+def test_no_trade_band_never_breaks_the_gross_cap() -> None:
+    params = OFF.model_copy(update={"no_trade_band": 0.05, "max_gross": 1.0})
+    rm = RiskManager(params, np.zeros((4, 3)))
+    state = rm.start(1)
+    rm.apply(state, np.array([[0.50, 0.30, 0.20, 0.0]]), np.array([1]), np.ones(1))
+    book = rm.apply(state, np.array([[0.46, 0.54, 0.0, 0.0]]), np.array([2]), np.ones(1))  # 0.50 kept: gross 1.04
+    assert np.isclose(np.abs(book[0, :3]).sum(), 1.0) and np.isclose(book[0, 0] / book[0, 1], 0.50 / 0.54)
+    assert book[0, 2] == 0.0
