@@ -3,7 +3,9 @@
 Per walk-forward window the agents are refitted on that window's past only (the rl_train library code), once per
 seed, and traded on its test slice; the stitched out-of-sample targets of each seed, the ablations (1/N and the
 forecast through the same risk manager), the forecast strategy and every benchmark run through the same execution
-engine and costs over the same bars. The agent's Deflated Sharpe counts the trial ledger of this test span
+engine, costs and financing over the same bars. The last ``backtest.holdout_years`` of those bars are the
+holdout: the main table and metrics leave them out, they are reported apart (``holdout.*``, the report's Holdout
+table) and only register's last check reads them. The agent's Deflated Sharpe counts the trial ledger of this test span
 (``tradepipe.tuning.ledger``): this run's trials (tune, rl_train, the run itself) and those recorded by every
 earlier backtest run on the span, read back from MLflow; this run's are recorded on its MLflow run.
 """
@@ -22,19 +24,22 @@ from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec, TradingPolicy
 from tradepipe.backtest.agent_walk_forward import AgentWalkForward, agent_walk_forward
 from tradepipe.backtest.evaluation import (
+    IndexHold,
     benchmark_runs,
     buy_and_hold,
     fill_returns,
     fills,
     flat_metrics,
+    holdout_start,
     managed_runs,
     report_notes,
     seed_summary,
+    split_holdout,
     strategy_metrics,
 )
 from tradepipe.backtest.report import equity_plot_csv, report_figures, write_report
 from tradepipe.config import Params
-from tradepipe.core.execution import Execution, execute
+from tradepipe.core.execution import Execution, Financing, execute
 from tradepipe.core.io import read_json, write_parquet
 from tradepipe.core.market import Market
 from tradepipe.features import feature_columns
@@ -93,7 +98,16 @@ def _ledger(params: Params, root: Path, tuning: dict[str, Any], span: str) -> Le
     return ledger
 
 
-def _belief(ledger: Ledger, metrics: dict[str, dict[str, float]], seeds: dict[str, float]) -> list[str]:
+def _holdout_line(holdout: dict[str, dict[str, float]], start: pd.Timestamp | None) -> str:
+    if start is None:
+        return "No holdout (backtest.holdout_years = 0): register's last check has nothing to read."
+    agent, ew, daily = (holdout[name]["sharpe"] for name in ("agent", "equal_weight_risk_managed",
+                                                              "equal_weight_daily"))
+    return (f"Holdout from {start.date()} (reported apart, used by no choice but register's last check): agent "
+            f"Sharpe {agent:.3f}, equal_weight_risk_managed {ew:.3f}, equal_weight_daily {daily:.3f}.")
+
+
+def _belief(ledger: Ledger, metrics: dict[str, dict[str, float]], seeds: dict[str, float], holdout: str) -> list[str]:
     """The report's "How much to believe this" lines."""
     counts = ", ".join(f"{n} {kind}" for kind, n in ledger.counts().items() if n)
     agent, ew = metrics["agent"], metrics["equal_weight_risk_managed"]
@@ -106,6 +120,7 @@ def _belief(ledger: Ledger, metrics: dict[str, dict[str, float]], seeds: dict[st
             f"{seeds['sharpe_sd']:.3f}, min {seeds['sharpe_min']:.3f}, max {seeds['sharpe_max']:.3f}.",
             f"Does the agent add anything beyond the risk overlay? 1/N through the same risk manager: Sharpe "
             f"{ew['sharpe']:.3f} against the agent's {agent['sharpe']:.3f} (seed mean {seeds['sharpe_mean']:.3f}).",
+            holdout,
             "The test years also chose nothing here, but every earlier run on them is in the ledger above: "
             "rerunning until the figures look good raises N and SR0."]
 
@@ -130,35 +145,65 @@ def backtest(params: Params, root: Path) -> dict[str, float]:
     test = market.take(slice(first, None))
     if len(test.timestamps) < 3:
         raise StageError(f"no test bars after split.val_end={params.split.val_end}; extend data.end")
+    try:
+        start = holdout_start(test.timestamps[1:], params.backtest.holdout_years)
+    except ValueError as exc:
+        raise StageError(f"params.yaml {exc}") from exc
+    cfg = params.backtest
     seeds = {seed: "agent" if i == 0 else f"agent_seed_{seed}" for i, seed in enumerate(wf.seed_targets)}
-    runs = {**{seeds[seed]: execute(t[first:], test.returns, spec.cost_rate) for seed, t in wf.seed_targets.items()},
-            "agent_fixed": execute(TradingPolicy.load(root / AGENT).targets(test), test.returns, spec.cost_rate),
-            **managed_runs(market, wf.windows, spec, params.backtest.walk_forward.warmup_bars),
-            **benchmark_runs(market, first, spec.cost_rate, params.backtest.benchmark_window)}
-    returns = fill_returns(runs, test.timestamps)
-    index = buy_and_hold(pd.read_parquet(root / BENCHMARK), test.timestamps, spec.cost_rate)
-    if index is not None:
-        returns[str(index.held.name)] = index.held
+    runs, returns, index = _runs(params, root, market, spec, wf, seeds)
     ledger = _ledger(params, root, tuning, backtest_span(market.timestamps, market.symbols, params.split.val_end))
-    metrics = strategy_metrics(returns, runs, test.symbols, None if index is None else index.returns,
-                               params.backtest, ledger.n, ledger.variance ** 0.5, [*seeds.values(), "agent_fixed"])
+    main, held = split_holdout(returns, start)
+    index_returns = None if index is None else index.returns
+    metrics = strategy_metrics(main, runs, test.symbols, index_returns, cfg, ledger.n, ledger.variance ** 0.5,
+                               [*seeds.values(), "agent_fixed"], fill_index=test.timestamps[1:])
+    holdout = strategy_metrics(held, runs, test.symbols, index_returns, cfg, 1, 0.0, [],
+                               fill_index=test.timestamps[1:]) if held else {}
     spread = seed_summary(metrics, seeds)
-    _write_outputs(root, params, market, returns, metrics, runs, wf, _belief(ledger, metrics, spread))
+    notes = report_notes(params, test.symbols, wf.windows, market.timestamps, list(wf.seed_targets), start,
+                         None if index is None else str(index.held.name))
+    _write_outputs(root, market, returns, metrics, holdout, runs, wf,
+                   _belief(ledger, metrics, spread, _holdout_line(holdout, start)), notes)
     return {"walk_forward.windows": float(len(wf.windows)), **flat_metrics(metrics),
+            **{f"holdout.{k}": v for k, v in flat_metrics(holdout).items()},
+            "holdout.bars": float(len(held["agent"])) if held else 0.0,
             **{f"ledger.{k}": v for k, v in ledger.summary().items()}, **{f"seeds.{k}": v for k, v in spread.items()}}
 
 
-def _write_outputs(root: Path, params: Params, market: Market, returns: dict[str, pd.Series],
-                   metrics: dict[str, dict[str, float]], runs: dict[str, Execution], wf: AgentWalkForward,
-                   belief: list[str]) -> None:
+def _runs(params: Params, root: Path, market: Market, spec: PolicySpec, wf: AgentWalkForward, seeds: dict[int, str]
+          ) -> tuple[dict[str, Execution], dict[str, pd.Series], IndexHold | None]:
+    """Every strategy executed on the test bars with the same costs and financing: each seed's walk-forward,
+    agent_fixed, the ablations and the benchmarks; their returns from the first fill on (the index's too)."""
+    cfg, first = params.backtest, wf.windows[0].test.start
+    test = market.take(slice(first, None))
+    financing = Financing.annual(cfg.cash_rate, params.costs.borrow_bps, cfg.periods_per_year)
+    runs = {**{seeds[seed]: execute(t[first:], test.returns, spec.cost_rate, financing)
+               for seed, t in wf.seed_targets.items()},
+            "agent_fixed": execute(TradingPolicy.load(root / AGENT).targets(test), test.returns, spec.cost_rate,
+                                   financing),
+            **managed_runs(market, first, spec, cfg.walk_forward.warmup_bars, financing),
+            **benchmark_runs(market, first, spec.cost_rate, cfg.benchmark_window, financing)}
+    returns = fill_returns(runs, test.timestamps)
+    index = buy_and_hold(pd.read_parquet(root / BENCHMARK), test.timestamps, spec.cost_rate, financing)
+    if index is not None:
+        returns[str(index.held.name)] = index.held
+    return runs, returns, index
+
+
+def _write_outputs(root: Path, market: Market, returns: dict[str, pd.Series], metrics: dict[str, dict[str, float]],
+                   holdout: dict[str, dict[str, float]], runs: dict[str, Execution], wf: AgentWalkForward,
+                   belief: list[str], notes: list[str]) -> None:
     """The report (and its figures in MLflow), the equity plot, returns and the agent's decisions."""
     first = wf.windows[0].test.start
     test = market.take(slice(first, None))
     agent = fills(runs["agent"], test.timestamps[1:], test.symbols)
     figures = report_figures(returns, agent.weights, agent.costs)
+    text = "" if not holdout else (
+        "The last bars of the test span, left out of the Metrics table above and used by no choice but register's "
+        "last check (register.min_holdout_sharpe); each strategy's book runs into them unbroken.")
     write_report(root / BACKTEST_REPORT, returns=returns, metrics=metrics, figures=figures, belief=belief,
                  title=f"tradepipe out-of-sample backtest {test.timestamps[1].date()} to {test.timestamps[-1].date()}",
-                 notes=report_notes(params, test.symbols, wf.windows, market.timestamps, list(wf.seed_targets)))
+                 notes=notes, holdout=holdout, holdout_text=text)
     for name, figure in figures.items():  # the report's interactive figures, as plotly JSON
         mlflow.log_text(figure.to_json(), f"backtest/figures/{name}.json")
     equity_plot_csv(returns, root / EQUITY_PLOT)

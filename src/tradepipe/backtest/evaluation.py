@@ -1,8 +1,10 @@
 """The out-of-sample comparison: benchmark runs, risk-managed ablations, buy-and-hold of the index, metrics (the
-Deflated Sharpe for the strategies the trials selected), the seeds' spread and notes.
+Deflated Sharpe for the strategies the trials selected), the holdout, the seeds' spread and notes.
 
-Every strategy runs through the same execution engine and costs over the same test bars; results count from
-the first fill on (bar 1: bar 0 only decides).
+Every strategy runs through the same execution engine, costs and financing over the same test bars; results
+count from the first fill on (bar 1: bar 0 only decides). The last ``backtest.holdout_years`` of those bars are
+the holdout (:func:`holdout_start`): the books run through it unbroken, but its returns are measured apart
+(``holdout.*``) and no figure of the main table includes them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import pandas as pd
 from tradepipe.agents.policy import PolicySpec, rollout
 from tradepipe.backtest.benchmarks import Method, MVObjective, trailing_allocation
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
-from tradepipe.backtest.walk_forward import Policy, Window, walk_forward_targets
+from tradepipe.backtest.walk_forward import Window
 from tradepipe.config import BacktestParams, Params
-from tradepipe.core.execution import Execution, execute
+from tradepipe.core.execution import Execution, Financing, execute
 from tradepipe.core.market import Market
 from tradepipe.core.metrics import performance_metrics
 from tradepipe.core.progress import progress
@@ -42,7 +44,8 @@ class IndexHold:
     held: pd.Series  # net returns, named ``buy_and_hold_<index symbol>``
 
 
-def benchmark_runs(market: Market, first: int, cost: float, window: int) -> dict[str, Execution]:
+def benchmark_runs(market: Market, first: int, cost: float, window: int,
+                   financing: Financing | None = None) -> dict[str, Execution]:
     """The reference strategies executed on ``market``'s bars from position ``first`` on: the forecast's top
     quartile, equal weight (daily, monthly) and the :data:`REFITTED_BENCHMARKS`, which fit on the ``window``
     bars before each month start (starting before ``first``, on data already known)."""
@@ -52,10 +55,10 @@ def benchmark_runs(market: Market, first: int, cost: float, window: int) -> dict
     with progress("backtest benchmark strategies", 3 + len(REFITTED_BENCHMARKS)) as tracker:
         runs = {
             "forecast_top_quartile": execute(top_k_forecast(test.predictions, max(1, n_assets // 4)), test.returns,
-                                             cost),
-            "equal_weight_daily": execute(ew, test.returns, cost),
+                                             cost, financing),
+            "equal_weight_daily": execute(ew, test.returns, cost, financing),
             "equal_weight_monthly": execute(periodic_rebalance(ew, test.returns, month_starts(test.timestamps)),
-                                            test.returns, cost),
+                                            test.returns, cost, financing),
         }
         tracker.advance(3, note="forecast_top_quartile, equal_weight_daily, equal_weight_monthly")
         history = market.take(slice(max(0, first - window), None))
@@ -63,7 +66,7 @@ def benchmark_runs(market: Market, first: int, cost: float, window: int) -> dict
         for name, (method, objective) in REFITTED_BENCHMARKS.items():
             allocation = trailing_allocation(history.returns, months, method, window, min_periods=min(window, 63),
                                              mv_objective=objective)
-            runs[name] = execute(allocation[-n_bars:], test.returns, cost)
+            runs[name] = execute(allocation[-n_bars:], test.returns, cost, financing)
             tracker.advance(note=name)
     return runs
 
@@ -82,24 +85,22 @@ class ManagedSchedule:
         return rollout(lambda obs: next(proposed)[None], self.spec.env(market), self.spec.risk_manager(market), start)
 
 
-def managed_runs(market: Market, windows: list[Window], spec: PolicySpec, warmup_bars: int) -> dict[str, Execution]:
-    """Ablations: 1/N and the forecast's top quartile traded through the agent's risk manager, rolled out per
-    walk-forward window exactly as the agent is (from ``warmup_bars`` before each slice, a fresh risk state), and
-    executed on the same test bars."""
-    first = windows[0].test.start
+def managed_runs(market: Market, first: int, spec: PolicySpec, warmup_bars: int,
+                 financing: Financing | None = None) -> dict[str, Execution]:
+    """Ablations: 1/N and the forecast's top quartile traded through the agent's risk manager and executed on the
+    test bars (``market``'s from position ``first`` on). Nothing is fitted, so there is nothing to refit per
+    window: each is one book rolled out once from ``warmup_bars`` before ``first`` to the end, its risk state
+    (breaker, peak, stops, last weights) carried across the walk-forward boundaries."""
     test = market.take(slice(first, None))
+    lo = max(0, first - warmup_bars)
+    history = market.take(slice(lo, None))
     quartile = max(1, len(market.symbols) // 4)
     schedules: dict[str, Callable[[Market], Array]] = {
         "equal_weight_risk_managed": lambda m: equal_weight(len(m.timestamps), len(m.symbols)),
         "forecast_risk_managed": lambda m: top_k_forecast(m.predictions, quartile)}
-    return {name: execute(walk_forward_targets(market, windows, _unfitted(ManagedSchedule(spec, books)),
-                                               warmup_bars)[first:], test.returns, spec.cost_rate)
+    return {name: execute(ManagedSchedule(spec, books).targets(history)[first - lo:], test.returns, spec.cost_rate,
+                          financing)
             for name, books in schedules.items()}
-
-
-def _unfitted(policy: Policy) -> Callable[[Market, Window], Policy]:
-    """A walk-forward "fit" that learns nothing: the same policy in every window."""
-    return lambda _train, _window: policy
 
 
 def fill_returns(runs: dict[str, Execution], timestamps: pd.DatetimeIndex) -> dict[str, pd.Series]:
@@ -122,23 +123,30 @@ def fills(run: Execution, index: pd.DatetimeIndex, symbols: list[str]) -> Fills:
                  pd.DataFrame(run.weights[1:], index=index, columns=symbols))
 
 
-def buy_and_hold(bench_bars: pd.DataFrame, timestamps: pd.DatetimeIndex, cost: float) -> IndexHold | None:
+def buy_and_hold(bench_bars: pd.DataFrame, timestamps: pd.DatetimeIndex, cost: float,
+                 financing: Financing | None = None) -> IndexHold | None:
     """The index of ``bench_bars`` (first symbol) over ``timestamps``, bought like every strategy: decided at
-    bar 0, filled (paying costs) at the close of bar 1, then held; None without benchmark bars."""
+    bar 0, filled (paying costs) at the close of bar 1, then held; None without benchmark bars. The bundled index
+    is a price index (no dividends) while the stocks' closes are dividend-adjusted: it understates a total-return
+    index by its dividend yield, so the primary benchmark is ``equal_weight_daily`` (1/N on the same universe)."""
     if bench_bars.empty:
         return None
     index = timestamps[1:]
     close = to_wide(bench_bars).iloc[:, 0]
     index_returns = close.pct_change(fill_method=None).reindex(index).fillna(0.0)
     held = execute(np.ones((len(timestamps), 1)), index_returns.reindex(timestamps).fillna(0.0).to_numpy()[:, None],
-                   cost)
+                   cost, financing)
     return IndexHold(index_returns, pd.Series(held.net_returns[1:], index=index, name=f"buy_and_hold_{close.name}"))
 
 
 def strategy_metrics(returns: dict[str, pd.Series], runs: dict[str, Execution], symbols: list[str],
                      benchmark: pd.Series | None, cfg: BacktestParams, n_trials: int, trials_sharpe_std: float,
-                     deflated: Iterable[str]) -> dict[str, dict[str, float]]:
+                     deflated: Iterable[str], fill_index: pd.DatetimeIndex | None = None
+                     ) -> dict[str, dict[str, float]]:
     """``performance_metrics`` of each return series; those of ``runs`` also get turnover, costs and weights.
+
+    ``fill_index``: the bars of the runs' fills (their bars less the first) when the series cover only some of
+    them (the main span or the holdout); by default each series' own index.
 
     The strategies in ``deflated`` (the ones the ledger's trials selected) get the Deflated Sharpe ratio against
     ``n_trials`` trials whose annualised Sharpes spread by ``trials_sharpe_std``; the others had no trials and
@@ -148,12 +156,39 @@ def strategy_metrics(returns: dict[str, pd.Series], runs: dict[str, Execution], 
     metrics: dict[str, dict[str, float]] = {}
     for name, series in returns.items():
         run = runs.get(name)
-        extra = {} if run is None else fills(run, series.index, symbols)._asdict()
-        m = performance_metrics(series, benchmark=benchmark, periods_per_year=cfg.periods_per_year,
+        extra: dict[str, pd.Series | pd.DataFrame] = {}
+        if run is not None:
+            done = fills(run, series.index if fill_index is None else fill_index, symbols)
+            extra = {key: value.loc[series.index] for key, value in done._asdict().items()}
+        m = performance_metrics(series, benchmark=None if benchmark is None else benchmark.loc[series.index],
+                                periods_per_year=cfg.periods_per_year,
                                 risk_free_rate=cfg.risk_free_rate, n_trials=n_trials,
                                 trials_sharpe_std=trials_sharpe_std, **extra)
         metrics[name] = m if name in chosen else {k: v for k, v in m.items() if k != "dsr"}
     return metrics
+
+
+def holdout_start(fill_index: pd.DatetimeIndex, years: float) -> pd.Timestamp | None:
+    """The first bar of the holdout: the fills of the last ``years`` years (``years`` * 365.25 days) up to the last
+    bar; None when ``years`` is 0. ValueError when it leaves fewer than 2 fills before it or in it."""
+    if years <= 0:
+        return None
+    start = fill_index[-1] - pd.Timedelta(days=round(years * 365.25))
+    i = int(fill_index.searchsorted(start, side="right"))
+    if i < 2 or len(fill_index) - i < 2:
+        raise ValueError(f"backtest.holdout_years={years} leaves {i} test bars before the holdout and "
+                         f"{len(fill_index) - i} in it ({fill_index[0].date()}..{fill_index[-1].date()}); "
+                         "both need at least 2: lower it or extend data.end")
+    return pd.Timestamp(fill_index[i])
+
+
+def split_holdout(returns: dict[str, pd.Series], start: pd.Timestamp | None
+                  ) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
+    """Each series before ``start`` (the main span) and from it on (the holdout; empty without one)."""
+    if start is None:
+        return returns, {}
+    return ({name: s[s.index < start] for name, s in returns.items()},
+            {name: s[s.index >= start] for name, s in returns.items()})
 
 
 def seed_summary(metrics: dict[str, dict[str, float]], seeds: dict[int, str]) -> dict[str, float]:
@@ -172,20 +207,36 @@ def flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def report_notes(params: Params, symbols: list[str], windows: list[Window], timestamps: pd.DatetimeIndex,
-                 seeds: list[int]) -> list[str]:
-    """The report's notes: universe, walk-forward windows (dated by ``timestamps``), seeds, ablations, costs."""
+                 seeds: list[int], holdout: pd.Timestamp | None = None, index_name: str | None = None) -> list[str]:
+    """The report's notes: universe, walk-forward windows (dated by ``timestamps``), seeds, ablations, the
+    holdout (from ``holdout``), the benchmarks (``index_name``: the price index's column), costs and financing."""
     wf = params.backtest.walk_forward
     others = ", ".join(f"agent_seed_{seed}" for seed in seeds[1:])
-    return [f"Universe: {', '.join(symbols)} ({params.data.source}).",
-            f"agent: walk-forward, {len(windows)} {wf.scheme} windows of "
-            f"{wf.test_years} test year(s), agents refitted on each window's past "
-            f"({', '.join(w.describe(timestamps) for w in windows)}), seed {seeds[0]}. The registered policy is "
-            f"the same recipe fitted with seed {seeds[0]} on the latest {wf.train_years} year(s) (the live fit), "
-            "which these figures speak for."
-            + (f" {others}: the same walk-forward with the other seeds (their spread is the seeds' line below)."
-               if others else ""),
-            "agent_fixed: the rl_train policy (fitted once on the RL window, never refitted); not the one registered.",
-            "equal_weight_risk_managed and forecast_risk_managed: 1/N and the forecast's top quartile proposed to the "
-            "agent's risk manager in the same windows: what the risk overlay makes of them without an agent.",
-            f"Costs: {params.costs.cost_bps} bps + slippage {params.costs.slippage_bps} bps per unit "
-            "turnover; decisions at the close of bar t are filled at the close of bar t+1."]
+    notes = [f"Universe: {', '.join(symbols)} ({params.data.source}).",
+             f"agent: walk-forward, {len(windows)} {wf.scheme} windows of "
+             f"{wf.test_years} test year(s), agents refitted on each window's past "
+             f"({', '.join(w.describe(timestamps) for w in windows)}), seed {seeds[0]}. The registered policy is "
+             f"the same recipe fitted with seed {seeds[0]} on the latest {wf.train_years} year(s) (the live fit), "
+             "which these figures speak for."
+             + (f" {others}: the same walk-forward with the other seeds (their spread is the seeds' line below)."
+                if others else ""),
+             "agent_fixed: the rl_train policy (fitted once on the RL window, never refitted); not the one registered "
+             "(that is the live fit above).",
+             "equal_weight_risk_managed and forecast_risk_managed: 1/N and the forecast's top quartile proposed to the "
+             "agent's risk manager from the same warm-up: what the risk overlay makes of them without an agent. They "
+             "fit nothing, so each is one book whose risk state runs across the windows; the agent's risk state "
+             "restarts at each window (its warm-up bars) because its policy is refitted there.",
+             "Primary benchmark: equal_weight_daily, 1/N on the same universe and the same (dividend-adjusted) "
+             "prices; the gate's must_beat_benchmark compares with it."
+             + (f" {index_name} is a price index (dividends excluded): it understates the index's total return by "
+                "its dividend yield, and is shown for reference and for beta/alpha only." if index_name else "")]
+    if holdout is not None:
+        notes.append(f"Holdout: the bars from {holdout.date()} on (backtest.holdout_years = "
+                     f"{params.backtest.holdout_years:g}) are left out of the main table and reported apart. The "
+                     "books run through them unbroken (the same walk-forward fits). No choice uses them but "
+                     "register's last check (register.min_holdout_sharpe).")
+    notes.append(f"Costs: {params.costs.cost_bps} bps + slippage {params.costs.slippage_bps} bps per unit "
+                 "turnover; decisions at the close of bar t are filled at the close of bar t+1. Cash earns "
+                 f"{params.backtest.cash_rate:.2%} a year (negative cash pays it), shorts pay "
+                 f"{params.costs.borrow_bps:g} bps a year; risk.no_trade_band = {params.risk.no_trade_band:g}.")
+    return notes

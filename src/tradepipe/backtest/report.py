@@ -36,6 +36,7 @@ SECTIONS = {
     "weights": "Weights over time",
     "costs": "Cumulative costs",
     "metrics": "Metrics",
+    "holdout": "Holdout",
     "belief": "How much to believe this",
     "notes": "Notes",
 }
@@ -275,10 +276,13 @@ def _check_returns(returns: dict[str, pd.Series]) -> None:
 def write_report(path: Path, *, returns: dict[str, pd.Series], metrics: dict[str, dict[str, float]],
                  weights: pd.DataFrame | None = None, costs: pd.Series | None = None,
                  title: str = "tradepipe backtest", notes: Sequence[str] = (),
-                 figures: dict[str, go.Figure] | None = None, belief: Sequence[str] = ()) -> Path:
+                 figures: dict[str, go.Figure] | None = None, belief: Sequence[str] = (),
+                 holdout: dict[str, dict[str, float]] | None = None, holdout_text: str = "") -> Path:
     """Write the HTML report to ``path`` atomically and return it; the first ``returns`` key is the strategy.
 
     ``belief``: the lines of the "How much to believe this" section (trials, deflation, seeds), after the metrics.
+    ``holdout``: the metrics of the holdout bars (a table of their own after the main one, ``holdout_text`` above
+    it); the main ``metrics`` leave those bars out.
 
     ``figures``: ``report_figures`` of the same inputs when the caller already built them (to log them too).
     A survivorship-bias note is always included after the caller's ``notes``.
@@ -294,6 +298,8 @@ def write_report(path: Path, *, returns: dict[str, pd.Series], metrics: dict[str
                                if key == "monthly" else hint if key == "equity" else "") + _plot(key, fig))
                 for key, fig in figures.items()]
     sections.append(_section("metrics", _metrics_table(metrics)))
+    if holdout:
+        sections.append(_section("holdout", f"<p>{html.escape(holdout_text)}</p>" + _metrics_table(holdout)))
     if belief:
         sections.append(_section("belief", '<ul class="notes">' + "".join(
             f"<li>{html.escape(line)}</li>" for line in belief) + "</ul>"))

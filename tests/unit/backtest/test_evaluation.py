@@ -1,5 +1,5 @@
 """The out-of-sample comparison: benchmark runs equal their schedules executed by hand, buy-and-hold, ablations,
-deflation only for the strategies the trials selected, the seeds' spread."""
+deflation only for the strategies the trials selected, the holdout measured apart, the seeds' spread."""
 
 from __future__ import annotations
 
@@ -7,24 +7,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradepipe.agents.policy import PolicySpec
+from tradepipe.agents.policy import PolicySpec, rollout
 from tradepipe.backtest.benchmarks import trailing_allocation
 from tradepipe.backtest.evaluation import (
     REFITTED_BENCHMARKS,
+    ManagedSchedule,
     benchmark_runs,
     buy_and_hold,
     fill_returns,
     fills,
     flat_metrics,
+    holdout_start,
     managed_runs,
     report_notes,
     seed_summary,
+    split_holdout,
     strategy_metrics,
 )
 from tradepipe.backtest.strategies import month_starts, top_k_forecast
 from tradepipe.backtest.walk_forward import Window
 from tradepipe.config import BacktestParams, Params
-from tradepipe.core.execution import execute
+from tradepipe.core.execution import Financing, execute
 from tradepipe.core.market import Market
 
 DAYS = pd.bdate_range("2015-01-01", "2016-12-31", tz="UTC")
@@ -137,11 +140,10 @@ def test_seed_summary_reports_each_seed_and_the_spread() -> None:
     assert seed_summary({"agent": {"sharpe": 0.3}}, {42: "agent"})["sharpe_sd"] == 0.0
 
 
-def test_ablations_trade_1_over_n_and_the_forecast_through_the_risk_manager_per_window() -> None:
+def test_ablations_trade_1_over_n_and_the_forecast_through_the_risk_manager_as_one_book() -> None:
     market = _market()
-    windows = [Window(slice(0, 200), slice(250, 380)), Window(slice(100, 300), slice(380, len(DAYS)))]
     spec = PolicySpec(["A", "B", "C", "D"], 1, COST)
-    runs = managed_runs(market, windows, spec, warmup_bars=63)
+    runs = managed_runs(market, 250, spec, warmup_bars=63)
     assert list(runs) == ["equal_weight_risk_managed", "forecast_risk_managed"]
     ew, fc = (runs[name].weights[1:] for name in runs)
     assert len(ew) == len(DAYS) - 250 - 1
@@ -151,14 +153,51 @@ def test_ablations_trade_1_over_n_and_the_forecast_through_the_risk_manager_per_
     assert (ew.sum(axis=1) <= 1.0 + 1e-9).all() and ew.sum(axis=1).min() < 1.0   # vol targeting scales it down
     chosen = top_k_forecast(market.predictions[250:], 1)[:-1] > 0     # the book decided at t is held from t + 1
     assert ((fc > 1e-12) <= chosen).all()                             # only the top-quartile asset is held
+    # one rollout from the warm-up to the end: the risk state (breaker, peak, stops) runs across every boundary
+    history = market.take(slice(250 - 63, None))
+    books = np.concatenate([np.full((len(history.timestamps), 4), 0.25), np.zeros((len(history.timestamps), 1))], 1)
+    stitched = rollout(lambda obs: books[:1], spec.env(history), spec.risk_manager(history), spec.lookback - 1)
+    np.testing.assert_array_equal(runs["equal_weight_risk_managed"].weights[1:], stitched[63:-1])
+    schedule = ManagedSchedule(spec, lambda m: np.full((len(m.timestamps), 4), 0.25))
+    np.testing.assert_array_equal(schedule.targets(history), stitched)
+    financed = managed_runs(market, 250, spec, 63, Financing(cash_rate=0.001))["equal_weight_risk_managed"]
+    cash = 1.0 - runs["equal_weight_risk_managed"].weights[1:-1].sum(axis=1)
+    assert (financed.net_returns[2:] > runs["equal_weight_risk_managed"].net_returns[2:] - 1e-15).all()
+    assert (financed.net_returns[2:] - runs["equal_weight_risk_managed"].net_returns[2:]).max() == pytest.approx(
+        0.001 * cash.max(), rel=0.05)
+
+
+def test_the_holdout_is_the_last_years_of_fills_and_measured_apart() -> None:
+    fills_index = DAYS[1:]
+    start = holdout_start(fills_index, 1.0)
+    assert start == pd.Timestamp("2016-01-01", tz="UTC")              # the first bar after 2015-12-31
+    assert holdout_start(fills_index, 0.0) is None
+    with pytest.raises(ValueError, match="backtest.holdout_years=3.0 leaves 0 test bars before the holdout"):
+        holdout_start(fills_index, 3.0)
+    run = execute(np.full((len(DAYS), 2), 0.5), np.random.default_rng(3).normal(0, 0.01, (len(DAYS), 2)), COST)
+    returns = fill_returns({"run": run}, DAYS)
+    main, held = split_holdout(returns, start)
+    assert main["run"].index[-1] < start <= held["run"].index[0]
+    assert len(main["run"]) + len(held["run"]) == len(DAYS) - 1
+    whole = strategy_metrics(held, {"run": run}, ["A", "B"], None, BacktestParams(), 1, 0.0, [], fill_index=DAYS[1:])
+    alone = strategy_metrics({"run": held["run"]}, {}, [], None, BacktestParams(), 1, 0.0, [])
+    assert whole["run"]["sharpe"] == alone["run"]["sharpe"] and "dsr" not in whole["run"]
+    turnover = fills(run, DAYS[1:], ["A", "B"]).turnover
+    assert whole["run"]["turnover"] == pytest.approx(turnover.loc[start:].mean() * 252)   # the holdout's bars only
+    assert whole["run"]["turnover"] != pytest.approx(turnover.mean() * 252)
 
 
 def test_report_notes_name_the_windows_seeds_ablations_and_costs(params: Params) -> None:
     windows = [Window(slice(0, 100), slice(105, 200)), Window(slice(100, 200), slice(205, 300))]
-    notes = report_notes(params, ["A", "B"], windows, DAYS, [42, 43, 44])
+    notes = report_notes(params, ["A", "B"], windows, DAYS, [42, 43, 44], pd.Timestamp("2016-01-04", tz="UTC"),
+                         "buy_and_hold_SPX")
     assert notes[0] == f"Universe: A, B ({params.data.source})."
     assert f"2 {params.backtest.walk_forward.scheme} windows" in notes[1]
     assert windows[1].describe(DAYS) in notes[1]
     assert "seed 42" in notes[1] and "agent_seed_43, agent_seed_44" in notes[1] and "live fit" in notes[1]
     assert "not the one registered" in notes[2]
-    assert "risk manager" in notes[3]
+    assert "risk manager" in notes[3] and "across the windows" in notes[3]
+    assert notes[4].startswith("Primary benchmark: equal_weight_daily")
+    assert "buy_and_hold_SPX is a price index" in notes[4]
+    assert notes[5].startswith("Holdout: the bars from 2016-01-04 on") and "register.min_holdout_sharpe" in notes[5]
+    assert "Cash earns" in notes[6] and "no_trade_band" in notes[6]

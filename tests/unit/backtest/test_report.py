@@ -51,7 +51,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     out_dir = tmp_path_factory.mktemp("report")
     path = write_report(out_dir / "sub" / "report.html", returns=returns, metrics=metrics, weights=weights,
                         costs=costs, title="Test <run>", notes=["Costs: 10 bps & slippage"],
-                        belief=["N = 10 trials <measured>"])
+                        belief=["N = 10 trials <measured>"],
+                        holdout={"strategy": {"sharpe": -0.75}}, holdout_text="From 2021-01-04 on <apart>")
     return path, path.read_text(encoding="utf-8"), metrics
 
 
@@ -69,6 +70,10 @@ def test_every_section_heading_exists(rendered: Rendered) -> None:
     belief = text.index("<h2>How much to believe this</h2>")
     assert text.index("<h2>Metrics</h2>") < belief < text.index("<h2>Notes</h2>")
     assert "<li>N = 10 trials &lt;measured&gt;</li>" in text[belief:]
+    holdout = text.index("<h2>Holdout</h2>")
+    assert text.index("<h2>Metrics</h2>") < holdout < belief
+    assert "<p>From 2021-01-04 on &lt;apart&gt;</p>" in text[holdout:belief]
+    assert 'data-v="-0.75"' in text[holdout:belief]
 
 
 def test_metrics_table_has_a_row_per_strategy_with_sortable_raw_values(rendered: Rendered) -> None:
