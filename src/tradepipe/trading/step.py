@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
@@ -34,7 +34,7 @@ from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size
 from tradepipe.trading.store import TradeStore, now_utc, utc
 from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
 
-__all__ = ["StepResult", "Trader", "client_order_id"]
+__all__ = ["AccountBook", "KeptDecision", "StepResult", "Trader", "client_order_id"]
 
 PolicyLoader = Callable[[str, int], TradingPolicy]
 
@@ -78,6 +78,7 @@ class Trader:
         self.store, self.broker, self.params, self.load_policy = store, broker, params, load_policy
         self._policies: dict[tuple[str, int], TradingPolicy] = {}
         self._live: dict[str, tuple[tuple[object, ...], LiveMarket]] = {}
+        self._kept: dict[str, _Kept] = {}
         self._bars: pd.DataFrame = bars
         self._added: list[pd.DataFrame] = []
         self.bars = bars
@@ -166,69 +167,94 @@ class Trader:
 
     def pending_bars(self, account: str, as_of: pd.Timestamp | None = None) -> list[pd.Timestamp]:
         """Bars after the account's last processed bar (from its first bar), up to ``as_of``."""
-        with self.store.transaction() as session:
-            acct = _account(session, account)
-            last = session.scalar(sa.select(sa.func.max(Equity.bar)).where(Equity.account == account))
-            start = utc(acct.first_bar)
-        stamps = self.timestamps[self.timestamps >= start]
-        if last is not None:
-            stamps = stamps[stamps > utc(last)]
+        with self.store.begin() as conn:
+            acct = _read_account(conn, account)
+        stamps = self.timestamps[self.timestamps >= acct.first_bar]
+        if acct.last_bar is not None:
+            stamps = stamps[stamps > acct.last_bar]
         if as_of is not None:
             stamps = stamps[stamps <= as_of]
         return list(stamps)
 
+    def book(self, account: str) -> AccountBook:
+        """The account's book after its last processed bar (from the kept state; one query checks it is current)."""
+        with self.store.begin() as conn:
+            acct = _read_account(conn, account)
+            kept = self._kept_book(conn, acct)
+        return AccountBook(acct.name, acct.model_name, acct.model_version, acct.halted, acct.symbols, kept.last_bar,
+                           kept.cash, kept.equity if kept.equity is not None else acct.initial_cash, kept.peak,
+                           kept.gross, kept.latest)
+
+    def _kept_book(self, conn: sa.Connection, acct: _Acct) -> _Kept:
+        """The account's kept book, read from the store when absent or when another process stepped it since."""
+        kept = self._kept.get(acct.name)
+        if kept is not None and kept.last_bar == acct.last_bar:
+            return kept
+        kept = _load_book(conn, acct)
+        self._kept[acct.name] = kept
+        return kept
+
     def step(self, account: str, bar: pd.Timestamp, now: pd.Timestamp | None = None) -> StepResult:
         """Process ``bar`` for ``account`` (see the module doc); ``now`` is the wall clock for the staleness check."""
-        with self.store.transaction() as session:
-            acct = _account(session, account)
-            done = session.get(Equity, (account, bar.to_pydatetime()))
-            if done is not None:
-                return StepResult(account, bar, "already_done", f"{account}: bar {bar.date()} was already processed")
-            last_row = session.scalars(sa.select(Equity).where(Equity.account == account)
-                                       .order_by(Equity.bar.desc()).limit(1)).first()
-            symbols = [str(s) for s in acct.symbols]
-            refusals = self._bar_refusals(acct, symbols, bar, last_row, now)
-            if refusals:
-                for r in refusals:
-                    session.add(_event(account, bar, "refused_bar", r))
-                return StepResult(account, bar, "refused", "; ".join(r.message for r in refusals))
-            book = _Book(last_row.cash if last_row else acct.initial_cash, _shares(session, account, symbols))
-            closes = self._closes(bar, symbols)
-            cids = [client_order_id(account, bar, s) for s in symbols]
-            mismatch = self._reconcile(session, acct, book, symbols, cids)
-            if mismatch is not None:
-                session.add(_event(account, bar, "reconciliation_mismatch", mismatch))
-                if not acct.halted:
-                    _halt(session, acct, bar, mismatch)
-                return StepResult(account, bar, "halted", mismatch.message)
-            equity_before = book.cash + float(book.shares @ closes)
-            submitted, rejected = self._fill(session, acct, bar, book, closes, last_row, cids)
-            equity = book.cash + float(book.shares @ closes)
-            costs = float(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Fill.cost), 0.0))
-                                         .where(Fill.account == account, Fill.bar == bar.to_pydatetime())) or 0.0)
-            traded = float(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(sa.func.abs(Fill.qty * Fill.price)),
-                                                                     0.0))
-                                          .where(Fill.account == account, Fill.bar == bar.to_pydatetime())) or 0.0)
-            loss = self.params.trading.daily_loss_limit
-            if (last_row is not None and loss is not None and not acct.halted
-                    and equity < last_row.equity * (1.0 - loss)):
-                _halt(session, acct, bar, Refusal("daily_loss_limit", None,
-                      f"equity fell {1 - equity / last_row.equity:.1%} in one bar, beyond trading.daily_loss_limit "
-                      f"{loss:.0%}: the kill switch is engaged (`tradepipe trade resume {account}` to trade again)"))
-            session.add(Equity(account=account, bar=bar.to_pydatetime(), cash=book.cash, equity=equity,
-                               gross_exposure=float(np.abs(book.shares * closes).sum()) / equity if equity else 0.0,
-                               turnover=traded / equity_before if equity_before else 0.0, costs=costs,
-                               model_version=acct.model_version, created_at=now_utc()))
-            if acct.halted:
-                return StepResult(account, bar, "halted", f"{account} is halted: marked to market, no decision",
-                                  equity, submitted, rejected)
-            verdict = self._decide(session, acct, bar, book, closes, equity)
-            guarded = f"; {verdict.message}" if verdict.flagged else ""
-            return StepResult(account, bar, "traded", f"{account}: bar {bar.date()} equity {equity:,.2f}, "
-                              f"{submitted} orders filled, {rejected} rejected{guarded}", equity, submitted, rejected,
-                              verdict.outlier.score if verdict.outlier else None, verdict.flagged)
+        with self.store.begin() as conn:
+            acct = _read_account(conn, account)
+            kept = self._kept_book(conn, acct)
+            result, after = self._step(conn, acct, kept, bar, now)
+        if after is not None:  # committed: the kept book moves to this bar
+            self._kept[account] = after
+        return result
 
-    def _bar_refusals(self, acct: Account, symbols: list[str], bar: pd.Timestamp, last_row: Equity | None,
+    def _step(self, conn: sa.Connection, acct: _Acct, kept: _Kept, bar: pd.Timestamp, now: pd.Timestamp | None
+              ) -> tuple[StepResult, _Kept | None]:
+        account = acct.name
+        if kept.last_bar is not None and bar <= kept.last_bar and conn.execute(
+                _DONE, {"account": account, "bar": bar.to_pydatetime()}).first() is not None:
+            return StepResult(account, bar, "already_done", f"{account}: bar {bar.date()} was already processed"), None
+        symbols = acct.symbols
+        refusals = self._bar_refusals(acct, symbols, bar, kept.last_bar, now)
+        if refusals:
+            _insert_events(conn, [_event(account, bar, "refused_bar", r) for r in refusals])
+            return StepResult(account, bar, "refused", "; ".join(r.message for r in refusals)), None
+        held = dict(kept.positions)
+        book = _Book(kept.cash, np.array([held.get(s, 0.0) for s in symbols], dtype=np.float64))
+        closes = self._closes(bar, symbols)
+        cids = [client_order_id(account, bar, s) for s in symbols]
+        mismatch, recorded = self._reconcile(conn, acct, book, symbols, cids)
+        if mismatch is not None:
+            events = [_event(account, bar, "reconciliation_mismatch", mismatch)]
+            if not acct.halted:
+                events.append(_halt(conn, acct, bar, mismatch))
+            _insert_events(conn, events)
+            return StepResult(account, bar, "halted", mismatch.message), None
+        equity_before = book.cash + float(book.shares @ closes)
+        submitted, rejected, fills = self._fill(conn, acct, bar, book, closes, kept, cids, recorded, held)
+        equity = book.cash + float(book.shares @ closes)
+        costs = float(sum(f.cost for f in fills))  # this bar's fills: the store holds no others at this bar
+        traded = float(sum(abs(f.qty * f.price) for f in fills))
+        loss = self.params.trading.daily_loss_limit
+        if (kept.equity is not None and loss is not None and not acct.halted
+                and equity < kept.equity * (1.0 - loss)):
+            _insert_events(conn, [_halt(conn, acct, bar, Refusal(
+                "daily_loss_limit", None, f"equity fell {1 - equity / kept.equity:.1%} in one bar, beyond "
+                f"trading.daily_loss_limit {loss:.0%}: the kill switch is engaged (`tradepipe trade resume "
+                f"{account}` to trade again)"))])
+        gross = float(np.abs(book.shares * closes).sum()) / equity if equity else 0.0
+        conn.execute(_EQUITY, {"account": account, "bar": bar.to_pydatetime(), "cash": book.cash, "equity": equity,
+                               "gross_exposure": gross,
+                               "turnover": traded / equity_before if equity_before else 0.0, "costs": costs,
+                               "model_version": acct.model_version, "created_at": now_utc()})
+        after = _Kept(bar, book.cash, equity, gross, held, None, kept.latest, max(kept.peak, equity))
+        if acct.halted:
+            return StepResult(account, bar, "halted", f"{account} is halted: marked to market, no decision",
+                              equity, submitted, rejected), after
+        verdict, decision = self._decide(conn, acct, bar, book, closes, equity, kept)
+        after.at_last = after.latest = decision
+        guarded = f"; {verdict.message}" if verdict.flagged else ""
+        return StepResult(account, bar, "traded", f"{account}: bar {bar.date()} equity {equity:,.2f}, "
+                          f"{submitted} orders filled, {rejected} rejected{guarded}", equity, submitted, rejected,
+                          verdict.outlier.score if verdict.outlier else None, verdict.flagged), after
+
+    def _bar_refusals(self, acct: _Acct, symbols: list[str], bar: pd.Timestamp, last: pd.Timestamp | None,
                       now: pd.Timestamp | None) -> list[Refusal]:
         i = self._row.get(bar)
         counts = self._count[i] if i is not None else np.zeros(len(self.symbols), dtype=np.int64)
@@ -238,18 +264,17 @@ class Trader:
         missing = sorted(s for s in symbols if s not in self._col or not counts[self._col[s]])
         if missing:
             return [Refusal("symbol_missing", s, f"no bar for {s} at {bar}") for s in missing]
-        if last_row is not None and bar <= utc(last_row.bar):
-            return [Refusal("bar_out_of_order", None, f"bar {bar} is not after the last processed bar "
-                            f"{utc(last_row.bar)}")]
-        if bar < utc(acct.first_bar):
-            return [Refusal("before_opening", None, f"bar {bar} is before the first bar {utc(acct.first_bar)}")]
+        if last is not None and bar <= last:
+            return [Refusal("bar_out_of_order", None, f"bar {bar} is not after the last processed bar {last}")]
+        if bar < acct.first_bar:
+            return [Refusal("before_opening", None, f"bar {bar} is before the first bar {acct.first_bar}")]
         limit = self.params.trading.max_stale_sessions
         newest = self.timestamps[-1]
         age = int(np.busday_count(newest.date(), now.date())) if now is not None else 0
         if age > limit:
             return [Refusal("stale_data", None, f"the newest bar ({newest.date()}) is {age} weekdays old, more than "
                             f"trading.max_stale_sessions={limit}: ingest new bars first")]
-        last_closes = self._closes(utc(last_row.bar), symbols) if last_row is not None else None
+        last_closes = self._closes(last, symbols) if last is not None else None
         return bar_refusals(symbols, self._closes(bar, symbols), last_closes, self.params.trading)
 
     def _closes(self, bar: pd.Timestamp, symbols: list[str]) -> Array:
@@ -258,9 +283,11 @@ class Trader:
             return np.full(len(symbols), np.nan)
         return self._prices["close"][i, [self._col[s] for s in symbols]]
 
-    def _reconcile(self, session: Session, acct: Account, book: _Book, symbols: list[str],
-                   cids: list[str]) -> Refusal | None:
-        recorded = {f.broker_fill_id for f in session.scalars(sa.select(Fill).where(Fill.client_order_id.in_(cids)))}
+    def _reconcile(self, conn: sa.Connection, acct: _Acct, book: _Book, symbols: list[str],
+                   cids: list[str]) -> tuple[Refusal | None, set[str]]:
+        """A mismatch between the broker and the store (None: they agree), and the broker fill ids of this bar's
+        orders the store has recorded."""
+        recorded = {str(r[0]) for r in conn.execute(_RECORDED, {"ids": cids})}
         in_flight = [f for f in self.broker.fills(acct.name, cids) if f.fill_id not in recorded]
         expected = dict(zip(symbols, book.shares.tolist(), strict=True))
         cash = book.cash
@@ -275,17 +302,17 @@ class Trader:
         if off or abs(broker_cash - cash) > tol * max(1.0, abs(cash)):
             detail = ", ".join(f"{s}: store {a:g} vs broker {b:g}" for s, (a, b) in sorted(off.items()))
             return Refusal("reconciliation", None, f"broker and trade store disagree ({detail or 'positions agree'}; "
-                           f"cash store {cash:,.2f} vs broker {broker_cash:,.2f}): the account is halted")
-        return None
+                           f"cash store {cash:,.2f} vs broker {broker_cash:,.2f}): the account is halted"), recorded
+        return None, recorded
 
-    def _fill(self, session: Session, acct: Account, bar: pd.Timestamp, book: _Book, closes: Array,
-              last_row: Equity | None, cids: list[str]) -> tuple[int, int]:
-        previous = session.scalars(sa.select(Decision).where(Decision.account == acct.name,
-                                                             Decision.bar == last_row.bar)).first() \
-            if last_row is not None else None
+    def _fill(self, conn: sa.Connection, acct: _Acct, bar: pd.Timestamp, book: _Book, closes: Array, kept: _Kept,
+              cids: list[str], recorded: set[str], held: dict[str, float]) -> tuple[int, int, list[BrokerFill]]:
+        """Orders to the decision at the last bar's target; the fills applied to ``book`` and ``held`` (the
+        position rows), written to the store; (orders sent, orders rejected, the new fills)."""
+        previous = kept.at_last
         if previous is None or acct.halted or previous.guard == "hold":  # the OOD guard held the book: no orders
-            return 0, 0
-        symbols = [str(s) for s in acct.symbols]
+            return 0, 0, []
+        symbols = acct.symbols
         tp = self.params.trading
         target = np.asarray(previous.target[:-1], dtype=np.float64)
         qty = size_orders(target, book.shares, book.cash, closes, self.params.costs.rate, tp)
@@ -294,6 +321,7 @@ class Trader:
         refused = order_refusals(symbols, qty, book.shares, closes, equity * (1.0 - k), tp)
         orders: list[dict[str, object]] = []
         requests: list[OrderRequest] = []
+        events: list[dict[str, object]] = []
         created = now_utc()
         for i in np.flatnonzero(qty):
             order: dict[str, object] = {
@@ -302,36 +330,54 @@ class Trader:
                 "status": "new", "reason": None, "created_at": created}
             if int(i) in refused:
                 order["status"], order["reason"] = "rejected", refused[int(i)].message
-                session.add(_event(acct.name, bar, "rejection", refused[int(i)]))
+                events.append(_event(acct.name, bar, "rejection", refused[int(i)]))
             else:
                 requests.append(OrderRequest(cids[i], symbols[i], float(qty[i]), bar))
             orders.append(order)
+        _insert_events(conn, events)
         answers = {a.client_order_id: a for a in self.broker.submit_many(acct.name, requests)} if requests else {}
         for order in orders:
             answer = answers.get(str(order["client_order_id"]))
             if answer is not None:
                 order["status"], order["reason"] = answer.status, answer.reason
         if orders:
-            session.execute(sa.insert(Order), orders)  # one statement for the step's orders
+            conn.execute(_ORDERS, orders)  # one statement for the step's orders
         sent = [r.client_order_id for r in requests]
-        recorded = {f.broker_fill_id for f in session.scalars(sa.select(Fill).where(Fill.client_order_id.in_(sent)))}
-        held = {p.symbol: p for p in session.scalars(sa.select(Position).where(Position.account == acct.name))}
-        fills = [_apply(session, acct.name, book, symbols, f, held) for f in self.broker.fills(acct.name, sent)
-                 if f.fill_id not in recorded]
+        new = [f for f in self.broker.fills(acct.name, sent) if f.fill_id not in recorded] if sent else []
+        index = {s: i for i, s in enumerate(symbols)}
+        fills: list[dict[str, object]] = []
+        inserted: dict[str, float] = {}
+        updated: dict[str, float] = {}
+        for f in new:
+            j = index[f.symbol]
+            book.shares[j] += f.qty
+            book.cash -= f.qty * f.price + f.cost
+            (updated if f.symbol in held else inserted)[f.symbol] = float(book.shares[j])
+            fills.append({"broker_fill_id": f.fill_id, "account": acct.name, "client_order_id": f.client_order_id,
+                          "bar": f.bar.to_pydatetime(), "symbol": f.symbol, "qty": f.qty, "price": f.price,
+                          "cost": f.cost, "created_at": now_utc()})
         if fills:
-            session.execute(sa.insert(Fill), fills)
-        return len(sent), len(refused)
+            conn.execute(_FILLS, fills)
+        if inserted:
+            conn.execute(_POSITION_NEW, [{"account": acct.name, "symbol": s, "qty": q} for s, q in inserted.items()])
+        if updated:
+            conn.execute(_POSITION_SET, [{"a": acct.name, "s": s, "q": q} for s, q in updated.items()])
+        held.update(inserted)
+        held.update(updated)
+        return len(sent), len(refused), new
 
-    def _decide(self, session: Session, acct: Account, bar: pd.Timestamp, book: _Book, closes: Array,
-                equity: float) -> Verdict:
+    def _decide(self, conn: sa.Connection, acct: _Acct, bar: pd.Timestamp, book: _Book, closes: Array,
+                equity: float, kept: _Kept) -> tuple[Verdict, KeptDecision]:
         if acct.pending_version is not None and acct.pending_version != acct.model_version:
-            session.add(Event(account=acct.name, bar=bar.to_pydatetime(), kind="model_switch", rule=None, symbol=None,
-                              message=f"{acct.model_name} version {acct.model_version} -> {acct.pending_version}",
-                              created_at=now_utc()))
+            _insert_events(conn, [{"account": acct.name, "bar": bar.to_pydatetime(), "kind": "model_switch",
+                                   "rule": None, "symbol": None, "created_at": now_utc(),
+                                   "message": f"{acct.model_name} version {acct.model_version} -> "
+                                              f"{acct.pending_version}"}])
             acct.model_version, acct.pending_version = acct.pending_version, None
+            conn.execute(_ACCOUNT_SET, {"account": acct.name, "model_version": acct.model_version,
+                                        "pending_version": None})
         policy = self.policy(acct.model_name, acct.model_version)
-        previous = session.scalars(sa.select(Decision).where(Decision.account == acct.name)
-                                   .order_by(Decision.bar.desc()).limit(1)).first()
+        previous = kept.latest
         state = state_from_json(previous.risk_state if previous else {}, len(book.shares))
         weights = book.shares * closes / equity
         held = np.append(weights, 1.0 - weights.sum())
@@ -341,15 +387,18 @@ class Trader:
         verdict = check(policy, market, self.params.trading)
         if verdict.flagged:
             decided = apply_guard(decided, held, verdict, self.params.trading)
-            session.add(_event(acct.name, bar, "ood", Refusal("ood_threshold", None, verdict.message)))
-        session.add(Decision(account=acct.name, bar=bar.to_pydatetime(), model_name=acct.model_name,
-                             model_version=acct.model_version, proposed=decided.proposed.tolist(),
-                             target=decided.target.tolist(), risk_state=state_to_json(decided.state),
-                             created_at=now_utc(), ood_score=verdict.outlier.score if verdict.outlier else None,
-                             guard=self.params.trading.ood_action if verdict.flagged else None))
-        return verdict
+            _insert_events(conn, [_event(acct.name, bar, "ood", Refusal("ood_threshold", None, verdict.message))])
+        target, risk_state = decided.target.tolist(), state_to_json(decided.state)
+        score = verdict.outlier.score if verdict.outlier else None
+        guard = self.params.trading.ood_action if verdict.flagged else None
+        key = conn.execute(_DECISION, {"account": acct.name, "bar": bar.to_pydatetime(), "model_name": acct.model_name,
+                                       "model_version": acct.model_version, "proposed": decided.proposed.tolist(),
+                                       "target": target, "risk_state": risk_state, "created_at": now_utc(),
+                                       "ood_score": score, "guard": guard}).inserted_primary_key
+        assert key is not None
+        return verdict, KeptDecision(int(key[0]), bar, target, guard, risk_state, score)
 
-    def _live_market(self, acct: Account, policy: TradingPolicy, bar: pd.Timestamp) -> LiveMarket:
+    def _live_market(self, acct: _Acct, policy: TradingPolicy, bar: pd.Timestamp) -> LiveMarket:
         """The account's market state at ``bar``: the kept one advanced by one bar, else built from its window."""
         key = (utc(acct.anchor), acct.model_name, acct.model_version, tuple(policy.spec.symbols))
         kept = self._live.get(acct.name)
@@ -372,41 +421,123 @@ class Trader:
         return live
 
 
-def _account(session: Session, name: str) -> Account:
-    acct = session.get(Account, name)
-    if acct is None:
-        known = ", ".join(session.scalars(sa.select(Account.name))) or "none"
+_A, _E, _D, _P, _F, _O, _V = cast(tuple[sa.Table, ...], (
+    Account.__table__, Equity.__table__, Decision.__table__, Position.__table__, Fill.__table__, Order.__table__,
+    Event.__table__))
+_LAST_BAR = sa.select(sa.func.max(_E.c.bar)).where(_E.c.account == _A.c.name).scalar_subquery()
+_READ_ACCOUNT = sa.select(_A, _LAST_BAR.label("last_bar")).where(_A.c.name == sa.bindparam("name"))
+_DONE = sa.select(_E.c.bar).where(_E.c.account == sa.bindparam("account"), _E.c.bar == sa.bindparam("bar"))
+_RECORDED = sa.select(_F.c.broker_fill_id).where(_F.c.client_order_id.in_(sa.bindparam("ids", expanding=True)))
+_EQUITY, _FILLS, _ORDERS = sa.insert(_E), sa.insert(_F), sa.insert(_O)
+_DECISION, _EVENTS, _POSITION_NEW = sa.insert(_D), sa.insert(_V), sa.insert(_P)
+_POSITION_SET = sa.update(_P).where(_P.c.account == sa.bindparam("a"), _P.c.symbol == sa.bindparam("s")) \
+    .values(qty=sa.bindparam("q"))
+_ACCOUNT_SET = sa.update(_A).where(_A.c.name == sa.bindparam("account"))
+
+
+@dataclass
+class _Acct:
+    """An account's row (and the bar of its last equity row), read at the start of every step."""
+
+    name: str
+    initial_cash: float
+    model_name: str
+    model_version: int
+    symbols: list[str]
+    anchor: pd.Timestamp
+    first_bar: pd.Timestamp
+    halted: bool
+    pending_version: int | None
+    last_bar: pd.Timestamp | None
+
+
+@dataclass(frozen=True)
+class KeptDecision:
+    """A recorded decision as the next step needs it: its id, bar, target (N + 1), guard, risk state, OOD score."""
+
+    id: int
+    bar: pd.Timestamp
+    target: list[float]
+    guard: str | None
+    risk_state: dict[str, Any]
+    ood_score: float | None
+
+
+@dataclass
+class _Kept:
+    """An account's book after its last equity row, as the store holds it (kept between steps by the trader)."""
+
+    last_bar: pd.Timestamp | None
+    cash: float
+    equity: float | None                # of the last equity row (None: no bar processed yet)
+    gross: float
+    positions: dict[str, float]         # the position rows
+    at_last: KeptDecision | None        # the decision at ``last_bar`` (None: none there, e.g. halted)
+    latest: KeptDecision | None         # the newest decision
+    peak: float
+
+
+@dataclass(frozen=True)
+class AccountBook:
+    """An account's book after its last processed bar and its newest decision (``Trader.book``)."""
+
+    account: str
+    model_name: str
+    model_version: int
+    halted: bool
+    symbols: list[str]
+    last_bar: pd.Timestamp | None
+    cash: float
+    equity: float
+    peak: float
+    gross_exposure: float
+    decision: KeptDecision | None
+
+
+def _read_account(conn: sa.Connection, name: str) -> _Acct:
+    row = conn.execute(_READ_ACCOUNT, {"name": name}).first()
+    if row is None:
+        known = ", ".join(conn.execute(sa.select(_A.c.name)).scalars()) or "none"
         raise KeyError(f"no paper account {name!r} (accounts: {known}); open one with `tradepipe trade open {name}`")
-    return acct
+    return _Acct(row.name, float(row.initial_cash), row.model_name, int(row.model_version),
+                 [str(s) for s in row.symbols], utc(row.anchor), utc(row.first_bar), bool(row.halted),
+                 row.pending_version, utc(row.last_bar) if row.last_bar is not None else None)
 
 
-def _shares(session: Session, account: str, symbols: list[str]) -> Array:
-    held = {p.symbol: p.qty for p in session.scalars(sa.select(Position).where(Position.account == account))}
-    return np.array([held.get(s, 0.0) for s in symbols], dtype=np.float64)
+def _decision(row: Any) -> KeptDecision | None:
+    if row is None:
+        return None
+    return KeptDecision(int(row.id), utc(row.bar), list(row.target), row.guard, dict(row.risk_state), row.ood_score)
 
 
-def _apply(session: Session, account: str, book: _Book, symbols: list[str], f: BrokerFill,
-           held: dict[str, Position]) -> dict[str, object]:
-    """Apply fill ``f`` to the book and the position rows; the fill's row to insert."""
-    i = symbols.index(f.symbol)
-    book.shares[i] += f.qty
-    book.cash -= f.qty * f.price + f.cost
-    position = held.get(f.symbol)
-    if position is None:
-        held[f.symbol] = Position(account=account, symbol=f.symbol, qty=float(book.shares[i]))
-        session.add(held[f.symbol])
-    else:
-        position.qty = float(book.shares[i])
-    return {"broker_fill_id": f.fill_id, "account": account, "client_order_id": f.client_order_id,
-            "bar": f.bar.to_pydatetime(), "symbol": f.symbol, "qty": f.qty, "price": f.price, "cost": f.cost,
-            "created_at": now_utc()}
+def _load_book(conn: sa.Connection, acct: _Acct) -> _Kept:
+    """The book of ``acct`` from the store: its last equity row, positions, decisions and peak equity."""
+    positions = {str(r.symbol): float(r.qty) for r in conn.execute(sa.select(_P.c.symbol, _P.c.qty)
+                                                                   .where(_P.c.account == acct.name))}
+    latest = _decision(conn.execute(sa.select(_D).where(_D.c.account == acct.name).order_by(_D.c.bar.desc())
+                                    .limit(1)).first())
+    if acct.last_bar is None:
+        return _Kept(None, acct.initial_cash, None, 0.0, positions, None, latest, acct.initial_cash)
+    last = conn.execute(sa.select(_E.c.cash, _E.c.equity, _E.c.gross_exposure)
+                        .where(_E.c.account == acct.name, _E.c.bar == acct.last_bar.to_pydatetime())).one()
+    peak = conn.execute(sa.select(sa.func.max(_E.c.equity)).where(_E.c.account == acct.name)).scalar()
+    at_last = latest if latest is not None and latest.bar == acct.last_bar else None
+    return _Kept(acct.last_bar, float(last.cash), float(last.equity), float(last.gross_exposure), positions, at_last,
+                 latest, max(acct.initial_cash, float(peak or 0.0)))
 
 
-def _halt(session: Session, acct: Account, bar: pd.Timestamp | None, why: Refusal) -> None:
+def _insert_events(conn: sa.Connection, events: list[dict[str, object]]) -> None:
+    if events:
+        conn.execute(_EVENTS, events)
+
+
+def _halt(conn: sa.Connection, acct: _Acct, bar: pd.Timestamp | None, why: Refusal) -> dict[str, object]:
+    """Engage the kill switch of ``acct``; the halt event's row to insert."""
     acct.halted = True
-    session.add(_event(acct.name, bar, "halt", why))
+    conn.execute(_ACCOUNT_SET, {"account": acct.name, "halted": True})
+    return _event(acct.name, bar, "halt", why)
 
 
-def _event(account: str, bar: pd.Timestamp | None, kind: str, why: Refusal) -> Event:
-    return Event(account=account, bar=bar.to_pydatetime() if bar is not None else None, kind=kind, rule=why.rule,
-                 symbol=why.symbol, message=why.message, created_at=now_utc())
+def _event(account: str, bar: pd.Timestamp | None, kind: str, why: Refusal) -> dict[str, object]:
+    return {"account": account, "bar": bar.to_pydatetime() if bar is not None else None, "kind": kind,
+            "rule": why.rule, "symbol": why.symbol, "message": why.message, "created_at": now_utc()}

@@ -64,6 +64,13 @@ class TradeStore:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """One transaction on a plain SQLAlchemy Core connection (the trading step's hot path): committed when the
+        block ends, rolled back when it raises."""
+        with self.engine.begin() as connection:
+            yield connection
+
     def dispose(self) -> None:
         """Close the connection pool."""
         self.engine.dispose()
