@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BASEPY ?= $(shell command -v python3.11 || command -v python3)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run smoke test test-fast lint mlflow-ui airflow clean
+.PHONY: install run smoke test test-fast test-stack lint mlflow-ui airflow clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(BASEPY) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(STAMP)          ## the whole suite: unit, contracts, manifests, integrat
 
 test-fast: $(STAMP)     ## what needs no server: unit and contract tests (a few minutes)
 	pytest tests/unit tests/contracts
+
+test-stack: $(STAMP)    ## the compose stack built and run end to end (needs a Docker engine; .ci/run starts one)
+	pytest -m stack tests/stack
 
 lint: $(STAMP)          ## ruff, mypy and the import contract (pyproject's [tool.importlinter])
 	ruff check src pipelines dags tests benchmarks
