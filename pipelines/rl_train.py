@@ -6,8 +6,9 @@ after, no overlap); the ensemble selects the best or blends them by that validat
 ``rl_train.tune.num_samples`` > 0 each algorithm's hyperparameters are first searched (Ray Tune + Optuna + ASHA)
 on the same split; the hyperparameters used and the number of trials go to ``models/agent/tuning.json``.
 
-Each algorithm is fitted ``rl_train.seeds`` times (seeds ``seed``, ``seed + 1``, ...); the policy saved is the
-first seed's ensemble, a rule fixed before any result. Every fit of every seed and every tuning trial is a
+Each algorithm is fitted ``rl_train.seeds`` times (seeds ``seed``, ``seed + 1``, ...), each (algorithm, seed) fit
+a Ray task (``parallel``: where, how many CPUs each; the node ids go to ``rl_train/ray_tasks.json``); the policy
+saved is the first seed's ensemble, a rule fixed before any result. Every fit of every seed and every tuning trial is a
 ledger trial (``tradepipe.tuning.ledger``), recorded with its validation Sharpe in ``tuning.json``.
 """
 
@@ -22,10 +23,18 @@ import pandas as pd
 import mlflow
 from tradepipe.agents.market import build_market
 from tradepipe.agents.policy import PolicySpec
-from tradepipe.agents.training import FittedEnsemble, equal_weight_sharpes, fit_ensemble, split_tail
+from tradepipe.agents.training import (
+    EnsembleJob,
+    FittedEnsemble,
+    FittedJob,
+    equal_weight_sharpes,
+    fit_ensembles,
+    split_tail,
+)
 from tradepipe.config import Params, RLParams
 from tradepipe.core.io import write_json
 from tradepipe.core.market import Market
+from tradepipe.core.parallel import Pool, node_record
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.paths import AGENT, AGENT_TUNING, BARS, FEATURES, PREDICTIONS, PREDICTOR
@@ -62,6 +71,14 @@ def _seed_trials(fits: list[FittedEnsemble], cfg: RLParams, seed: int, context: 
             for s, fitted in enumerate(fits) for algo in dict.fromkeys(cfg.algos)]
 
 
+def _log_nodes(jobs: list[EnsembleJob], fitted: list[FittedJob], cfg: RLParams) -> None:
+    """Where each (algorithm, seed) fit ran: tag ``ray.nodes`` and ``rl_train/ray_tasks.json``."""
+    names = [f"{algo} seed {job.seed}" for job in jobs for algo in dict.fromkeys(cfg.algos)]
+    record = node_record(names, [d for f in fitted for d in f.done])
+    mlflow.set_tag("ray.nodes", ", ".join(record["nodes"]))
+    mlflow.log_dict(record, "rl_train/ray_tasks.json")
+
+
 def rl_train(params: Params, root: Path) -> dict[str, float]:
     predictor = Predictor.load(root / PREDICTOR)
     market = build_market(pd.read_parquet(root / BARS), pd.read_parquet(root / FEATURES),
@@ -83,7 +100,10 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
                "risk": params.risk.model_dump(mode="json"), "costs": params.costs.model_dump(mode="json"),
                "rl_train": cfg.model_dump(mode="json", exclude={"seeds", "tune", "sac", "td3", "ppo"})}
     cfg, ledger = _tuned(train, val, spec, cfg, params.seed, context) if cfg.tune.num_samples else (cfg, [])
-    fits = [fit_ensemble(train, val, spec, predictor, cfg, params.seed + s) for s in range(cfg.seeds)]
+    jobs = [EnsembleJob(train, val, predictor, params.seed + s) for s in range(cfg.seeds)]
+    fitted_jobs = fit_ensembles(jobs, spec, cfg, Pool(**params.parallel.model_dump()))  # (algo, seed): a Ray task each
+    fits = [job.fitted for job in fitted_jobs]
+    _log_nodes(jobs, fitted_jobs, cfg)
     fitted = fits[0]  # the rule: the first seed's ensemble is the policy, whatever the other seeds score
     fitted.policy.save(root / AGENT)
     write_json({"n_trials": len(ledger), "hyperparameters": {a: cfg.agent(a).model_dump() for a in cfg.algos},

@@ -11,6 +11,7 @@ from mlflow.models import infer_signature
 import mlflow
 from tradepipe.config import Params
 from tradepipe.core.io import read_json, write_json, write_parquet
+from tradepipe.core.parallel import Pool
 from tradepipe.features import feature_columns
 from tradepipe.models.calibration import calibration_table, plot_calibration
 from tradepipe.models.evaluation import evaluate_predictor, frame_metrics, momentum_signal
@@ -73,11 +74,13 @@ def train(params: Params, root: Path) -> dict[str, float]:
     try:
         oos = out_of_sample_forecasts(panel, prep, predictor, hp, cfg, params.features,
                                       train_end=params.split.train_end, epochs=max(result.best_epoch, 1),
-                                      seed=params.seed)
+                                      seed=params.seed, pool=Pool(**params.parallel.model_dump()))
     except ValueError as exc:
         raise StageError(f"params.yaml train.walk_forward: {exc}") from exc
     if cfg.walk_forward.start:
         mlflow.set_tag("walk_forward.refits", ", ".join(str(t.date()) for t in oos.refits))
+        mlflow.set_tag("ray.nodes", ", ".join(oos.tasks["nodes"]))  # where the refits ran (one Ray task each)
+        mlflow.log_dict(oos.tasks, "train/ray_tasks.json")
         metrics.update(frame_metrics(panel, oos.forecasts, "walk_forward"))
     oos.last.save(root / LIVE_PREDICTOR)
     write_parquet(oos.forecasts, root / PREDICTIONS)

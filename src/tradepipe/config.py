@@ -337,6 +337,15 @@ class MonitorParams(_Section):
     max_model_age_days: Int | None = Field(90, ge=1)  # retrain a champion registered longer ago (null: never)
 
 
+class ParallelParams(_Section):
+    """Independent fits (the walk-forward refits of the predictor, every agent fit) as Ray tasks (core.parallel)."""
+
+    backend: Literal["ray", "serial"] = "ray"     # serial: one after another in the stage's process (same results)
+    address: str | None = None                    # an existing Ray cluster (host:6379 or ray://host:10001); None: local
+    cpus: Int | None = Field(None, ge=1)          # a local Ray's CPUs (None: every core)
+    cpus_per_task: Int = Field(1, ge=1)           # each fit's CPUs and torch threads (results depend on it)
+
+
 class TradingParams(_Section):
     """Paper trading (``tradepipe trade``): the trade store, order sizing, the fail-safes checked before orders go."""
 
@@ -371,6 +380,7 @@ class Params(_Section):
     register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")
     monitor: MonitorParams = MonitorParams()
     trading: TradingParams = TradingParams()
+    parallel: ParallelParams = ParallelParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

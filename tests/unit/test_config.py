@@ -99,7 +99,7 @@ UNKNOWN_KEY_SITES = [(), ("tracking",), ("data",), ("data", "format"), ("data", 
                      ("train", "walk_forward"), ("rl_train",), ("rl_train", "sac"), ("rl_train", "td3"),
                      ("rl_train", "ppo"), ("rl_train", "tune"), ("rl_train", "tune", "search_space", "gamma"),
                      ("risk",), ("costs",), ("backtest",), ("backtest", "walk_forward"), ("register",), ("monitor",),
-                     ("trading",)]
+                     ("trading",), ("parallel",)]
 
 
 @pytest.mark.parametrize("where", UNKNOWN_KEY_SITES, ids=lambda w: ".".join(w) or "(top)")

@@ -1,18 +1,24 @@
 """Train the configured agents on a market window, score each on a held-out tail, combine them into a policy.
 
-Shared by the rl_train stage (one window) and the walk-forward backtest (one fit per window).
+Shared by the rl_train stage (one window) and the walk-forward backtest (one fit per window). Each (window,
+algorithm, seed) agent fit is an independent task (``tradepipe.core.parallel``: Ray, or one after another with the
+same results); combining the agents of a window happens after its fits, in the caller's process.
 """
 
 from __future__ import annotations
 
+import io
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from tradepipe.agents.algorithms import make_agent
+from tradepipe.agents.algorithms import load_agent, make_agent
 from tradepipe.agents.ensemble import combine
 from tradepipe.agents.env import BookEnv
 from tradepipe.agents.policy import Actor, PolicySpec, TradingPolicy, agent_actor, rollout
@@ -20,6 +26,7 @@ from tradepipe.config import Algo, RLParams
 from tradepipe.core.execution import execute
 from tradepipe.core.market import Market
 from tradepipe.core.metrics import sharpe_ratio
+from tradepipe.core.parallel import SERIAL, Done, Pool, run_tasks
 from tradepipe.core.progress import progress
 from tradepipe.models.predictor import Predictor
 from tradepipe.risk import OodReference
@@ -76,21 +83,92 @@ def train_agent(algo: Algo, train: Market, spec: PolicySpec, cfg: RLParams, seed
     return agent, agent.num_timesteps / (time.perf_counter() - start)
 
 
-def fit_ensemble(train: Market, val: Market, spec: PolicySpec, predictor: Predictor, cfg: RLParams, seed: int,
-                 label: str = "") -> FittedEnsemble:
-    """Each of ``cfg.algos`` trained on ``train``, scored on ``val``, combined per ``cfg.ensemble``."""
-    agents: dict[str, BaseAlgorithm] = {}
+@dataclass(frozen=True)
+class AgentFit:
+    """One algorithm trained on a window and scored on its validation tail; the agent travels as its saved zip
+    (no replay buffer), so a fit made in a Ray worker comes back as one made here would."""
+
+    algo: Algo
+    saved: bytes
+    val_sharpe: float
+    steps_per_s: float
+
+    def agent(self) -> BaseAlgorithm:
+        """The trained agent (no environment attached)."""
+        with tempfile.TemporaryDirectory(prefix="tradepipe-agent-") as tmp:
+            path = Path(tmp) / f"{self.algo}.zip"
+            path.write_bytes(self.saved)
+            return load_agent(self.algo, str(path))
+
+
+def fit_agent(algo: Algo, seed: int, train: Market, val: Market, label: str, *, spec: PolicySpec,
+              cfg: RLParams) -> AgentFit:
+    """``algo`` trained on ``train`` with ``seed`` and scored on ``val``: one task of :func:`fit_ensembles`."""
+    agent, speed = train_agent(algo, train, spec, cfg, seed, label)
+    buffer = io.BytesIO()
+    agent.save(buffer)
+    trained = AgentFit(algo, buffer.getvalue(), 0.0, speed)
+    # scored as the driver will use it: the saved agent's networks
+    sharpe = actor_sharpe(agent_actor({algo: trained.agent()}, {algo: 1.0}, spec), val, spec)
+    return AgentFit(algo, trained.saved, sharpe, speed)
+
+
+@dataclass(frozen=True)
+class EnsembleJob:
+    """One ensemble to fit: its training head, validation tail, the predictor its policy bundles, its seed."""
+
+    train: Market
+    val: Market
+    predictor: Predictor
+    seed: int
+    label: str = ""
+
+
+def combine_fits(fits: list[AgentFit], job: EnsembleJob, spec: PolicySpec, cfg: RLParams) -> FittedEnsemble:
+    """The agents of ``fits`` (one per algorithm, in ``cfg.algos`` order) combined per ``cfg.ensemble``."""
+    agents: dict[str, BaseAlgorithm] = {f.algo: f.agent() for f in fits}
     metrics: dict[str, float] = {}
-    sharpes: dict[str, float] = {}
-    for algo in dict.fromkeys(cfg.algos):
-        agents[algo], metrics[f"{algo}.train_steps_per_s"] = train_agent(algo, train, spec, cfg, seed, label)
-        sharpes[algo] = metrics[f"{algo}.val_sharpe"] = actor_sharpe(
-            agent_actor(agents, {algo: 1.0}, spec), val, spec)
-    blend, reason = combine(sharpes, cfg.ensemble)
-    policy = TradingPolicy({name: agents[name] for name in blend}, blend, spec, predictor,
-                           OodReference.fit(train))  # the OOD guard's reference: the bars the agents learned on
-    metrics["ensemble.val_sharpe"] = executed_sharpe(policy.targets(val), val, spec)
+    for f in fits:
+        metrics[f"{f.algo}.train_steps_per_s"], metrics[f"{f.algo}.val_sharpe"] = f.steps_per_s, f.val_sharpe
+    blend, reason = combine({f.algo: f.val_sharpe for f in fits}, cfg.ensemble)
+    policy = TradingPolicy({name: agents[name] for name in blend}, blend, spec, job.predictor,
+                           OodReference.fit(job.train))  # the OOD guard's reference: the bars the agents learned on
+    metrics["ensemble.val_sharpe"] = executed_sharpe(policy.targets(job.val), job.val, spec)
     return FittedEnsemble(policy, reason, metrics)
+
+
+@dataclass(frozen=True)
+class FittedJob:
+    """A job's ensemble and where each of its agents was fitted (algorithm -> Ray node id)."""
+
+    fitted: FittedEnsemble
+    nodes: dict[str, str]
+    done: list[Done[AgentFit]]
+
+
+def fit_ensembles(jobs: list[EnsembleJob], spec: PolicySpec, cfg: RLParams, pool: Pool = SERIAL,
+                  on_agent: Callable[[EnsembleJob, Done[AgentFit]], None] | None = None) -> list[FittedJob]:
+    """Each job's ensemble: every (job, algorithm) agent fit is one task on ``pool`` (seeded with the job's seed),
+    the agents are then combined per job in this process. ``on_agent(job, done)`` sees each agent fit as it
+    completes."""
+    algos: list[Algo] = list(dict.fromkeys(cfg.algos))
+    calls = [(algo, job.seed, job.train, job.val, job.label) for job in jobs for algo in algos]
+    done = run_tasks(fit_agent, calls, [job.seed for job in jobs for _ in algos], pool,
+                     shared={"spec": spec, "cfg": cfg},
+                     on_done=None if on_agent is None else lambda i, d: on_agent(jobs[i // len(algos)], d))
+    out = []
+    for j, job in enumerate(jobs):
+        mine = done[j * len(algos):(j + 1) * len(algos)]
+        out.append(FittedJob(combine_fits([d.value for d in mine], job, spec, cfg),
+                             {algo: d.node for algo, d in zip(algos, mine, strict=True)}, mine))
+    return out
+
+
+def fit_ensemble(train: Market, val: Market, spec: PolicySpec, predictor: Predictor, cfg: RLParams, seed: int,
+                 label: str = "", pool: Pool = SERIAL) -> FittedEnsemble:
+    """Each of ``cfg.algos`` trained on ``train`` (one task each on ``pool``), scored on ``val``, combined per
+    ``cfg.ensemble``."""
+    return fit_ensembles([EnsembleJob(train, val, predictor, seed, label)], spec, cfg, pool)[0].fitted
 
 
 def equal_weight_sharpes(market: Market, spec: PolicySpec) -> dict[str, float]:

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.agents.policy import PolicySpec, TradingPolicy
-from tradepipe.agents.training import fit_ensemble, split_tail
+from tradepipe.agents.training import EnsembleJob, fit_ensembles, split_tail
 from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
 from tradepipe.config import Params, RLParams
 from tradepipe.core.market import Market
+from tradepipe.core.parallel import Pool
 from tradepipe.core.progress import progress
 from tradepipe.models.predictor import Predictor
 
@@ -28,8 +29,8 @@ OnFit = Callable[[int, dict[str, float]], None]
 @dataclass(frozen=True)
 class AgentWalkForward:
     """Stitched out-of-sample targets (zero before the first test slice) per seed (the first seed first), the
-    windows, the live policy, and one record per fit (seed, window number, span, ensemble reason and blend; the
-    live fit last)."""
+    windows, the live policy, and one record per fit (seed, window number, span, ensemble reason and blend, Ray
+    node id per algorithm; the live fit last)."""
 
     seed_targets: dict[int, np.ndarray]
     windows: list[Window]
@@ -60,35 +61,41 @@ def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, p
     then the first seed's fitted on the live window of ``live_market`` bundling ``live_predictor`` (the one
     ``live_market``'s observations are scaled by).
 
-    ``on_fit(k, metrics)`` receives each fit's figures (k = 0, 1, ..., the live fit last) as it completes.
-    ValueError when the windows cannot be laid out or a window's span is too short to train and validate.
+    Every (window, algorithm, seed) agent fit, the live fit's included, is one task on ``params.parallel`` (Ray,
+    or one after another with the same results); each fit's record names the Ray node each agent was fitted on.
+    ``on_fit(k, metrics)`` receives each fit's figures (k = 0, 1, ..., the live fit last) once they are combined.
+    ValueError when the windows cannot be laid out or a window's span is too short to train and validate (before
+    any fit starts).
     """
     cfg = params.backtest.walk_forward
     windows = backtest_windows(market.timestamps, params)
     seeds = [params.seed + s for s in range(rl.seeds)]
+    live = live_window(market.timestamps, cfg, pd.Timestamp(params.split.train_end, tz="UTC"))
+    plan = [(seed, window, market, predictor) for seed in seeds for window in windows]
+    plan.append((seeds[0], live, live_market, live_predictor))  # the live fit last
+    jobs = []
+    for k, (seed, window, source, bundled) in enumerate(plan):
+        span = window.describe(market.timestamps)
+        try:
+            head, val = split_tail(source.take(window.train), rl.validation_fraction, rl.lookback)
+        except ValueError as exc:
+            raise ValueError(f"walk-forward window {span}: {exc}; lengthen "
+                             "backtest.walk_forward.train_years in params.yaml") from exc
+        jobs.append(EnsembleJob(head, val, bundled, seed, label=f"fit {k + 1}/{len(plan)} seed {seed} "))
+    with progress("backtest walk-forward agent fits", len(jobs) * len(dict.fromkeys(rl.algos))) as tracker:
+        fitted = fit_ensembles(jobs, spec, rl, Pool(**params.parallel.model_dump()),
+                               on_agent=lambda job, done: tracker.advance(
+                                   note=f"{job.label}{done.value.algo} on node {done.node[:12]}"))
     fits: list[dict[str, object]] = []
+    for k, ((seed, window, _, _), job) in enumerate(zip(plan, fitted, strict=True)):
+        if on_fit is not None:
+            on_fit(k, job.fitted.metrics)
+        fits.append({"seed": seed, "window": k + 1, "span": window.describe(market.timestamps),
+                     "reason": job.fitted.reason, "blend": job.fitted.policy.blend, "nodes": job.nodes})
+    policies = {(seed, window.test.start): job.fitted.policy for (seed, window, _, _), job in zip(plan, fitted,
+                                                                                                  strict=True)}
+    def fitted_for(seed: int) -> Callable[[Market, Window], TradingPolicy]:
+        return lambda _train, window: policies[(seed, window.test.start)]
 
-    def fitter(seed: int, bundled: Predictor = predictor) -> Callable[[Market, Window], TradingPolicy]:
-        def fit(train: Market, window: Window) -> TradingPolicy:
-            k = len(fits)
-            span = window.describe(market.timestamps)
-            try:
-                head, val = split_tail(train, rl.validation_fraction, rl.lookback)
-            except ValueError as exc:
-                raise ValueError(f"walk-forward window {span}: {exc}; lengthen "
-                                 "backtest.walk_forward.train_years in params.yaml") from exc
-            fitted = fit_ensemble(head, val, spec, bundled, rl, seed, label=f"fit {k + 1}/{total} seed {seed} ")
-            if on_fit is not None:
-                on_fit(k, fitted.metrics)
-            fits.append({"seed": seed, "window": k + 1, "span": span, "reason": fitted.reason,
-                         "blend": fitted.policy.blend})
-            tracker.advance(note=f"seed {seed} {span}: {fitted.reason}")
-            return fitted.policy
-        return fit
-
-    total = len(windows) * len(seeds) + 1
-    with progress("backtest walk-forward fits", total) as tracker:  # the live fit last
-        targets = {seed: walk_forward_targets(market, windows, fitter(seed), cfg.warmup_bars) for seed in seeds}
-        live = live_window(market.timestamps, cfg, pd.Timestamp(params.split.train_end, tz="UTC"))
-        live_policy = fitter(seeds[0], live_predictor)(live_market.take(live.train), live)
-    return AgentWalkForward(targets, windows, live_policy, fits)
+    targets = {seed: walk_forward_targets(market, windows, fitted_for(seed), cfg.warmup_bars) for seed in seeds}
+    return AgentWalkForward(targets, windows, fitted[-1].fitted.policy, fits)
