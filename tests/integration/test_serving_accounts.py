@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 
 from tests import ROOT
 from tradepipe.config import load_params
-from tradepipe.paths import BARS, LIVE_BARS
+from tradepipe.paths import BARS
 from tradepipe.serving import create_app
 from tradepipe.trading.accounts import open_account
-from tradepipe.trading.desk import open_desk
+from tradepipe.trading.desk import LIVE_BARS_LOG, open_desk, read_live_log
 from tradepipe.trading.step import Trader
 
 TOKEN = "accounts-token"
@@ -98,7 +98,10 @@ def test_new_bars_step_the_account_like_trade_step(tmp_path: Path, bars: pd.Data
                       if line.startswith("tradepipe_account_"))
         assert float(gauges['tradepipe_account_equity{account="acct"}']) == pytest.approx(book["equity"])
         assert float(gauges['tradepipe_account_halted{account="acct"}']) == 0.0
-    assert (served / LIVE_BARS).is_file()                                          # the posted bars survive a restart
+    logged = read_live_log(served / LIVE_BARS_LOG)                                  # the posted bars survive a restart
+    assert sorted(logged["timestamp"].unique()) == stamps[-3:]
+    posted = bars[bars["timestamp"] >= stamps[-3]].set_index(["timestamp", "symbol"])["close"]
+    assert logged.set_index(["timestamp", "symbol"])["close"].sort_index().equals(posted.sort_index())  # exactly
     reopened = open_desk(served, load_params(served / "params.yaml"),
                          tracking_uri=f"sqlite:///{served / 'mlflow.db'}")
     assert reopened.timestamps[-1] == stamps[-1]

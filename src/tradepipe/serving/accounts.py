@@ -27,9 +27,9 @@ from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
 from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
-from tradepipe.trading.step import Trader
+from tradepipe.trading.step import AccountBook, Trader
 from tradepipe.trading.store import now_utc, utc
-from tradepipe.trading.tables import Account, Decision, Equity
+from tradepipe.trading.tables import Account, Equity
 
 __all__ = ["AccountDecision", "accounts_router"]
 
@@ -81,7 +81,8 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
 
     def _step(account: str, bars: pd.DataFrame) -> AccountDecision:
         with lock:
-            _known(account)
+            if not trader.has_account(account):
+                raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
             try:
                 record_bars(root, trader, bars)
             except ValueError as exc:
@@ -95,8 +96,11 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
                 metrics.count_orders(account, "rejected", result.rejected)
                 if result.flagged:
                     metrics.ood_flags.labels(account).inc()
-            decision = _latest(account)
-            metrics.record_account(_snapshot(account))
+            book = trader.book(account)  # the kept book: no query beyond checking it is current
+            decision = _decision(book)
+            metrics.record_account(AccountSnapshot(
+                account=account, equity=book.equity, peak_equity=book.peak, gross_exposure=book.gross_exposure,
+                cash=book.cash, halted=book.halted, last_decision_at=now_utc(), model_version=book.model_version))
             if results and decision.ood_score is not None:
                 metrics.record_ood(decision.model_name, decision.ood_score)
         refused = [r for r in results if r.status == "refused"]
@@ -105,11 +109,6 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
         steps = [StepOutcome(bar=r.bar.to_pydatetime(), status=r.status, message=r.message) for r in results]
         return decision.model_copy(update={"steps": steps})
 
-    def _known(account: str) -> None:
-        with trader.store.transaction() as session:
-            if session.get(Account, account) is None:
-                raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
-
     def _status(account: str) -> accounts.AccountStatus:
         with trader.store.transaction() as session:
             if session.get(Account, account) is None:
@@ -117,24 +116,15 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             last = session.scalar(sa.select(sa.func.max(Equity.bar)).where(Equity.account == account))
         return accounts.status(trader.store, account, trader.bars_at(utc(last)) if last is not None else trader.bars)
 
-    def _latest(account: str) -> AccountDecision:
-        with trader.store.transaction() as session:
-            acct = session.get(Account, account)
-            assert acct is not None
-            row = session.scalars(sa.select(Decision).where(Decision.account == account)
-                                  .order_by(Decision.bar.desc()).limit(1)).first()
-            symbols = [*(str(s) for s in acct.symbols), "CASH"]
-            weights = [Weight(symbol=s, weight=float(w)) for s, w in zip(symbols, row.target, strict=True)] \
-                if row is not None else []
-            return AccountDecision(account=account, model_name=acct.model_name, model_version=acct.model_version,
-                                   steps=[], as_of=utc(row.bar).to_pydatetime() if row else None, weights=weights,
-                                   halted=acct.halted, ood_score=row.ood_score if row else None,
-                                   guard=row.guard if row else None)
-
-    def _snapshot(account: str) -> AccountSnapshot:
-        s = _status(account)
-        return AccountSnapshot(account=account, equity=s.equity, peak_equity=s.peak, gross_exposure=s.gross_exposure,
-                               cash=s.cash, halted=s.halted, last_decision_at=now_utc(),
-                               model_version=s.model_version)
-
     return router
+
+
+def _decision(book: AccountBook) -> AccountDecision:
+    """The answer from the account's book: its newest decision's target (assets, then cash)."""
+    row = book.decision
+    weights = [Weight(symbol=s, weight=float(w)) for s, w in zip([*book.symbols, "CASH"], row.target, strict=True)] \
+        if row is not None else []
+    return AccountDecision(account=book.account, model_name=book.model_name, model_version=book.model_version,
+                           steps=[], as_of=row.bar.to_pydatetime() if row else None, weights=weights,
+                           halted=book.halted, ood_score=row.ood_score if row else None,
+                           guard=row.guard if row else None)

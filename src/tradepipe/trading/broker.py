@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -133,52 +133,53 @@ class SimulatedBroker:
 
     def submit_many(self, account: str, orders: list[OrderRequest]) -> list[BrokerOrder]:
         """Submit ``orders`` in one transaction (one step's orders); each is idempotent by its client order id."""
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
             ids = [o.client_order_id for o in orders]
-            known = {row.client_order_id: row for row in
-                     session.scalars(sa.select(_Order).where(_Order.client_order_id.in_(ids)))}
-            book = session.get(_Account, account)
-            if book is None:
+            known = {row.client_order_id: row for row in conn.execute(_KNOWN, {"ids": ids})}
+            cash = conn.execute(_CASH, {"account": account}).scalar()
+            if cash is None:
                 raise KeyError(f"the paper broker has no account {account!r}")
-            positions = {row.symbol: row for row in
-                         session.scalars(sa.select(_Position).where(_Position.account == account))}
+            positions = {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})}
+            held = set(positions)
             answers, rows, fills = [], [], []
             for order in orders:
                 if order.client_order_id in known:  # a retry: the order is already on file (and filled)
                     answers.append(_order(known[order.client_order_id]))
                     continue
-                row, fill = self._fill(account, book, positions, order)
-                if order.symbol in positions and positions[order.symbol] not in session:
-                    session.add(positions[order.symbol])
+                row, fill, cash = self._fill(account, cash, positions, order)
                 answers.append(BrokerOrder(order.client_order_id, order.symbol, order.qty, str(row["status"]),
                                            row["reason"]))  # type: ignore[arg-type]
                 rows.append(row)
                 fills.extend(fill)
             if rows:
-                session.execute(sa.insert(_Order), rows)
+                conn.execute(_INSERT_ORDERS, rows)
             if fills:
-                session.execute(sa.insert(_Fill), fills)
+                conn.execute(_INSERT_FILLS, fills)
+                changed = {str(f["symbol"]) for f in fills}
+                new = [{"account": account, "symbol": s, "qty": positions[s]} for s in sorted(changed - held)]
+                if new:
+                    conn.execute(_INSERT_POSITIONS, new)
+                if changed & held:
+                    conn.execute(_SET_POSITION, [{"a": account, "s": s, "q": positions[s]}
+                                                 for s in sorted(changed & held)])
+                conn.execute(_SET_CASH, {"a": account, "c": cash})
             return answers
 
-    def _fill(self, account: str, book: _Account, positions: dict[str, _Position], order: OrderRequest
-              ) -> tuple[dict[str, object], list[dict[str, object]]]:
-        """The order's row and its fill's (none when rejected); cash and ``positions`` updated."""
+    def _fill(self, account: str, cash: float, positions: dict[str, float], order: OrderRequest
+              ) -> tuple[dict[str, object], list[dict[str, object]], float]:
+        """The order's row, its fill's (none when rejected) and the cash after; ``positions`` updated."""
         price = float(self.quote(order.symbol, order.bar))
         row: dict[str, object] = {"client_order_id": order.client_order_id, "account": account,
                                   "symbol": order.symbol, "qty": order.qty, "bar": order.bar.to_pydatetime(),
                                   "status": "filled", "reason": None}
         if not price > 0.0:
             row["status"], row["reason"] = "rejected", f"no positive close for {order.symbol} at {order.bar.date()}"
-            return row, []
+            return row, [], cash
         cost = self.cost_rate * abs(order.qty * price)
-        book.cash -= order.qty * price + cost
-        position = positions.get(order.symbol)
-        if position is None:
-            positions[order.symbol] = _Position(account=account, symbol=order.symbol, qty=order.qty)
-        else:
-            position.qty += order.qty
+        cash -= order.qty * price + cost
+        positions[order.symbol] = positions[order.symbol] + order.qty if order.symbol in positions else order.qty
         return row, [{"client_order_id": order.client_order_id, "account": account, "symbol": order.symbol,
-                      "qty": order.qty, "price": price, "cost": cost, "bar": order.bar.to_pydatetime()}]
+                      "qty": order.qty, "price": price, "cost": cost, "bar": order.bar.to_pydatetime()}], cash
 
     def cancel(self, account: str, client_order_id: str) -> None:
         with Session(self.engine) as session, session.begin():
@@ -192,25 +193,36 @@ class SimulatedBroker:
             return [_order(row) for row in rows]
 
     def positions(self, account: str) -> dict[str, float]:
-        with Session(self.engine) as session:
-            rows = session.scalars(sa.select(_Position).where(_Position.account == account))
-            return {row.symbol: row.qty for row in rows if row.qty != 0.0}
+        with self.engine.connect() as conn:
+            return {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})
+                    if row.qty != 0.0}
 
     def fills(self, account: str, client_order_ids: list[str]) -> list[BrokerFill]:
-        with Session(self.engine) as session:
-            rows = session.scalars(sa.select(_Fill).where(_Fill.account == account,
-                                                          _Fill.client_order_id.in_(client_order_ids))
-                                   .order_by(_Fill.seq))
+        with self.engine.connect() as conn:
+            rows = conn.execute(_FILLS, {"account": account, "ids": client_order_ids})
             return [BrokerFill(f"sim-{row.seq}", row.client_order_id, row.symbol, row.qty, row.price, row.cost,
                                utc(row.bar)) for row in rows]
 
     def cash(self, account: str) -> float:
-        with Session(self.engine) as session:
-            book = session.get(_Account, account)
-            if book is None:
-                raise KeyError(f"the paper broker has no account {account!r}")
-            return book.cash
+        with self.engine.connect() as conn:
+            cash = conn.execute(_CASH, {"account": account}).scalar()
+        if cash is None:
+            raise KeyError(f"the paper broker has no account {account!r}")
+        return float(cash)
 
 
-def _order(row: _Order) -> BrokerOrder:
+def _order(row: Any) -> BrokerOrder:
     return BrokerOrder(row.client_order_id, row.symbol, row.qty, row.status, row.reason)
+
+
+_TA, _TO, _TF, _TP = cast(tuple[sa.Table, ...], (_Account.__table__, _Order.__table__, _Fill.__table__,
+                                                _Position.__table__))
+_KNOWN = sa.select(_TO).where(_TO.c.client_order_id.in_(sa.bindparam("ids", expanding=True)))
+_CASH = sa.select(_TA.c.cash).where(_TA.c.name == sa.bindparam("account"))
+_POSITIONS = sa.select(_TP.c.symbol, _TP.c.qty).where(_TP.c.account == sa.bindparam("account"))
+_FILLS = sa.select(_TF).where(_TF.c.account == sa.bindparam("account"),
+                              _TF.c.client_order_id.in_(sa.bindparam("ids", expanding=True))).order_by(_TF.c.seq)
+_INSERT_ORDERS, _INSERT_FILLS, _INSERT_POSITIONS = sa.insert(_TO), sa.insert(_TF), sa.insert(_TP)
+_SET_POSITION = sa.update(_TP).where(_TP.c.account == sa.bindparam("a"), _TP.c.symbol == sa.bindparam("s")) \
+    .values(qty=sa.bindparam("q"))
+_SET_CASH = sa.update(_TA).where(_TA.c.name == sa.bindparam("a")).values(cash=sa.bindparam("c"))

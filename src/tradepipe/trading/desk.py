@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,6 @@ import pandas as pd
 from mlflow import MlflowClient
 from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
-from tradepipe.core.io import write_parquet
 from tradepipe.paths import BARS, LIVE_BARS, PAPER_BROKER_DB
 from tradepipe.registry.provenance import load_verified
 from tradepipe.registry.versions import AGENT_MODEL, champion
@@ -19,7 +20,13 @@ from tradepipe.trading.broker import SimulatedBroker
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import TradeStore, db_url
 
-__all__ = ["TradingError", "champion_version", "load_bars", "open_desk", "record_bars", "registry_policy"]
+__all__ = ["LIVE_BARS_LOG", "TradingError", "champion_version", "load_bars", "open_desk", "read_live_log",
+           "record_bars", "registry_policy"]
+
+# bars posted to the serving app's account endpoints, appended one line per bar (timestamp, symbol, close, open,
+# high, low, volume; empty where absent): the log grows by a few hundred bytes a bar, nothing is rewritten
+LIVE_BARS_LOG = Path("live_bars.csv")
+_LOG_COLUMNS = ("timestamp", "symbol", "close", "open", "high", "low", "volume")
 
 
 class TradingError(RuntimeError):
@@ -32,10 +39,16 @@ def load_bars(root: Path) -> pd.DataFrame:
     if not path.is_file():
         raise TradingError(f"{path} does not exist: run the pipeline first (`make run` or `dvc repro ingest`)")
     bars = pd.read_parquet(path)
-    if (root / LIVE_BARS).is_file():  # bars posted to the serving app since, for the timestamps ingest has not
-        live = pd.read_parquet(root / LIVE_BARS)
-        bars = pd.concat([bars, live[live["timestamp"] > bars["timestamp"].max()]], ignore_index=True)
     bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
+    # bars posted to the serving app since, for the timestamps ingest has not (live_bars.parquet: the older format)
+    posted = [pd.read_parquet(root / LIVE_BARS)] if (root / LIVE_BARS).is_file() else []
+    if (root / LIVE_BARS_LOG).is_file():
+        posted.append(read_live_log(root / LIVE_BARS_LOG))
+    if posted:
+        live = pd.concat(posted, ignore_index=True)
+        live["timestamp"] = pd.to_datetime(live["timestamp"], utc=True)
+        live = live.drop_duplicates(["timestamp", "symbol"], keep="first")
+        bars = pd.concat([bars, live[live["timestamp"] > bars["timestamp"].max()]], ignore_index=True)
     return bars.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
@@ -44,10 +57,11 @@ def record_bars(root: Path, trader: Trader, bars: pd.DataFrame) -> pd.DataFrame:
 
     ValueError naming the bar when a known (timestamp, symbol) arrives with another close.
     """
-    dup = bars.duplicated(["timestamp", "symbol"])
-    if dup.any():
-        row = bars[dup].iloc[0]
-        raise ValueError(f"bar {row['symbol']} at {row['timestamp'].isoformat()} is sent twice")
+    seen: set[tuple[object, object]] = set()
+    for ts, symbol in zip(bars["timestamp"], bars["symbol"], strict=True):
+        if (ts, symbol) in seen:
+            raise ValueError(f"bar {symbol} at {ts.isoformat()} is sent twice")
+        seen.add((ts, symbol))
     known = trader.known_closes(bars)
     clash = ~np.isnan(known) & (known != bars["close"].to_numpy(dtype=np.float64))
     if clash.any():
@@ -57,11 +71,49 @@ def record_bars(root: Path, trader: Trader, bars: pd.DataFrame) -> pd.DataFrame:
                          f"{known[i]}, not {row['close']}")
     new = bars[np.isnan(known)]
     if len(new):
+        _append_log(root / LIVE_BARS_LOG, new)
         trader.add_bars(new)
-        live = root / LIVE_BARS
-        kept = pd.read_parquet(live) if live.is_file() else new.iloc[:0]
-        write_parquet(pd.concat([kept, new], ignore_index=True), live)
     return new
+
+
+def _append_log(path: Path, bars: pd.DataFrame) -> None:
+    """Append canonical ``bars`` to the live-bars log (a header first when the file is new)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = [bars[c].tolist() if c in bars else [None] * len(bars) for c in _LOG_COLUMNS[2:]]
+    for ts, symbol, *values in zip(bars["timestamp"], bars["symbol"], *columns, strict=True):
+        writer.writerow([pd.Timestamp(ts).isoformat(), symbol,
+                         *("" if v is None or pd.isna(v) else repr(float(v)) for v in values)])
+    with path.open("a", encoding="utf-8", newline="") as f:
+        if f.tell() == 0:
+            f.write(",".join(_LOG_COLUMNS) + "\n")
+        f.write(out.getvalue())  # closed: in the OS's hands, a killed process loses nothing
+
+
+def read_live_log(path: Path) -> pd.DataFrame:
+    """The bars of a live-bars log (canonical long form; a column no bar has is left out; an unfinished last line,
+    from a process killed while appending, is skipped). ValueError naming the file and line on a malformed one."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    complete = lines[:-1]  # after the last newline: an unfinished line (or nothing)
+    rows = list(csv.reader(complete))
+    if not rows or tuple(rows[0]) != _LOG_COLUMNS:
+        raise ValueError(f"{path}: line 1 must be the header {','.join(_LOG_COLUMNS)}")
+    data: dict[str, list[object]] = {c: [] for c in _LOG_COLUMNS}
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(_LOG_COLUMNS):
+            raise ValueError(f"{path}: line {number} has {len(row)} fields, not {len(_LOG_COLUMNS)}")
+        try:
+            data["timestamp"].append(pd.Timestamp(row[0]))
+            data["symbol"].append(row[1])
+            for c, v in zip(_LOG_COLUMNS[2:], row[2:], strict=True):
+                data[c].append(float(v) if v else np.nan)
+        except ValueError as exc:
+            raise ValueError(f"{path}: line {number}: {exc}") from exc
+    frame = pd.DataFrame({"timestamp": pd.to_datetime(data["timestamp"], utc=True), "symbol": data["symbol"],
+                          **{c: np.asarray(data[c], dtype=np.float64) for c in _LOG_COLUMNS[2:]}})
+    optional = [c for c in _LOG_COLUMNS[3:] if frame[c].isna().all()]
+    return frame.drop(columns=optional)
 
 
 def registry_policy(root: Path, params: Params, tracking_uri: str | None = None) -> tuple[MlflowClient, str]:

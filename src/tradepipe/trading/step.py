@@ -86,8 +86,9 @@ class Trader:
     @property
     def bars(self) -> pd.DataFrame:
         """The canonical bars the accounts trade on (sorted by timestamp, symbol)."""
-        if self._added:
-            self._bars = pd.concat([self._bars, *self._added], ignore_index=True)
+        if self._added:  # later timestamps than the table's, each (timestamp, symbol) once: sorted, then appended
+            added = pd.concat(self._added).sort_values(["timestamp", "symbol"], kind="stable")
+            self._bars = pd.concat([self._bars, added], ignore_index=True)
             self._added = []
         return self._bars
 
@@ -120,26 +121,29 @@ class Trader:
 
     def add_bars(self, bars: pd.DataFrame) -> None:
         """Append canonical ``bars`` (new (timestamp, symbol) rows) to the bars the accounts trade on."""
-        new = bars.sort_values(["timestamp", "symbol"], kind="stable")
-        stamps = pd.DatetimeIndex(new["timestamp"].unique())
-        if (len(self.timestamps) and stamps.min() <= self.timestamps[-1]) or not set(new["symbol"]) <= set(self._col) \
-                or new.duplicated(["timestamp", "symbol"]).any():
+        keys = list(zip(bars["timestamp"], bars["symbol"], strict=True))
+        if not keys:
+            return
+        stamps = sorted({ts for ts, _ in keys})
+        if (len(self.timestamps) and stamps[0] <= self.timestamps[-1]) or len(set(keys)) != len(keys) \
+                or not {s for _, s in keys} <= self._col.keys():
             self.bars = pd.concat([self.bars, bars], ignore_index=True).sort_values(["timestamp", "symbol"],
                                                                                     kind="stable")
             return
-        rows = stamps.get_indexer(new["timestamp"]) + len(self.timestamps)
-        cols = pd.Index(self.symbols).get_indexer(new["symbol"])
+        row = {ts: len(self.timestamps) + k for k, ts in enumerate(stamps)}
+        rows = np.fromiter((row[ts] for ts, _ in keys), dtype=np.int64, count=len(keys))
+        cols = np.fromiter((self._col[s] for _, s in keys), dtype=np.int64, count=len(keys))
         grow = len(stamps)
         self._count = np.concatenate([self._count, np.zeros((grow, len(self.symbols)), dtype=np.int64)])
         self._count[rows, cols] = 1
         for column, wide in self._prices.items():
             wide = np.concatenate([wide, np.full((grow, len(self.symbols)), np.nan)])
-            if column in new:
-                wide[rows, cols] = new[column].to_numpy(dtype=np.float64)
+            if column in bars:
+                wide[rows, cols] = bars[column].to_numpy(dtype=np.float64)
             self._prices[column] = wide
-        self._row.update({ts: i + len(self.timestamps) for i, ts in enumerate(stamps)})
-        self.timestamps = self.timestamps.append(stamps)
-        self._added.append(new)
+        self._row.update(row)
+        self.timestamps = self.timestamps.append(pd.DatetimeIndex(stamps))
+        self._added.append(bars)  # sorted when the long table is next asked for
 
     def known_closes(self, bars: pd.DataFrame) -> Array:
         """The close already held for each (timestamp, symbol) row of ``bars`` (NaN where none is)."""
@@ -175,6 +179,11 @@ class Trader:
         if as_of is not None:
             stamps = stamps[stamps <= as_of]
         return list(stamps)
+
+    def has_account(self, account: str) -> bool:
+        """Whether the trade store has ``account``."""
+        with self.store.begin() as conn:
+            return conn.execute(_HAS_ACCOUNT, {"name": account}).first() is not None
 
     def book(self, account: str) -> AccountBook:
         """The account's book after its last processed bar (from the kept state; one query checks it is current)."""
@@ -426,6 +435,7 @@ _A, _E, _D, _P, _F, _O, _V = cast(tuple[sa.Table, ...], (
     Event.__table__))
 _LAST_BAR = sa.select(sa.func.max(_E.c.bar)).where(_E.c.account == _A.c.name).scalar_subquery()
 _READ_ACCOUNT = sa.select(_A, _LAST_BAR.label("last_bar")).where(_A.c.name == sa.bindparam("name"))
+_HAS_ACCOUNT = sa.select(_A.c.name).where(_A.c.name == sa.bindparam("name"))
 _DONE = sa.select(_E.c.bar).where(_E.c.account == sa.bindparam("account"), _E.c.bar == sa.bindparam("bar"))
 _RECORDED = sa.select(_F.c.broker_fill_id).where(_F.c.client_order_id.in_(sa.bindparam("ids", expanding=True)))
 _EQUITY, _FILLS, _ORDERS = sa.insert(_E), sa.insert(_F), sa.insert(_O)
