@@ -1,8 +1,11 @@
 """Stage register: log the trading policy, register agent and predictor, promote past the gate.
 
-The gate compares the challenger with the champion only on identical bars: each version carries the span of its
-backtest (tag ``oos_span``, the trial ledger's key); a champion tested on another span is not compared (its
-Sharpe there says nothing about these bars).
+The gate compares the challenger with the champion only on identical bars after both were fitted: the champion's
+policy is replayed on the challenger's bars after its own fit end and measured on the same fills as the
+challenger's walk-forward (``tradepipe.registry.compare``); with too few such bars it is not compared (the test
+span's figures chose the champion, so comparing them would select on the test period). The holdout's Sharpe is
+the last check and nothing else reads it. Every attempt (a policy registered and judged) is a trial of the test
+span's ledger: this stage's MLflow run carries the span tag and one ``ledger.promotion.<key>`` metric.
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ from mlflow.models import infer_signature
 import mlflow
 from mlflow import MlflowClient
 from tradepipe.agents.policy import PYFUNC_CODE, TradingPolicy, TradingPolicyModel
+from tradepipe.backtest.walk_forward import live_window
 from tradepipe.config import Params
+from tradepipe.core.execution import Financing
 from tradepipe.core.io import UnreadableFileError, read_json, read_parquet, write_json
-from tradepipe.paths import BACKTEST_METRICS, BARS, DECISION, LIVE_AGENT, PREDICTOR_RUN
+from tradepipe.paths import BACKTEST_METRICS, BACKTEST_RETURNS, BARS, DECISION, LIVE_AGENT, PREDICTOR_RUN
+from tradepipe.registry.compare import Comparison, compare, no_comparison, replay
 from tradepipe.registry.gates import decide
-from tradepipe.registry.provenance import ProvenanceError, digest_files
+from tradepipe.registry.provenance import ProvenanceError, digest_files, load_verified
 from tradepipe.registry.versions import (
     AGENT_MODEL,
     FIT_END_TAG,
+    FIT_START_TAG,
     PREDICTOR_MODEL,
     TRAIN_END_TAG,
     champion,
@@ -35,7 +42,8 @@ from tradepipe.registry.versions import (
 )
 from tradepipe.runtime.stage import StageError, run_stage
 from tradepipe.runtime.tracking import git_commit, output_hashes, pipeline_run_id
-from tradepipe.tuning.ledger import backtest_span
+from tradepipe.tuning.ledger import SPAN_TAG as LEDGER_SPAN_TAG
+from tradepipe.tuning.ledger import Ledger, Trial, backtest_span, trial_key
 
 HISTORY_BARS = 260
 SPAN_TAG = "oos_span"  # the bars the version's oos_* figures were measured on
@@ -71,12 +79,21 @@ def _smoke_check(version: str | int, root: Path) -> tuple[bool, str]:
     return True, f"v{version} loads and predicts a valid book in a fresh process"
 
 
+def _fit_start(bars: pd.DataFrame, params: Params) -> str:
+    """The first bar of the live policy's fit window (the backtest's live window: the latest train_years)."""
+    days = pd.DatetimeIndex(sorted(bars["timestamp"].unique()))
+    window = live_window(days, params.backtest.walk_forward, pd.Timestamp(params.split.train_end, tz="UTC"))
+    return pd.Timestamp(days[window.train.start]).isoformat()
+
+
 def _lineage(root: Path, params: Params, bars: pd.DataFrame, results: dict[str, float]) -> dict[str, str]:
-    """Version tags: git commit, run id, params hash, the training windows' ends (the monitor's in-sample
-    boundary: the live policy is fit on every bar up to the last), dvc.lock hashes, walk-forward metrics."""
+    """Version tags: git commit, run id, params hash, the training windows (the live policy's fit window, from its
+    first bar to the last: the monitor's drift reference and in-sample boundary), dvc.lock hashes, walk-forward
+    metrics."""
     return {"git_commit": git_commit(root), "pipeline_run_id": pipeline_run_id(),
             "params_sha256": hashlib.sha256((root / "params.yaml").read_bytes()).hexdigest(),
-            TRAIN_END_TAG: params.split.train_end, FIT_END_TAG: pd.Timestamp(bars["timestamp"].max()).isoformat(),
+            TRAIN_END_TAG: params.split.train_end, FIT_START_TAG: _fit_start(bars, params),
+            FIT_END_TAG: pd.Timestamp(bars["timestamp"].max()).isoformat(),
             **{f"oos_{key}": f"{results[f'agent.{key}']:.6f}" for key in LINEAGE_METRICS
                if f"agent.{key}" in results},
             "oos_windows": str(int(results.get("walk_forward.windows", 0))), SPAN_TAG: _span(bars, params),
@@ -89,14 +106,33 @@ def _span(bars: pd.DataFrame, params: Params) -> str:
                          params.split.val_end)
 
 
-def _champion_sharpe(current: ModelVersion | None, span: str) -> tuple[float | None, str | None]:
-    """The champion's out-of-sample Sharpe when it was measured on ``span``; else None and why it is not compared."""
-    if current is None or "oos_sharpe" not in current.tags:
-        return None, None
-    if current.tags.get(SPAN_TAG) != span:
-        return None, (f"champion v{current.version} was tested on other bars "
-                      f"({current.tags.get(SPAN_TAG, 'span not recorded')}, not {span}): not compared")
-    return float(current.tags["oos_sharpe"]), None
+def _versus_champion(client: MlflowClient, current: ModelVersion | None, root: Path, bars: pd.DataFrame,
+                     params: Params) -> Comparison | None:
+    """The challenger's walk-forward against the champion's policy replayed on the same bars after the champion's
+    fit end (None without a champion). The champion is loaded, verified, only when there are enough such bars."""
+    if current is None:
+        return None
+    fit_end = current.tags.get(FIT_END_TAG)
+    if fit_end is None:  # a version registered before the tag: every bar may be in its fit
+        return no_comparison(current.version, pd.Timestamp(bars["timestamp"].max()))
+    fitted_until = pd.Timestamp(fit_end)
+    challenger = read_parquet(root / BACKTEST_RETURNS).set_index("timestamp")["agent"]
+    if int((challenger.index > fitted_until).sum()) < params.register_.min_compare_bars:
+        return compare(current.version, fitted_until, challenger, challenger.iloc[:0])
+    policy = load_verified(client, AGENT_MODEL, current.version, mlflow.get_tracking_uri(),
+                           current.tags).unwrap_python_model().policy
+    cfg = params.backtest
+    financing = Financing.annual(cfg.cash_rate, params.costs.borrow_bps, cfg.periods_per_year)
+    return compare(current.version, fitted_until, challenger, replay(policy, bars, fitted_until, financing),
+                   cfg.periods_per_year)
+
+
+def _record_attempt(span: str, content: str, results: dict[str, float]) -> None:
+    """This promotion attempt as a trial of the span's ledger: the policy tried, scored by the out-of-sample Sharpe
+    it was judged on (rerunning the same policy on the same span is the same trial)."""
+    trial = Trial("promotion", trial_key("promotion", {"content": content, "span": span}), results["agent.sharpe"])
+    mlflow.set_tag(LEDGER_SPAN_TAG, span)
+    mlflow.log_metrics(Ledger((trial,)).mlflow_metrics())
 
 
 def _identical(client: MlflowClient, content: str) -> ModelVersion | None:
@@ -134,11 +170,11 @@ def _register(params: Params, root: Path) -> dict[str, float]:
     if same is not None:
         return _unchanged(root, same, content)
     bars = read_parquet(root / BARS)
-    champion_sharpe, not_compared = _champion_sharpe(champion(client, AGENT_MODEL), _span(bars, params))
+    versus = _versus_champion(client, champion(client, AGENT_MODEL), root, bars, params)
     gate = decide(results["agent.sharpe"], results["agent.dsr"], results["agent.max_drawdown"],
-                  results["equal_weight_daily.sharpe"], params.register_, champion_sharpe)
-    if not_compared is not None:
-        gate = gate.with_check(True, not_compared)
+                  results["equal_weight_daily.sharpe"], params.register_, versus,
+                  results.get("holdout.agent.sharpe"))
+    _record_attempt(_span(bars, params), content, results)
 
     mlflow.log_artifact(str(root / "params.yaml"), "lineage")
     mlflow.log_artifact(str(root / BACKTEST_METRICS), "lineage")

@@ -18,7 +18,7 @@ from tradepipe.monitoring.drift import feature_drift
 from tradepipe.monitoring.performance import live_returns, performance
 from tradepipe.paths import BARS, FEATURES
 from tradepipe.registry.provenance import load_verified
-from tradepipe.registry.versions import AGENT_MODEL, FIT_END_TAG, TRAIN_END_TAG, champion
+from tradepipe.registry.versions import AGENT_MODEL, FIT_END_TAG, FIT_START_TAG, TRAIN_END_TAG, champion
 from tradepipe.runtime.params import stage_params
 from tradepipe.runtime.tracking import configure
 from tradepipe.trading.summary import realized_returns
@@ -31,10 +31,12 @@ log = logging.getLogger(__name__)
 def monitor(root: Path) -> dict[str, Any]:
     """Measure the champion on the project at ``root``; log one run to ``tradepipe-monitoring``; return the verdict.
 
-    Drift compares the recent bars' features with the champion's training window (its ``train_end`` tag, else
-    params.yaml's split.train_end). Live performance counts only bars after the last one the champion was fit on
-    (its ``fit_data_end`` tag); with none yet its thresholds are not applied (logged). A version without the tag
-    is judged on the last ``recent_bars`` bars, which may lie inside its fit window (logged).
+    Drift compares the recent bars' features with the live policy's fit window: from its ``fit_data_start`` tag
+    to its ``fit_data_end`` tag (:func:`drift_reference`); a version without them, with the predictor's training
+    window (its ``train_end`` tag, else params.yaml's split.train_end). Live performance counts only bars after
+    the last one the champion was fit on (its ``fit_data_end`` tag); with none yet its thresholds are not applied
+    (logged). A version without the tag is judged on the last ``recent_bars`` bars, which may lie inside its fit
+    window (logged).
     """
     params = stage_params(root / "params.yaml")
     cfg = params.monitor
@@ -44,14 +46,14 @@ def monitor(root: Path) -> dict[str, Any]:
     features = read_parquet(root / FEATURES)
     columns = [c for c in features.columns if c not in KEYS]
     recent_start = features["timestamp"].drop_duplicates().nlargest(cfg.recent_bars).min()
-    train_end = pd.Timestamp(tags.get(TRAIN_END_TAG, params.split.train_end), tz="UTC")
-    reference = features[features["timestamp"] <= train_end]
+    reference, described = drift_reference(features, tags, params.split.train_end)
     if reference.empty:
-        raise ValueError(f"{root / FEATURES} has no rows up to the training window's end {train_end.date()}: "
+        raise ValueError(f"{root / FEATURES} has no rows in the champion's fit window ({described}): "
                          "rerun the pipeline (features) for this champion's data")
     drift = feature_drift(reference, features[features["timestamp"] >= recent_start], columns, cfg.psi_bins)
     with mlflow.start_run(run_name="monitor"):
         mlflow.log_params(cfg.model_dump())
+        mlflow.set_tag("tradepipe.drift_reference", described)
         mlflow.log_metrics({f"{stat}.{feat}": float(v) for feat, row in drift.iterrows() for stat, v in row.items()})
         mlflow.log_dict(drift.to_dict(orient="index"), "drift.json")
         live: dict[str, float] = {}
@@ -68,6 +70,19 @@ def monitor(root: Path) -> dict[str, Any]:
         mlflow.set_tag("tradepipe.retrain_reasons", "; ".join(reasons) or "none")
     return {"champion_version": current.version if current else None, "live": live, "drifted": drifted,
             "reasons": reasons}
+
+
+def drift_reference(features: pd.DataFrame, tags: dict[str, str], train_end: str) -> tuple[pd.DataFrame, str]:
+    """The rows of ``features`` the champion was fit on, and their description: the live policy's fit window
+    ``[fit_data_start, fit_data_end]`` from its tags; without them (a version registered before the tags), every
+    row up to its ``train_end`` tag (else ``train_end``)."""
+    start, end = tags.get(FIT_START_TAG), tags.get(FIT_END_TAG)
+    if start is not None and end is not None:
+        lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+        rows = features[(features["timestamp"] >= lo) & (features["timestamp"] <= hi)]
+        return rows, f"the live policy's fit window {lo.date()}..{hi.date()}"
+    until = pd.Timestamp(tags.get(TRAIN_END_TAG, train_end), tz="UTC")
+    return features[features["timestamp"] <= until], f"up to the training end {until.date()} (no fit window tags)"
 
 
 def _live_performance(version: str, tags: dict[str, str], uri: str, root: Path, params: Params) -> dict[str, float]:

@@ -14,6 +14,7 @@ AGENT_MODEL = "tradepipe-agent"
 PREDICTOR_MODEL = "tradepipe-predictor"
 TRAIN_END_TAG = "train_end"  # split.train_end: the predictor's training window, the monitor's drift reference
 FIT_END_TAG = "fit_data_end"  # the last bar the registered (live) policy was fit on: later bars are out of sample
+FIT_START_TAG = "fit_data_start"  # the first bar of the live policy's fit window: with FIT_END_TAG, the drift reference
 
 
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:

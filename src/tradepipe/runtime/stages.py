@@ -72,8 +72,10 @@ STAGES: tuple[Stage, ...] = (
           (paths.BARS, paths.BENCHMARK, paths.FEATURES, paths.PREDICTIONS, paths.PREDICTOR, paths.BEST_CONFIG,
            paths.AGENT),
           (paths.BACKTEST_REPORT_DIR, paths.BACKTEST_RETURNS, paths.DECISIONS, paths.LIVE_AGENT, paths.EQUITY_PLOT)),
-    Stage("register", ("split", "register"), ("features", "models", "risk", "agents", "registry", "tuning"),
-          (paths.BARS, paths.BACKTEST_METRICS, paths.LIVE_AGENT, paths.PREDICTOR), (paths.DECISION,)),
+    Stage("register", ("split", "register", "backtest", "costs"),
+          ("features", "models", "risk", "agents", "registry", "backtest", "tuning"),
+          (paths.BARS, paths.BACKTEST_RETURNS, paths.BACKTEST_METRICS, paths.LIVE_AGENT, paths.PREDICTOR),
+          (paths.DECISION,)),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 

@@ -1,13 +1,15 @@
 """The trial ledger: every configuration evaluated on the way to a backtest, with its validation-window Sharpe.
 
 A trial is one configuration scored on a validation window: a predictor tuning trial (the Sharpe of its
-forecast strategy, :func:`forecast_sharpe`), an RL tuning trial, each algorithm fitted with each seed, and the
-pipeline run itself (the ensemble it deploys; every promotion attempt follows one, so attempts are counted
-too). Each has a key, the SHA-256 of what defines it, so a rerun of the same configuration is the same trial,
-not a new one. The ledger of a test span is the union, over every pipeline
-run that reached the backtest on that span, of the trials it counted: the backtest stage's MLflow runs carry
-them (tag :data:`SPAN_TAG`, one metric ``ledger.<kind>.<key>`` per trial, the annualised validation Sharpe), so
-the ledger lives where every run of the project is recorded, shared by a team's tracking server and by DVC
+forecast strategy, :func:`forecast_sharpe`), an RL tuning trial, each algorithm fitted with each seed, the
+pipeline run itself (the ensemble it deploys), and every promotion attempt (the register stage records the
+policy it tried with its out-of-sample Sharpe on the test span, the figure the attempt was judged on; its run
+carries the span tag too). Each has a key, the SHA-256 of what defines it, so a rerun of the same
+configuration is the same trial, not a new one. The ledger of a test span is the union, over every pipeline run
+that reached the backtest on that span, of the trials it counted: the backtest and register stages' MLflow runs
+carry them (tag :data:`SPAN_TAG`, one metric ``ledger.<kind>.<key>`` per trial, the annualised validation
+Sharpe; a promotion's out-of-sample one), so the ledger lives where every run of the project is recorded, shared
+by a team's tracking server and by DVC
 experiments, and survives any workspace. The earliest record of a key wins, so a rerun reads back exactly the
 ledger the first run wrote.
 
@@ -34,8 +36,8 @@ from tradepipe.core.execution import execute
 from tradepipe.core.metrics import expected_max_sharpe, sharpe_ratio
 from tradepipe.core.types import Array
 
-Kind = Literal["predictor", "rl_tune", "rl_seed", "pipeline_run"]
-KINDS: tuple[Kind, ...] = ("predictor", "rl_tune", "rl_seed", "pipeline_run")
+Kind = Literal["predictor", "rl_tune", "rl_seed", "pipeline_run", "promotion"]
+KINDS: tuple[Kind, ...] = ("predictor", "rl_tune", "rl_seed", "pipeline_run", "promotion")
 SPAN_TAG = "tradepipe.ledger.span"
 PREFIX = "ledger."
 
@@ -123,7 +125,7 @@ def backtest_span(timestamps: pd.DatetimeIndex, symbols: list[str], val_end: str
 
 
 def read_ledger(client: MlflowClient, experiment_id: str, span: str) -> list[Trial]:
-    """Trials recorded by the finished backtest runs of ``span`` in the experiment, oldest run first."""
+    """Trials recorded by the finished runs of ``span`` in the experiment (backtest and register), oldest first."""
     runs = client.search_runs([experiment_id], f"tags.`{SPAN_TAG}` = '{span}' and attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time ASC"], max_results=50_000)
     trials = []

@@ -18,9 +18,11 @@ from mlflow import MlflowClient
 from tradepipe.config import MonitorParams
 from tradepipe.monitoring import feature_drift, ks_statistic, psi
 from tradepipe.monitoring.decision import drifted_features, retrain_reasons
+from tradepipe.monitoring.job import drift_reference
 from tradepipe.monitoring.performance import performance
 from tradepipe.orchestration.events import champion_changed, new_data
 from tradepipe.orchestration.relay import register_champion_webhook, relay_router, sign
+from tradepipe.registry.versions import FIT_END_TAG, FIT_START_TAG, TRAIN_END_TAG
 from tradepipe.serving import create_app
 
 GRID = stats.norm.ppf((np.arange(20_000) + 0.5) / 20_000)  # a standard normal sample without sampling noise
@@ -206,3 +208,16 @@ def test_champion_webhook_is_registered_in_the_sqlite_store(tmp_path: Path, monk
     webhook = client.get_webhook(register_champion_webhook(client, url, SECRET))
     assert webhook.url == url
     assert [(e.entity.value, e.action.value) for e in webhook.events] == [("model_version_alias", "created")]
+
+
+def test_the_drift_reference_is_the_live_policys_fit_window() -> None:
+    days = pd.bdate_range("2010-01-01", "2020-12-31", tz="UTC")
+    features = pd.DataFrame({"timestamp": days, "symbol": "A", "x": np.arange(len(days), dtype=float)})
+    tags = {TRAIN_END_TAG: "2012-12-31", FIT_START_TAG: "2017-01-02T00:00:00+00:00",
+            FIT_END_TAG: "2020-12-31T00:00:00+00:00"}
+    rows, text = drift_reference(features, tags, "2011-12-31")
+    assert rows["timestamp"].min() == pd.Timestamp("2017-01-02", tz="UTC") and rows["timestamp"].max() == days[-1]
+    assert text == "the live policy's fit window 2017-01-02..2020-12-31"
+    old, why = drift_reference(features, {TRAIN_END_TAG: "2012-12-31"}, "2011-12-31")   # before the tags existed
+    assert old["timestamp"].max() == pd.Timestamp("2012-12-31", tz="UTC") and "no fit window tags" in why
+    assert drift_reference(features, {}, "2011-12-30")[0]["timestamp"].max() == pd.Timestamp("2011-12-30", tz="UTC")

@@ -43,7 +43,7 @@ def test_the_ledger_keeps_the_earliest_record_of_a_key_and_measures_the_variance
     assert ledger.variance == pytest.approx(np.var([0.5, -0.2, 1.1], ddof=1))
     z1, z2 = stats.norm.ppf(1 - 1 / 3), stats.norm.ppf(1 - 1 / (3 * math.e))
     assert ledger.sr0 == pytest.approx(math.sqrt(ledger.variance) * ((1 - EULER_GAMMA) * z1 + EULER_GAMMA * z2))
-    assert ledger.counts() == {"predictor": 1, "rl_tune": 0, "rl_seed": 1, "pipeline_run": 1}
+    assert ledger.counts() == {"predictor": 1, "rl_tune": 0, "rl_seed": 1, "pipeline_run": 1, "promotion": 0}
     summary = ledger.summary()
     assert (summary["n_trials"], summary["n_predictor"], summary["sr0"]) == (3.0, 1.0, ledger.sr0)
 
