@@ -34,7 +34,7 @@ def test_list_choices_reach_optuna_as_text_and_come_back_as_lists() -> None:
 def _params() -> Params:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"].update(start="2010-01-01", end="2013-12-31")
-    raw["split"].update(select_end=None, train_end="2011-12-31", val_end="2012-12-31")
+    raw["split"].update(select_end="2011-06-30", train_end="2011-12-31", val_end="2012-12-31")
     raw["features"].update(indicators=["rsi_14", "sma_ratio_50"], ohlcv_indicators=[], return_horizons=[1, 5],
                            ranks=[], label_horizon=5)
     raw["tune"] = {"num_samples": 3, "max_epochs": 3, "grace_period": 1, "cpus": 2, "address": None,
@@ -77,6 +77,9 @@ def test_tune_stage_runs_nested_trials_and_keeps_the_argmin(bars: pd.DataFrame, 
     winner = min(trials, key=lambda t: t.data.metrics["val_loss"])
     assert saved["n_trials"] == len(trials)
     assert saved["val_loss"] == metrics["best_val_loss"] == winner.data.metrics["val_loss"]
+    # selected on (select_end, train_end], before the RL window; the epoch count chosen there is the winner's
+    assert saved["selection_window"] == ["2011-06-30", "2011-12-31"]
+    assert saved["best_epoch"] == metrics["best_epoch"] == winner.data.metrics["best_epoch"]
     assert {k: str(v) for k, v in saved["config"].items()} == winner.data.params
     # every trial is a ledger trial: its forecast strategy's validation Sharpe, under a key of its configuration
     assert [t["kind"] for t in saved["trials"]] == ["predictor"] * len(trials)
