@@ -117,8 +117,8 @@ def _versus_champion(client: MlflowClient, current: ModelVersion | None, root: P
         return no_comparison(current.version, pd.Timestamp(bars["timestamp"].max()))
     fitted_until = pd.Timestamp(fit_end)
     challenger = read_parquet(root / BACKTEST_RETURNS).set_index("timestamp")["agent"]
-    if int((challenger.index > fitted_until).sum()) < params.register_.min_compare_bars:
-        return compare(current.version, fitted_until, challenger, challenger.iloc[:0])
+    if (n_fresh := int((challenger.index > fitted_until).sum())) < params.register_.min_compare_bars:
+        return no_comparison(current.version, fitted_until, n_fresh)
     policy = load_verified(client, AGENT_MODEL, current.version, mlflow.get_tracking_uri(),
                            current.tags).unwrap_python_model().policy
     cfg = params.backtest

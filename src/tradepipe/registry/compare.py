@@ -80,6 +80,6 @@ def compare(version: str, fitted_until: pd.Timestamp, challenger: pd.Series, cha
                       sharpe_ratio(champion.loc[common], periods_per_year=periods_per_year))
 
 
-def no_comparison(version: str, fitted_until: pd.Timestamp) -> Comparison:
-    """A champion with no bars after its fit end: nothing to compare."""
-    return Comparison(version, fitted_until, 0, None, np.nan, np.nan)
+def no_comparison(version: str, fitted_until: pd.Timestamp, bars: int = 0) -> Comparison:
+    """A champion with only ``bars`` (too few) bars after its fit end: nothing compared."""
+    return Comparison(version, fitted_until, bars, None, np.nan, np.nan)
