@@ -13,6 +13,7 @@ import yaml
 
 import mlflow
 from tests.fixtures.project import client, run
+from tradepipe.core.metrics import sharpe_ratio
 from tradepipe.runtime.stages import STAGE_NAMES
 
 pytestmark = pytest.mark.e2e
@@ -55,9 +56,19 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     strategies = ["agent", "agent_fixed", "equal_weight_risk_managed", "forecast_risk_managed",
                   "forecast_top_quartile", "equal_weight_daily", "equal_weight_monthly"]
     assert list(returns.columns[:len(strategies)]) == strategies and returns.notna().all().all()
+    assert returns.index.is_unique and returns.index.is_monotonic_increasing
+    assert {c for c in returns.columns if c.startswith("buy_and_hold_")} and len(returns.columns) == len(
+        strategies) + 4 + 1                                              # + the refitted benchmarks, the index
+    # the holdout: the last year (2018), measured apart; the main figures stop before it
+    assert backtest["holdout.bars"] == float((returns.index >= pd.Timestamp("2018-01-01", tz="UTC")).sum()) > 200
+    for name in ("agent", "equal_weight_daily"):
+        assert backtest[f"holdout.{name}.sharpe"] == pytest.approx(sharpe_ratio(returns[name].loc["2018":]))
+        assert backtest[f"{name}.sharpe"] == pytest.approx(sharpe_ratio(returns[name].loc[:"2017"]))
+    assert "<h2>Holdout</h2>" in html and "Primary benchmark: equal_weight_daily" in html
     # smoke ledger: 2 predictor trials + sac and ppo with 1 seed + this pipeline run
     assert (backtest["ledger.n_trials"], backtest["ledger.n_predictor"], backtest["ledger.n_rl_seed"],
-            backtest["ledger.n_pipeline_run"], backtest["seeds.n"]) == (5, 2, 2, 1, 1)
+            backtest["ledger.n_pipeline_run"], backtest["ledger.n_promotion"], backtest["seeds.n"]
+            ) == (5, 2, 2, 1, 0, 1)
     assert backtest["ledger.sharpe_variance"] > 0 and backtest["ledger.sr0"] > 0
     assert "agent.dsr" in backtest and "equal_weight_daily.dsr" not in backtest and "equal_weight_daily.psr" in backtest
 
@@ -99,9 +110,17 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     again = run(["dvc", "repro", "--force", "--single-item", "train"], project)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (project / "metrics" / "train.json").read_text() == train_metrics
-    # ... and the same backtest: the rerun reads back its own trials from the ledger, N does not grow
-    backtest_metrics = (project / "metrics" / "backtest.json").read_text()
+    # ... and the same backtest: the rerun reads back its own trials from the ledger and counts register's
+    # promotion attempt (one more trial, N 6); every figure but the deflation is the same
     again = run(["dvc", "repro", "--force", "--single-item", "backtest"], project)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rerun = json.loads((project / "metrics" / "backtest.json").read_text())
+    assert (rerun["ledger.n_trials"], rerun["ledger.n_promotion"]) == (6, 1)
+    ledger_bound = {k for k in backtest if k.startswith("ledger.") or k.endswith(".dsr")}
+    assert {k: v for k, v in rerun.items() if k not in ledger_bound} == {
+        k: v for k, v in backtest.items() if k not in ledger_bound}
+    backtest_metrics = (project / "metrics" / "backtest.json").read_text()
+    again = run(["dvc", "repro", "--force", "--single-item", "backtest"], project)   # nothing new: N stays 6
     assert again.returncode == 0, again.stderr[-2000:]
     assert (project / "metrics" / "backtest.json").read_text() == backtest_metrics
 
