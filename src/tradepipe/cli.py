@@ -290,7 +290,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
         from tradepipe.config import load_params
         from tradepipe.trading.desk import open_desk
 
-        desk = (root, open_desk(root, load_params(root / "params.yaml")))
+        desk = (root, open_desk(root, load_params(root / "params.yaml"), tracking_uri=uri))
     app_ = create_app(model_uri, tracking_uri=uri, token=env.api_token.get_secret_value(), poll_seconds=poll_seconds,
                       relay=relay, max_body_bytes=max_body_bytes, paper=desk)
     uvicorn.run(app_, host=host, port=port, log_level="info")

@@ -99,6 +99,12 @@ def moments_at(returns: npt.ArrayLike, window: int, min_periods: int, t: int) ->
         if n:
             total = total + np.cumsum(rows[:n][::-1], axis=0)[-1]
             square = square + np.cumsum(squares[:n][::-1], axis=0)[-1]
+    return _moments(total, square, t, window, min_periods)
+
+
+def _moments(total: Array, square: Array, t: int, window: int, min_periods: int) -> tuple[Array, Array]:
+    """Mean and covariance of the window ending at row ``t`` from its sums (NaN when undefined)."""
+    with np.errstate(over="ignore", invalid="ignore"):
         count = float(min(t + 1, window))
         mean = total / count
         cov = (square - total[:, None] * mean[None, :]) / max(count - 1.0, 1.0)
@@ -112,10 +118,77 @@ def turbulence_at(returns: npt.ArrayLike, window: int, min_periods: int, t: int)
     r = np.asarray(returns, dtype=np.float64)
     if t < 1 or not np.isfinite(r[t]).all():
         return float("nan")
-    mean, cov = moments_at(r, window, min_periods, t - 1)
+    return _turbulence(r[t], *moments_at(r, window, min_periods, t - 1))
+
+
+def _turbulence(row: Array, mean: Array, cov: Array) -> float:
     if np.isnan(mean[0]):
         return float("nan")
-    return float(_distance(r[t][None], mean[None], cov[None])[0])
+    return float(_distance(row[None], mean[None], cov[None])[0])
+
+
+class WindowSums:
+    """The sums :func:`moments_at` forms for the newest row, kept as rows arrive: O(N^2) a row, not O(window N^2).
+
+    The same additions in the same order, so bit for bit the same moments: a running sum over the newest row's
+    block of ``window`` rows (a cumulative sum, row after row) and, for the block before, the sums from its end back
+    to each of its rows (computed once, when the block is complete). ``rows`` are the rows so far (T, N).
+    """
+
+    def __init__(self, rows: npt.ArrayLike, window: int, min_periods: int) -> None:
+        r = np.asarray(rows, dtype=np.float64)
+        self.window, self.min_periods = window, min_periods
+        self.t = len(r) - 1                       # the newest row
+        block = max(self.t, 0) // window * window
+        self._block = [row for row in r[block:]]  # the newest block's rows so far
+        self._suffix: tuple[Array, Array] | None = None
+        if block:
+            self._suffix = _suffix_sums(r[block - window:block])
+        with np.errstate(over="ignore", invalid="ignore"):
+            current = r[block:]
+            self._total = np.cumsum(current, axis=0)[-1] if len(current) else np.zeros(r.shape[1])
+            self._square = np.cumsum(current[:, :, None] * current[:, None, :], axis=0)[-1] if len(current) \
+                else np.zeros((r.shape[1], r.shape[1]))
+
+    def append(self, row: Array) -> None:
+        """Add the next row (N,)."""
+        self.t += 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            square = row[:, None] * row[None, :]
+        if self.t % self.window == 0:             # a new block starts: the finished one gives the suffix sums
+            self._suffix = _suffix_sums(np.asarray(self._block))
+            self._block = [row]
+            self._total, self._square = row.copy(), square
+            return
+        self._block.append(row)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._total = self._total + row
+            self._square = self._square + square
+
+    def moments(self) -> tuple[Array, Array]:
+        """``moments_at(rows, window, min_periods, t)`` for the newest row t, bit for bit."""
+        t, window = self.t, self.window
+        block, start = t // window * window, max(t - window + 1, 0)
+        total, square = self._total, self._square
+        if start < block:
+            assert self._suffix is not None
+            j = start - (block - window)
+            with np.errstate(over="ignore", invalid="ignore"):
+                total, square = total + self._suffix[0][j], square + self._suffix[1][j]
+        return _moments(total, square, t, window, self.min_periods)
+
+    def turbulence(self, row: Array) -> float:
+        """``turbulence_at`` of ``row`` as the row after the newest (from the moments up to the newest)."""
+        if self.t + 1 < 1 or not np.isfinite(row).all():
+            return float("nan")
+        return _turbulence(row, *self.moments())
+
+
+def _suffix_sums(block: Array) -> tuple[Array, Array]:
+    """For each row j of a complete block, the sums of rows j .. end added from the end back (rows, squares)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = block[:, :, None] * block[:, None, :]
+        return np.cumsum(block[::-1], axis=0)[::-1], np.cumsum(squares[::-1], axis=0)[::-1]
 
 
 def trailing_quantile(values: npt.ArrayLike, window: int, q: float, min_periods: int, since: int = 0) -> Array:
@@ -133,3 +206,12 @@ def trailing_quantile(values: npt.ArrayLike, window: int, q: float, min_periods:
         with np.errstate(invalid="ignore"):  # an inf among the values may make the quantile NaN: no threshold
             out[ok] = np.nanquantile(windows[ok], q, axis=1)
     return out
+
+
+def trailing_quantile_at(values: npt.ArrayLike, window: int, q: float, min_periods: int, t: int) -> float:
+    """Row ``t`` of :func:`trailing_quantile` from the ``window`` values before it alone, bit for bit."""
+    x = np.asarray(values, dtype=np.float64)[max(t - window, 0):t]
+    if np.count_nonzero(~np.isnan(x)) < min_periods:
+        return float("nan")
+    with np.errstate(invalid="ignore"):
+        return float(np.nanquantile(x, q))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from tradepipe.agents.policy import TradingPolicy, agent_actor
 from tradepipe.core.market import Market
@@ -27,9 +28,9 @@ from tradepipe.core.types import Array, Bools
 from tradepipe.features import build_features
 from tradepipe.features.indicators import Prices
 from tradepipe.features.live import newest_features
-from tradepipe.models.panel import Panel
+from tradepipe.models.training import to_forecast
 from tradepipe.risk.manager import RiskManager, RiskState
-from tradepipe.risk.series import moments_at, trailing_quantile, turbulence, turbulence_at
+from tradepipe.risk.series import WindowSums, trailing_quantile_at, turbulence
 
 __all__ = ["Decided", "LiveMarket", "decide", "market_until", "state_from_json", "state_to_json"]
 
@@ -118,6 +119,9 @@ class LiveMarket:
         t = len(timestamps) - 1
         self.turbulence = _Rows(turbulence(self.returns.values, p.turbulence_window, p.min_periods,
                                            max(0, t - p.turbulence_window)))
+        # the window sums of the turbulence and volatility moments, kept (O(N^2) a bar)
+        self._turbulence_sums = WindowSums(self.returns.values, p.turbulence_window, p.min_periods)
+        self._vol_sums = WindowSums(self.returns.values, p.vol_window, p.min_periods)
         self.predictions = reference.predictions[-self.keep:].copy()
         self.features = reference.features[-self.keep:].copy()
         self._raw_returns = reference.returns[-self.keep:].copy()
@@ -138,11 +142,12 @@ class LiveMarket:
             r = close[-1] / close[-2] - 1.0
         r[np.isnan(r)] = 0.0
         self._raw_returns = _shift(self._raw_returns, r)
-        self.returns.append(np.nan_to_num(r))
+        row = np.nan_to_num(r)
+        self.returns.append(row)
         self.index.append(self.index.values[-1] * (1.0 + self.returns.values[-1]))
-        p = self.policy.spec.risk
-        returns, t = self.returns.values, len(self.timestamps) - 1
-        self.turbulence.append(np.array(turbulence_at(returns, p.turbulence_window, p.min_periods, t)))
+        self.turbulence.append(np.array(self._turbulence_sums.turbulence(row)))  # from the moments up to t - 1
+        self._turbulence_sums.append(row.copy())
+        self._vol_sums.append(row.copy())
         self.raw = _shift(self.raw, self._newest_features())
         self.features = _shift(self.features, np.nan_to_num(self._scale(self.raw[-1:]))[0])
         self.predictions = _shift(np.zeros_like(self.predictions), self._forecast())
@@ -165,12 +170,22 @@ class LiveMarket:
         return self.policy.predictor.scaler.transform(raw.astype(np.float32))
 
     def _forecast(self) -> np.ndarray:
-        """The newest bar's forecasts (N,), clipped and scaled as ``build_market`` does (0 where incomplete)."""
+        """The newest bar's forecasts (N,), clipped and scaled as ``build_market`` does (0 where incomplete).
+
+        The network sees exactly the batch ``predict_panel(..., latest_only=True)`` forms over the last ``seq_len``
+        rows (each symbol's one window, (F, L), symbols in order, those with a NaN left out), without the panel.
+        """
         predictor = self.policy.predictor
         seq = self.raw[-predictor.seq_len:].transpose(1, 0, 2).astype(np.float32)           # (N, L, F)
-        panel = Panel(pd.DatetimeIndex(self.timestamps[-predictor.seq_len:]), list(self.policy.spec.symbols), seq,
-                      np.full(seq.shape[:2], np.nan, dtype=np.float32))
-        newest = predictor.predict_panel(panel, latest_only=True)[:, -1]
+        x = np.ascontiguousarray(predictor.scaler.transform(seq).transpose(0, 2, 1), dtype=np.float32)  # (N, F, L)
+        complete = ~np.isnan(x).any(axis=(1, 2))
+        newest = np.full(len(x), np.nan, dtype=np.float32)
+        if complete.any():
+            model = predictor.model
+            model.eval()
+            with torch.inference_mode():
+                raw = model(torch.from_numpy(np.ascontiguousarray(x[complete]))).numpy()
+            newest[complete] = to_forecast(raw, predictor.task, predictor.y_scale)
         return np.nan_to_num(np.clip(newest / predictor.forecast_scale, -5.0, 5.0), nan=0.0)
 
     @property
@@ -186,11 +201,11 @@ class LiveMarket:
         p = self.policy.spec.risk
         rows, returns, t = self.policy.spec.lookback + 1, self.returns.values, len(self.timestamps) - 1
         cov = np.full((rows, returns.shape[1], returns.shape[1]), np.nan)
-        cov[-1] = moments_at(returns, p.vol_window, p.min_periods, t)[1] * 252
+        cov[-1] = self._vol_sums.moments()[1] * 252
         turbulent = np.zeros(rows, dtype=bool)
         if p.turbulence_quantile is not None:
             series = self.turbulence.values
-            threshold = trailing_quantile(series, p.turbulence_window, p.turbulence_quantile, p.min_periods, t)[-1]
+            threshold = trailing_quantile_at(series, p.turbulence_window, p.turbulence_quantile, p.min_periods, t)
             with np.errstate(invalid="ignore"):
                 turbulent[-1] = series[-1] > threshold
         return RiskManager.from_series(p, self.index.values[-rows:], cov, turbulent)
