@@ -19,8 +19,9 @@ from tradepipe.agents.policy import PolicySpec, agent_actor
 from tradepipe.agents.training import actor_sharpe, training_env
 from tradepipe.config import AgentParams, Algo, RLParams
 from tradepipe.core.market import Market
+from tradepipe.core.parallel import Pool, ray_connected
 from tradepipe.core.progress import progress
-from tradepipe.tuning.search import TrialProgress, ray_session, tune_space
+from tradepipe.tuning.search import TrialProgress, tune_space
 
 METRIC = "val_sharpe"
 
@@ -54,7 +55,7 @@ def tune_agent(algo: Algo, train: Market, val: Market, spec: PolicySpec, cfg: RL
     those ASHA let run to the end."""
     search = cfg.tune
     reports = min(search.reports, cfg.total_timesteps)
-    with ray_session(search.address, search.cpus):
+    with ray_connected(Pool(address=search.address, cpus=search.cpus)):
         trainable = tune.with_parameters(_trainable, algo=algo, train=train, val=val, spec=spec, cfg=cfg, seed=seed)
         with (tempfile.TemporaryDirectory(prefix="tradepipe-rl-tune-") as storage,
               progress(f"{algo} tuning trials", search.num_samples) as tracker):

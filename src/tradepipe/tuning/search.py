@@ -7,17 +7,14 @@ Each trial reports its validation loss every epoch and, on every new best, a che
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ray
 import torch
 from ray import tune
 from ray.tune import Checkpoint
@@ -25,6 +22,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from tradepipe.config import SearchDim, TrainParams, TuneParams
+from tradepipe.core.parallel import Pool, ray_connected
 from tradepipe.core.progress import Tracker, progress
 from tradepipe.core.types import F32
 from tradepipe.models.panel import Windows
@@ -141,21 +139,6 @@ class TrialProgress(tune.Callback):
     on_trial_error = on_trial_complete
 
 
-@contextmanager
-def ray_session(address: str | None, cpus: int) -> Iterator[None]:
-    """Ray for one search: the cluster at ``address``, or a local Ray on ``cpus`` CPUs; shut down after."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if address:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    else:
-        ray.init(num_cpus=cpus, include_dashboard=False, ignore_reinit_error=True,
-                 log_to_driver=False, object_store_memory=512 * 1024 * 1024)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainParams, seed: int,
                score: Scorer | None = None) -> SearchResult:
     """Run the search on a local Ray (``cpus`` CPUs) or on the cluster at ``tune_params.address``; the best
@@ -164,7 +147,7 @@ def run_search(data: TrainingData, tune_params: TuneParams, train_params: TrainP
     space = tune_params.search_space
     search_alg = OptunaSearch(seed=seed)
     scheduler = ASHAScheduler(max_t=tune_params.max_epochs, grace_period=tune_params.grace_period, reduction_factor=2)
-    with ray_session(tune_params.address, tune_params.cpus):
+    with ray_connected(Pool(address=tune_params.address, cpus=tune_params.cpus)):
         trainable = tune.with_parameters(_trainable, data=data, train=train_params, space=space, seed=seed,
                                          max_epochs=tune_params.max_epochs)
         with (tempfile.TemporaryDirectory(prefix="tradepipe-tune-") as storage,
