@@ -17,22 +17,26 @@ from typing import Annotated, Any
 
 import pandas as pd
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
+from tradepipe.core.schema import OPTIONAL
 from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
 from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
+from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.step import AccountBook, Trader
 from tradepipe.trading.store import now_utc, utc
 from tradepipe.trading.tables import Account, Equity
 
 __all__ = ["AccountDecision", "accounts_router"]
 
+_BARS_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/SignalsRequest"}}}}}
 AccountName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
@@ -62,16 +66,16 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
     router = APIRouter(dependencies=[Depends(authorized)])
     lock = threading.Lock()
 
-    @router.post("/v1/accounts/{account}/bars", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/SignalsRequest"}}}}})
-    async def post_bars(account: AccountName, request: Request) -> AccountDecision:
-        """Add the new bars and step the account over each (body: a SignalsRequest of the new bars only)."""
+    @router.post("/v1/accounts/{account}/bars", response_model=AccountDecision, openapi_extra=_BARS_BODY)
+    async def post_bars(account: AccountName, request: Request) -> Response:
+        """Add the new bars and step the account over each (body: a SignalsRequest of the new bars only); the
+        answer is an AccountDecision, serialized once (not validated again on the way out)."""
         raw = await read_body(request, max_body_bytes)
         try:
             body = SignalsRequest.model_validate_json(raw)
         except ValidationError as exc:
             raise HTTPException(422, truncate(str(exc.errors()[0]["msg"]), MAX_MESSAGE)) from exc
-        return await run_in_threadpool(_step, account, body.frame())
+        return await run_in_threadpool(_step, account, _posted(body))
 
     @router.get("/v1/accounts/{account}")
     def get_account(account: AccountName) -> dict[str, Any]:
@@ -79,7 +83,7 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
         with lock:
             return _status(account).to_json()
 
-    def _step(account: str, bars: pd.DataFrame) -> AccountDecision:
+    def _step(account: str, bars: PostedBars) -> Response:
         with lock:
             if not trader.has_account(account):
                 raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
@@ -88,15 +92,14 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             except ValueError as exc:
                 raise HTTPException(409, truncate(str(exc), MAX_MESSAGE)) from exc
             now = pd.Timestamp.now(tz="UTC")
-            newest = bars["timestamp"].max()  # the account steps through the newest bar it was sent
-            results = [trader.step(account, bar, now) for bar in trader.pending_bars(account, newest)]
+            # the account steps through the newest bar it was sent; the book after it, as kept by the trader
+            results, book = trader.step_through(account, max(bars.timestamps), now)
             for result in results:
                 metrics.count_orders(account, "submitted", result.orders)
                 metrics.count_orders(account, "filled", result.orders)
                 metrics.count_orders(account, "rejected", result.rejected)
                 if result.flagged:
                     metrics.ood_flags.labels(account).inc()
-            book = trader.book(account)  # the kept book: no query beyond checking it is current
             decision = _decision(book)
             metrics.record_account(AccountSnapshot(
                 account=account, equity=book.equity, peak_equity=book.peak, gross_exposure=book.gross_exposure,
@@ -107,7 +110,7 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
         if refused:
             raise HTTPException(422, truncate(refused[0].message, MAX_MESSAGE))
         steps = [StepOutcome(bar=r.bar.to_pydatetime(), status=r.status, message=r.message) for r in results]
-        return decision.model_copy(update={"steps": steps})
+        return Response(decision.model_copy(update={"steps": steps}).model_dump_json(), media_type="application/json")
 
     def _status(account: str) -> accounts.AccountStatus:
         with trader.store.transaction() as session:
@@ -117,6 +120,13 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
         return accounts.status(trader.store, account, trader.bars_at(utc(last)) if last is not None else trader.bars)
 
     return router
+
+
+def _posted(body: SignalsRequest) -> PostedBars:
+    """The request's bars as columns (``SignalsRequest.frame``'s values, without the frame)."""
+    bars = body.bars
+    return PostedBars.of([b.timestamp for b in bars], [b.symbol for b in bars], [b.close for b in bars],
+                         {c: [getattr(b, c) for b in bars] for c in OPTIONAL})
 
 
 def _decision(book: AccountBook) -> AccountDecision:

@@ -6,9 +6,10 @@
 - ``decision``: the champion's decision for one bar from the account's real book and stored risk state.
 - ``guard``: the out-of-distribution guard of a decision (hold the book or go to cash beyond a threshold).
 - ``step``: one bar for one account (reconcile, fill, decide), safe to retry; ``replay`` compares paper and backtest.
+- ``posted``: bars posted to the serving app's account endpoint, as plain columns.
 - ``accounts`` (open, halt, resume, switch, status), ``desk`` (a project's wiring), ``commands`` (``tradepipe trade``).
 ``migrations/`` holds the Alembic scripts (data files, not modules).
 """
 
-__all__ = ["accounts", "broker", "commands", "decision", "desk", "guard", "orders", "replay", "step", "store",
-           "summary", "tables"]
+__all__ = ["accounts", "broker", "commands", "decision", "desk", "guard", "orders", "posted", "replay", "step",
+           "store", "summary", "tables"]

@@ -67,6 +67,8 @@ class Broker(Protocol):
     def positions(self, account: str) -> dict[str, float]: ...
     def fills(self, account: str, client_order_ids: list[str]) -> list[BrokerFill]: ...
     def cash(self, account: str) -> float: ...
+    def ledger(self, account: str, client_order_ids: list[str]
+               ) -> tuple[dict[str, float], float, list[BrokerFill]]: ...
 
 
 class _Ledger(DeclarativeBase):
@@ -194,21 +196,38 @@ class SimulatedBroker:
 
     def positions(self, account: str) -> dict[str, float]:
         with self.engine.connect() as conn:
-            return {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})
-                    if row.qty != 0.0}
+            return _positions(conn, account)
 
     def fills(self, account: str, client_order_ids: list[str]) -> list[BrokerFill]:
         with self.engine.connect() as conn:
-            rows = conn.execute(_FILLS, {"account": account, "ids": client_order_ids})
-            return [BrokerFill(f"sim-{row.seq}", row.client_order_id, row.symbol, row.qty, row.price, row.cost,
-                               utc(row.bar)) for row in rows]
+            return _fills(conn, account, client_order_ids)
 
     def cash(self, account: str) -> float:
         with self.engine.connect() as conn:
-            cash = conn.execute(_CASH, {"account": account}).scalar()
-        if cash is None:
-            raise KeyError(f"the paper broker has no account {account!r}")
-        return float(cash)
+            return _cash(conn, account)
+
+    def ledger(self, account: str, client_order_ids: list[str]) -> tuple[dict[str, float], float, list[BrokerFill]]:
+        """``positions``, ``cash`` and ``fills`` of the account on one connection (what reconciliation compares)."""
+        with self.engine.connect() as conn:
+            return _positions(conn, account), _cash(conn, account), _fills(conn, account, client_order_ids)
+
+
+def _positions(conn: sa.Connection, account: str) -> dict[str, float]:
+    return {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})
+            if row.qty != 0.0}
+
+
+def _fills(conn: sa.Connection, account: str, client_order_ids: list[str]) -> list[BrokerFill]:
+    rows = conn.execute(_FILLS, {"account": account, "ids": client_order_ids})
+    return [BrokerFill(f"sim-{row.seq}", row.client_order_id, row.symbol, row.qty, row.price, row.cost, utc(row.bar))
+            for row in rows]
+
+
+def _cash(conn: sa.Connection, account: str) -> float:
+    cash = conn.execute(_CASH, {"account": account}).scalar()
+    if cash is None:
+        raise KeyError(f"the paper broker has no account {account!r}")
+    return float(cash)
 
 
 def _order(row: Any) -> BrokerOrder:

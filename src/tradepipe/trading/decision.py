@@ -182,7 +182,8 @@ class LiveMarket:
         newest = np.full(len(x), np.nan, dtype=np.float32)
         if complete.any():
             model = predictor.model
-            model.eval()
+            if model.training:
+                model.eval()
             with torch.inference_mode():
                 raw = model(torch.from_numpy(np.ascontiguousarray(x[complete]))).numpy()
             newest[complete] = to_forecast(raw, predictor.task, predictor.y_scale)

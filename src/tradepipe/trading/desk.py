@@ -17,6 +17,7 @@ from tradepipe.registry.provenance import load_verified
 from tradepipe.registry.versions import AGENT_MODEL, champion
 from tradepipe.runtime.tracking import resolve_tracking_uri
 from tradepipe.trading.broker import SimulatedBroker
+from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import TradeStore, db_url
 
@@ -52,38 +53,37 @@ def load_bars(root: Path) -> pd.DataFrame:
     return bars.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def record_bars(root: Path, trader: Trader, bars: pd.DataFrame) -> pd.DataFrame:
-    """Add ``bars`` to ``trader`` and to ``live_bars.parquet``; return the new rows (already known ones skipped).
+def record_bars(root: Path, trader: Trader, bars: PostedBars) -> PostedBars:
+    """Add posted ``bars`` to ``trader`` and to the live-bars log; return the new ones (already known ones skipped).
 
     ValueError naming the bar when a known (timestamp, symbol) arrives with another close.
     """
     seen: set[tuple[object, object]] = set()
-    for ts, symbol in zip(bars["timestamp"], bars["symbol"], strict=True):
+    for ts, symbol in zip(bars.timestamps, bars.symbols, strict=True):
         if (ts, symbol) in seen:
             raise ValueError(f"bar {symbol} at {ts.isoformat()} is sent twice")
         seen.add((ts, symbol))
     known = trader.known_closes(bars)
-    clash = ~np.isnan(known) & (known != bars["close"].to_numpy(dtype=np.float64))
+    close = bars.values["close"]
+    clash = ~np.isnan(known) & (known != close)
     if clash.any():
         i = int(np.flatnonzero(clash)[0])
-        row = bars.iloc[i]
-        raise ValueError(f"bar {row['symbol']} at {row['timestamp'].isoformat()} is already known with close "
-                         f"{known[i]}, not {row['close']}")
-    new = bars[np.isnan(known)]
+        raise ValueError(f"bar {bars.symbols[i]} at {bars.timestamps[i].isoformat()} is already known with close "
+                         f"{known[i]}, not {close[i]}")
+    new = bars.take(np.isnan(known))
     if len(new):
         _append_log(root / LIVE_BARS_LOG, new)
         trader.add_bars(new)
     return new
 
 
-def _append_log(path: Path, bars: pd.DataFrame) -> None:
-    """Append canonical ``bars`` to the live-bars log (a header first when the file is new)."""
+def _append_log(path: Path, bars: PostedBars) -> None:
+    """Append posted ``bars`` to the live-bars log (a header first when the file is new)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = [bars[c].tolist() if c in bars else [None] * len(bars) for c in _LOG_COLUMNS[2:]]
-    for ts, symbol, *values in zip(bars["timestamp"], bars["symbol"], *columns, strict=True):
-        writer.writerow([pd.Timestamp(ts).isoformat(), symbol,
-                         *("" if v is None or pd.isna(v) else repr(float(v)) for v in values)])
+    columns = [bars.values[c].tolist() if c in bars.values else [None] * len(bars) for c in _LOG_COLUMNS[2:]]
+    for ts, symbol, *values in zip(bars.timestamps, bars.symbols, *columns, strict=True):
+        writer.writerow([ts.isoformat(), symbol, *("" if v is None or np.isnan(v) else repr(v) for v in values)])
     with path.open("a", encoding="utf-8", newline="") as f:
         if f.tell() == 0:
             f.write(",".join(_LOG_COLUMNS) + "\n")

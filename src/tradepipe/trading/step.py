@@ -31,6 +31,7 @@ from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest
 from tradepipe.trading.decision import LiveMarket, decide, state_from_json, state_to_json
 from tradepipe.trading.guard import Verdict, apply_guard, check
 from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
+from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.store import TradeStore, now_utc, utc
 from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
 
@@ -79,15 +80,16 @@ class Trader:
         self._policies: dict[tuple[str, int], TradingPolicy] = {}
         self._live: dict[str, tuple[tuple[object, ...], LiveMarket]] = {}
         self._kept: dict[str, _Kept] = {}
+        self._accounts: set[str] = set()
         self._bars: pd.DataFrame = bars
-        self._added: list[pd.DataFrame] = []
+        self._added: list[PostedBars] = []
         self.bars = bars
 
     @property
     def bars(self) -> pd.DataFrame:
         """The canonical bars the accounts trade on (sorted by timestamp, symbol)."""
         if self._added:  # later timestamps than the table's, each (timestamp, symbol) once: sorted, then appended
-            added = pd.concat(self._added).sort_values(["timestamp", "symbol"], kind="stable")
+            added = pd.concat([b.frame() for b in self._added]).sort_values(["timestamp", "symbol"], kind="stable")
             self._bars = pd.concat([self._bars, added], ignore_index=True)
             self._added = []
         return self._bars
@@ -119,16 +121,16 @@ class Trader:
             return float("nan")
         return float(self._prices["close"][i, j])
 
-    def add_bars(self, bars: pd.DataFrame) -> None:
-        """Append canonical ``bars`` (new (timestamp, symbol) rows) to the bars the accounts trade on."""
-        keys = list(zip(bars["timestamp"], bars["symbol"], strict=True))
+    def add_bars(self, bars: PostedBars) -> None:
+        """Append posted ``bars`` (new (timestamp, symbol) rows) to the bars the accounts trade on."""
+        keys = list(zip(bars.timestamps, bars.symbols, strict=True))
         if not keys:
             return
-        stamps = sorted({ts for ts, _ in keys})
+        stamps = sorted(set(bars.timestamps))
         if (len(self.timestamps) and stamps[0] <= self.timestamps[-1]) or len(set(keys)) != len(keys) \
-                or not {s for _, s in keys} <= self._col.keys():
-            self.bars = pd.concat([self.bars, bars], ignore_index=True).sort_values(["timestamp", "symbol"],
-                                                                                    kind="stable")
+                or not set(bars.symbols) <= self._col.keys():
+            self.bars = pd.concat([self.bars, bars.frame()], ignore_index=True).sort_values(["timestamp", "symbol"],
+                                                                                           kind="stable")
             return
         row = {ts: len(self.timestamps) + k for k, ts in enumerate(stamps)}
         rows = np.fromiter((row[ts] for ts, _ in keys), dtype=np.int64, count=len(keys))
@@ -138,20 +140,21 @@ class Trader:
         self._count[rows, cols] = 1
         for column, wide in self._prices.items():
             wide = np.concatenate([wide, np.full((grow, len(self.symbols)), np.nan)])
-            if column in bars:
-                wide[rows, cols] = bars[column].to_numpy(dtype=np.float64)
+            if column in bars.values:
+                wide[rows, cols] = bars.values[column]
             self._prices[column] = wide
         self._row.update(row)
         self.timestamps = self.timestamps.append(pd.DatetimeIndex(stamps))
         self._added.append(bars)  # sorted when the long table is next asked for
 
-    def known_closes(self, bars: pd.DataFrame) -> Array:
-        """The close already held for each (timestamp, symbol) row of ``bars`` (NaN where none is)."""
+    def known_closes(self, bars: PostedBars) -> Array:
+        """The close already held for each of the posted ``bars`` (NaN where none is)."""
         out = np.full(len(bars), np.nan)
-        for k, (ts, symbol) in enumerate(zip(bars["timestamp"], bars["symbol"], strict=True)):
+        close = self._prices["close"]
+        for k, (ts, symbol) in enumerate(zip(bars.timestamps, bars.symbols, strict=True)):
             i, j = self._row.get(ts), self._col.get(symbol)
             if i is not None and j is not None and self._count[i, j]:
-                out[k] = self._prices["close"][i, j]
+                out[k] = close[i, j]
         return out
 
     def bars_at(self, bar: pd.Timestamp) -> pd.DataFrame:
@@ -172,27 +175,54 @@ class Trader:
     def pending_bars(self, account: str, as_of: pd.Timestamp | None = None) -> list[pd.Timestamp]:
         """Bars after the account's last processed bar (from its first bar), up to ``as_of``."""
         with self.store.begin() as conn:
-            acct = _read_account(conn, account)
-        stamps = self.timestamps[self.timestamps >= acct.first_bar]
+            return self._pending(_read_account(conn, account), as_of)
+
+    def _pending(self, acct: _Acct, as_of: pd.Timestamp | None) -> list[pd.Timestamp]:
+        stamps = self.timestamps
+        start = int(stamps.searchsorted(acct.first_bar, side="left"))
         if acct.last_bar is not None:
-            stamps = stamps[stamps > acct.last_bar]
-        if as_of is not None:
-            stamps = stamps[stamps <= as_of]
-        return list(stamps)
+            start = max(start, int(stamps.searchsorted(acct.last_bar, side="right")))
+        end = len(stamps) if as_of is None else int(stamps.searchsorted(as_of, side="right"))
+        return list(stamps[start:end])
 
     def has_account(self, account: str) -> bool:
-        """Whether the trade store has ``account``."""
+        """Whether the trade store has ``account`` (accounts are never deleted: a known one is not asked again)."""
+        if account in self._accounts:
+            return True
         with self.store.begin() as conn:
-            return conn.execute(_HAS_ACCOUNT, {"name": account}).first() is not None
+            found = conn.execute(_HAS_ACCOUNT, {"name": account}).first() is not None
+        if found:
+            self._accounts.add(account)
+        return found
 
-    def book(self, account: str) -> AccountBook:
-        """The account's book after its last processed bar (from the kept state; one query checks it is current)."""
-        with self.store.begin() as conn:
-            acct = _read_account(conn, account)
-            kept = self._kept_book(conn, acct)
-        return AccountBook(acct.name, acct.model_name, acct.model_version, acct.halted, acct.symbols, kept.last_bar,
-                           kept.cash, kept.equity if kept.equity is not None else acct.initial_cash, kept.peak,
-                           kept.gross, kept.latest)
+    def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp | None = None
+                     ) -> tuple[list[StepResult], AccountBook]:
+        """Step every pending bar up to ``as_of`` (``pending_bars``, then ``step`` for each), and the book after
+        (its newest decision): the pending bars are read in the first bar's transaction."""
+        return self._steps(account, lambda acct: self._pending(acct, as_of), now)
+
+    def _steps(self, account: str, bars: Callable[[_Acct], list[pd.Timestamp]], now: pd.Timestamp | None
+               ) -> tuple[list[StepResult], AccountBook]:
+        """One transaction per bar of ``bars(account row)``: the account row and the kept book read, the step
+        written; the book after the last (the kept book, current when the account row says so)."""
+        results: list[StepResult] = []
+        todo: list[pd.Timestamp] | None = None
+        while todo is None or todo:
+            with self.store.begin() as conn:
+                acct = _read_account(conn, account)
+                kept = self._kept_book(conn, acct)
+                if todo is None:
+                    todo = bars(acct)
+                    if not todo:
+                        break
+                result, after = self._step(conn, acct, kept, todo.pop(0), now)
+            if after is not None:  # committed: the kept book moves to this bar
+                self._kept[account] = kept = after
+            results.append(result)
+        return results, AccountBook(acct.name, acct.model_name, acct.model_version, acct.halted, acct.symbols,
+                                    kept.last_bar, kept.cash,
+                                    kept.equity if kept.equity is not None else acct.initial_cash, kept.peak,
+                                    kept.gross, kept.latest)
 
     def _kept_book(self, conn: sa.Connection, acct: _Acct) -> _Kept:
         """The account's kept book, read from the store when absent or when another process stepped it since."""
@@ -205,13 +235,7 @@ class Trader:
 
     def step(self, account: str, bar: pd.Timestamp, now: pd.Timestamp | None = None) -> StepResult:
         """Process ``bar`` for ``account`` (see the module doc); ``now`` is the wall clock for the staleness check."""
-        with self.store.begin() as conn:
-            acct = _read_account(conn, account)
-            kept = self._kept_book(conn, acct)
-            result, after = self._step(conn, acct, kept, bar, now)
-        if after is not None:  # committed: the kept book moves to this bar
-            self._kept[account] = after
-        return result
+        return self._steps(account, lambda _acct: [bar], now)[0][0]
 
     def _step(self, conn: sa.Connection, acct: _Acct, kept: _Kept, bar: pd.Timestamp, now: pd.Timestamp | None
               ) -> tuple[StepResult, _Kept | None]:
@@ -228,7 +252,7 @@ class Trader:
         book = _Book(kept.cash, np.array([held.get(s, 0.0) for s in symbols], dtype=np.float64))
         closes = self._closes(bar, symbols)
         cids = [client_order_id(account, bar, s) for s in symbols]
-        mismatch, recorded = self._reconcile(conn, acct, book, symbols, cids)
+        mismatch = self._reconcile(conn, acct, book, symbols, cids)
         if mismatch is not None:
             events = [_event(account, bar, "reconciliation_mismatch", mismatch)]
             if not acct.halted:
@@ -236,7 +260,7 @@ class Trader:
             _insert_events(conn, events)
             return StepResult(account, bar, "halted", mismatch.message), None
         equity_before = book.cash + float(book.shares @ closes)
-        submitted, rejected, fills = self._fill(conn, acct, bar, book, closes, kept, cids, recorded, held)
+        submitted, rejected, fills = self._fill(conn, acct, bar, book, closes, kept, cids, held)
         equity = book.cash + float(book.shares @ closes)
         costs = float(sum(f.cost for f in fills))  # this bar's fills: the store holds no others at this bar
         traded = float(sum(abs(f.qty * f.price) for f in fills))
@@ -293,29 +317,27 @@ class Trader:
         return self._prices["close"][i, [self._col[s] for s in symbols]]
 
     def _reconcile(self, conn: sa.Connection, acct: _Acct, book: _Book, symbols: list[str],
-                   cids: list[str]) -> tuple[Refusal | None, set[str]]:
-        """A mismatch between the broker and the store (None: they agree), and the broker fill ids of this bar's
-        orders the store has recorded."""
-        recorded = {str(r[0]) for r in conn.execute(_RECORDED, {"ids": cids})}
-        in_flight = [f for f in self.broker.fills(acct.name, cids) if f.fill_id not in recorded]
+                   cids: list[str]) -> Refusal | None:
+        """A mismatch between the broker and the store (None: they agree). The store records a bar's fills only in
+        the transaction that writes the bar's equity row, and this bar is after the last one: every broker fill of
+        this bar's orders is in flight (a step killed after submitting)."""
+        held, broker_cash, in_flight = self.broker.ledger(acct.name, cids)
         expected = dict(zip(symbols, book.shares.tolist(), strict=True))
         cash = book.cash
         for f in in_flight:
             expected[f.symbol] = expected.get(f.symbol, 0.0) + f.qty
             cash -= f.qty * f.price + f.cost
-        held = self.broker.positions(acct.name)
         tol = self.params.trading.reconcile_tolerance
         off = {s: (expected.get(s, 0.0), held.get(s, 0.0)) for s in set(expected) | set(held)
                if abs(expected.get(s, 0.0) - held.get(s, 0.0)) > tol}
-        broker_cash = self.broker.cash(acct.name)
         if off or abs(broker_cash - cash) > tol * max(1.0, abs(cash)):
             detail = ", ".join(f"{s}: store {a:g} vs broker {b:g}" for s, (a, b) in sorted(off.items()))
             return Refusal("reconciliation", None, f"broker and trade store disagree ({detail or 'positions agree'}; "
-                           f"cash store {cash:,.2f} vs broker {broker_cash:,.2f}): the account is halted"), recorded
-        return None, recorded
+                           f"cash store {cash:,.2f} vs broker {broker_cash:,.2f}): the account is halted")
+        return None
 
     def _fill(self, conn: sa.Connection, acct: _Acct, bar: pd.Timestamp, book: _Book, closes: Array, kept: _Kept,
-              cids: list[str], recorded: set[str], held: dict[str, float]) -> tuple[int, int, list[BrokerFill]]:
+              cids: list[str], held: dict[str, float]) -> tuple[int, int, list[BrokerFill]]:
         """Orders to the decision at the last bar's target; the fills applied to ``book`` and ``held`` (the
         position rows), written to the store; (orders sent, orders rejected, the new fills)."""
         previous = kept.at_last
@@ -352,7 +374,7 @@ class Trader:
         if orders:
             conn.execute(_ORDERS, orders)  # one statement for the step's orders
         sent = [r.client_order_id for r in requests]
-        new = [f for f in self.broker.fills(acct.name, sent) if f.fill_id not in recorded] if sent else []
+        new = self.broker.fills(acct.name, sent) if sent else []  # none recorded yet (see _reconcile)
         index = {s: i for i, s in enumerate(symbols)}
         fills: list[dict[str, object]] = []
         inserted: dict[str, float] = {}
@@ -437,7 +459,6 @@ _LAST_BAR = sa.select(sa.func.max(_E.c.bar)).where(_E.c.account == _A.c.name).sc
 _READ_ACCOUNT = sa.select(_A, _LAST_BAR.label("last_bar")).where(_A.c.name == sa.bindparam("name"))
 _HAS_ACCOUNT = sa.select(_A.c.name).where(_A.c.name == sa.bindparam("name"))
 _DONE = sa.select(_E.c.bar).where(_E.c.account == sa.bindparam("account"), _E.c.bar == sa.bindparam("bar"))
-_RECORDED = sa.select(_F.c.broker_fill_id).where(_F.c.client_order_id.in_(sa.bindparam("ids", expanding=True)))
 _EQUITY, _FILLS, _ORDERS = sa.insert(_E), sa.insert(_F), sa.insert(_O)
 _DECISION, _EVENTS, _POSITION_NEW = sa.insert(_D), sa.insert(_V), sa.insert(_P)
 _POSITION_SET = sa.update(_P).where(_P.c.account == sa.bindparam("a"), _P.c.symbol == sa.bindparam("s")) \
