@@ -1,7 +1,8 @@
 """Stage backtest: the walk-forward agent out of sample against the forecast strategy and the benchmarks.
 
 Per walk-forward window the agents are refitted on that window's past only (the rl_train library code), once per
-seed, and traded on its test slice; the stitched out-of-sample targets of each seed, the ablations (1/N and the
+seed, and traded on its test slice as one stitched book (its risk state carried across the windows); the
+out-of-sample targets of each seed, the ablations (the agent without the forecast in its observation, 1/N and the
 forecast through the same risk manager), the forecast strategy and every benchmark run through the same execution
 engine, costs and financing over the same bars. The last ``backtest.holdout_years`` of those bars are the
 holdout: the main table and metrics leave them out, they are reported apart (``holdout.*``, the report's Holdout
@@ -65,6 +66,10 @@ from tradepipe.runtime.tracking import git_commit
 from tradepipe.tuning.ledger import SPAN_TAG, Ledger, Trial, backtest_span, read_ledger, trial_key
 
 LEDGER_PARAMS = ("seed", "data", "split", "features", "rl_train", "risk", "costs", "backtest")
+# The ablation without the forecast: reported, never registered, deflated by nothing and no ledger trial (it is not a
+# candidate: no gate or choice reads it; a run that adopted it would differ in params, a new pipeline_run trial).
+NO_FORECAST_RUN = "agent_no_forecast"
+REPORT_ONLY = {"backtest": {"no_forecast_ablation"}}  # params that change no figure of the agent: not in its key
 
 
 def _log_fit(k: int, metrics: dict[str, float]) -> None:
@@ -80,8 +85,8 @@ def _run_trials(params: Params, root: Path, tuning: dict[str, Any]) -> list[Tria
         raise StageError(f"{BEST_CONFIG} or {AGENT_TUNING} has no trial ledger (written before it existed): "
                          "rerun them with `dvc repro --force tune rl_train`")
     sections = {name: getattr(params, name) for name in LEDGER_PARAMS}
-    what = {"params": {name: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
-                       for name, v in sections.items()}, "predictor": best["config"],
+    what = {"params": {name: v.model_dump(mode="json", exclude=REPORT_ONLY.get(name)) if isinstance(v, BaseModel)
+                       else v for name, v in sections.items()}, "predictor": best["config"],
             "agents": tuning["hyperparameters"], "git_commit": git_commit(root)}
     run = Trial("pipeline_run", trial_key("pipeline_run", what), float(tuning["ensemble_val_sharpe"]))
     return [*(Trial.from_json(t) for t in [*best["trials"], *tuning["trials"]]), run]
@@ -107,6 +112,15 @@ def _holdout_line(holdout: dict[str, dict[str, float]], start: pd.Timestamp | No
             f"Sharpe {agent:.3f}, equal_weight_risk_managed {ew:.3f}, equal_weight_daily {daily:.3f}.")
 
 
+def _predictor_line(metrics: dict[str, dict[str, float]]) -> list[str]:
+    if NO_FORECAST_RUN not in metrics:
+        return []
+    agent, ablated = metrics["agent"]["sharpe"], metrics[NO_FORECAST_RUN]["sharpe"]
+    return [f"Does the predictor help? The agent without the forecast in its observation ({NO_FORECAST_RUN}: the "
+            f"same recipe, seed and windows): Sharpe {ablated:.3f} against the agent's {agent:.3f}. One seed: compare "
+            "the gap with the seeds' spread above before reading it as the predictor's worth."]
+
+
 def _belief(ledger: Ledger, metrics: dict[str, dict[str, float]], seeds: dict[str, float], holdout: str) -> list[str]:
     """The report's "How much to believe this" lines."""
     counts = ", ".join(f"{n} {kind}" for kind, n in ledger.counts().items() if n)
@@ -120,6 +134,7 @@ def _belief(ledger: Ledger, metrics: dict[str, dict[str, float]], seeds: dict[st
             f"{seeds['sharpe_sd']:.3f}, min {seeds['sharpe_min']:.3f}, max {seeds['sharpe_max']:.3f}.",
             f"Does the agent add anything beyond the risk overlay? 1/N through the same risk manager: Sharpe "
             f"{ew['sharpe']:.3f} against the agent's {agent['sharpe']:.3f} (seed mean {seeds['sharpe_mean']:.3f}).",
+            *_predictor_line(metrics),
             holdout,
             "The test years also chose nothing here, but every earlier run on them is in the ledger above: "
             "rerunning until the figures look good raises N and SR0."]
@@ -177,10 +192,12 @@ def _runs(params: Params, root: Path, market: Market, spec: PolicySpec, wf: Agen
     cfg, first = params.backtest, wf.windows[0].test.start
     test = market.take(slice(first, None))
     financing = Financing.annual(cfg.cash_rate, params.costs.borrow_bps, cfg.periods_per_year)
+    ablated = {} if wf.no_forecast is None else {NO_FORECAST_RUN: wf.no_forecast}
     runs = {**{seeds[seed]: execute(t[first:], test.returns, spec.cost_rate, financing)
                for seed, t in wf.seed_targets.items()},
             "agent_fixed": execute(TradingPolicy.load(root / AGENT).targets(test), test.returns, spec.cost_rate,
                                    financing),
+            **{name: execute(t[first:], test.returns, spec.cost_rate, financing) for name, t in ablated.items()},
             **managed_runs(market, first, spec, cfg.walk_forward.warmup_bars, financing),
             **benchmark_runs(market, first, spec.cost_rate, cfg.benchmark_window, financing)}
     returns = fill_returns(runs, test.timestamps)

@@ -313,6 +313,7 @@ class BacktestParams(_Section):
     benchmark_window: Int = Field(252, ge=20)            # trailing bars the inverse-vol/MV/HRP benchmarks fit on
     holdout_years: Float = Field(1.0, ge=0)              # last years of the test span: reported apart, only the gate
     cash_rate: Float = 0.0                               # annual rate earned on cash, charged on negative cash
+    no_forecast_ablation: Bool = True                    # also walk the agent forward without the forecast (first seed)
 
 
 class RegisterParams(_Section):

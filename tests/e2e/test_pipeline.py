@@ -53,7 +53,7 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
 
     # the backtest's wiring: the strategy set, every run on the same bars, the trial ledger's count
     returns = pd.read_parquet(project / "data" / "backtest" / "returns.parquet").set_index("timestamp")
-    strategies = ["agent", "agent_fixed", "equal_weight_risk_managed", "forecast_risk_managed",
+    strategies = ["agent", "agent_fixed", "agent_no_forecast", "equal_weight_risk_managed", "forecast_risk_managed",
                   "forecast_top_quartile", "equal_weight_daily", "equal_weight_monthly"]
     assert list(returns.columns[:len(strategies)]) == strategies and returns.notna().all().all()
     assert returns.index.is_unique and returns.index.is_monotonic_increasing
@@ -71,6 +71,9 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
             ) == (5, 2, 2, 1, 0, 1)
     assert backtest["ledger.sharpe_variance"] > 0 and backtest["ledger.sr0"] > 0
     assert "agent.dsr" in backtest and "equal_weight_daily.dsr" not in backtest and "equal_weight_daily.psr" in backtest
+    # the ablation without the forecast: reported (PSR only), no ledger trial (N above counts none for it)
+    assert np.isfinite(backtest["agent_no_forecast.sharpe"]) and "agent_no_forecast.dsr" not in backtest
+    assert "Does the predictor help?" in html and "agent_no_forecast (ablation" in html
 
     # one MLflow run per stage, all finished and sharing the pipeline run id
     mlc = client(project)

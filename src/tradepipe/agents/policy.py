@@ -26,11 +26,12 @@ from tradepipe.core.types import Array
 from tradepipe.envs.portfolio import Obs, action_to_book
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.predictor import Predictor
-from tradepipe.risk import OodReference, RiskManager
+from tradepipe.risk import OodReference, RiskManager, RiskState
 
 CASH = "CASH"
 OOD_FILE = "ood.json"  # the OOD guard's reference, beside policy.json (covered by the signed artifact digest)
 Actor = Callable[[Obs], Array]  # observations (B, obs) -> proposed books (B, N + 1)
+BarActor = Callable[[int, Obs], Array]  # (bar t, observations (1, obs)) -> proposed books (1, N + 1)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class PolicySpec:
 
     ``long_only`` and ``max_leverage`` shape the books the agents propose (``action_to_book``): long-only
     softmax books, or long-short books of gross exposure up to ``max_leverage``. The risk manager then
-    enforces ``risk`` on them. ``from_params`` takes both from params.yaml's ``risk`` section.
+    enforces ``risk`` on them. ``from_params`` takes both from params.yaml's ``risk`` section. ``forecast``:
+    whether the predictor's forecasts are part of the observation (False only for the backtest's ablation).
     """
 
     symbols: list[str]
@@ -48,6 +50,7 @@ class PolicySpec:
     long_only: bool = True
     max_leverage: float = 1.0
     risk: RiskParams = field(default_factory=RiskParams)
+    forecast: bool = True
 
     def __post_init__(self) -> None:
         if not self.max_leverage > 0.0:
@@ -68,7 +71,8 @@ class PolicySpec:
         """The env over ``market`` configured as this policy was trained (it executes given books)."""
         if market.symbols != self.symbols:
             raise ValueError(f"the policy trades {self.symbols}; the data holds {market.symbols}")
-        return BookEnv(market.returns, market.features, predictions=market.predictions, cost_rate=self.cost_rate,
+        return BookEnv(market.returns, market.features, predictions=market.predictions if self.forecast else None,
+                       cost_rate=self.cost_rate,
                        lookback=self.lookback, long_only=self.long_only, max_leverage=self.max_leverage, **kwargs)
 
     def risk_manager(self, market: Market, since: int = 0) -> RiskManager:
@@ -78,11 +82,12 @@ class PolicySpec:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; ``from_json`` reads it back."""
         return {"symbols": self.symbols, "lookback": self.lookback, "cost_rate": self.cost_rate,
-                "long_only": self.long_only, "max_leverage": self.max_leverage, "risk": self.risk.model_dump()}
+                "long_only": self.long_only, "max_leverage": self.max_leverage, "risk": self.risk.model_dump(),
+                "forecast": self.forecast}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PolicySpec:
-        """The spec written by ``to_json``; keys added since (``max_leverage``) default when absent."""
+        """The spec written by ``to_json``; keys added since (``max_leverage``, ``forecast``) default when absent."""
         return cls(**{**data, "risk": RiskParams(**data["risk"])})
 
 
@@ -119,12 +124,19 @@ def rollout(act: Actor, env: BookEnv, risk: RiskManager, start: int | None = Non
     One book: the actor proposes from the observation at t, the risk manager rules with the equity at close
     t, the env fills at close t + 1 (``core.execution.execute`` of the result replays the same equity).
     """
+    return rollout_bars(lambda _t, obs: act(obs), env, risk, start)
+
+
+def rollout_bars(act: BarActor, env: BookEnv, risk: RiskManager, start: int | None = None,
+                 state: RiskState | None = None) -> Array:
+    """``rollout`` with an actor told the bar it decides at (``act(t, obs)``, called once per bar in time order,
+    before the risk manager rules on bar t), ruling with ``state`` (updated in place; default a fresh one)."""
     targets = np.zeros((env.n_bars, env.n_assets))
-    state = risk.start(1)
+    state = risk.start(1) if state is None else state
     obs, info = env.reset(options=None if start is None else {"start": start})
     while True:
         t = int(info["t"])
-        book = risk.apply(state, act(obs[None]), np.array([t]), np.array([info["equity"]]))[0]
+        book = risk.apply(state, act(t, obs[None]), np.array([t]), np.array([info["equity"]]))[0]
         targets[t] = book[:-1]
         if t == env.n_bars - 1:
             return targets
@@ -151,11 +163,14 @@ class TradingPolicy:
         features = build_features(bars, self.predictor.features)
         return self.market_from_tables(bars, features, self.predictor.predict_features(features))
 
+    def actor(self) -> Actor:
+        """The books the agents propose (blended, deterministic), before the risk manager."""
+        return agent_actor(self.agents, self.blend, self.spec)
+
     def targets(self, market: Market, start: int | None = None) -> Array:
         """Risk-managed target weights (T, N) over ``market``, replaying the policy from bar ``start`` (see
         ``rollout``; default: its first decidable bar)."""
-        act = agent_actor(self.agents, self.blend, self.spec)
-        return rollout(act, self.spec.env(market), self.spec.risk_manager(market), start)
+        return rollout(self.actor(), self.spec.env(market), self.spec.risk_manager(market), start)
 
     def target_weights(self, bars: pd.DataFrame) -> pd.Series:
         """Weights to hold after the last bar (assets, then cash), replaying the policy over ``bars``."""

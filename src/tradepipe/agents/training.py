@@ -101,7 +101,7 @@ class AgentFit:
             return load_agent(self.algo, str(path))
 
 
-def fit_agent(algo: Algo, seed: int, train: Market, val: Market, label: str, *, spec: PolicySpec,
+def fit_agent(algo: Algo, seed: int, train: Market, val: Market, label: str, spec: PolicySpec, *,
               cfg: RLParams) -> AgentFit:
     """``algo`` trained on ``train`` with ``seed`` and scored on ``val``: one task of :func:`fit_ensembles`."""
     agent, speed = train_agent(algo, train, spec, cfg, seed, label)
@@ -115,13 +115,15 @@ def fit_agent(algo: Algo, seed: int, train: Market, val: Market, label: str, *, 
 
 @dataclass(frozen=True)
 class EnsembleJob:
-    """One ensemble to fit: its training head, validation tail, the predictor its policy bundles, its seed."""
+    """One ensemble to fit: its training head, validation tail, the predictor its policy bundles, its seed, and
+    its own spec when it differs from the one the batch shares (the backtest's no-forecast ablation)."""
 
     train: Market
     val: Market
     predictor: Predictor
     seed: int
     label: str = ""
+    spec: PolicySpec | None = None
 
 
 def combine_fits(fits: list[AgentFit], job: EnsembleJob, spec: PolicySpec, cfg: RLParams) -> FittedEnsemble:
@@ -149,17 +151,19 @@ class FittedJob:
 def fit_ensembles(jobs: list[EnsembleJob], spec: PolicySpec, cfg: RLParams, pool: Pool = SERIAL,
                   on_agent: Callable[[EnsembleJob, Done[AgentFit]], None] | None = None) -> list[FittedJob]:
     """Each job's ensemble: every (job, algorithm) agent fit is one task on ``pool`` (seeded with the job's seed),
-    the agents are then combined per job in this process. ``on_agent(job, done)`` sees each agent fit as it
-    completes."""
+    the agents are then combined per job in this process. ``spec``: the jobs' spec unless a job names its own.
+    ``on_agent(job, done)`` sees each agent fit as it completes."""
     algos: list[Algo] = list(dict.fromkeys(cfg.algos))
-    calls = [(algo, job.seed, job.train, job.val, job.label) for job in jobs for algo in algos]
-    done = run_tasks(fit_agent, calls, [job.seed for job in jobs for _ in algos], pool,
-                     shared={"spec": spec, "cfg": cfg},
+    specs = [job.spec or spec for job in jobs]
+    calls = [(algo, job.seed, job.train, job.val, job.label, job_spec) for job, job_spec in zip(jobs, specs,
+                                                                                                  strict=True)
+             for algo in algos]
+    done = run_tasks(fit_agent, calls, [job.seed for job in jobs for _ in algos], pool, shared={"cfg": cfg},
                      on_done=None if on_agent is None else lambda i, d: on_agent(jobs[i // len(algos)], d))
     out = []
-    for j, job in enumerate(jobs):
+    for j, (job, job_spec) in enumerate(zip(jobs, specs, strict=True)):
         mine = done[j * len(algos):(j + 1) * len(algos)]
-        out.append(FittedJob(combine_fits([d.value for d in mine], job, spec, cfg),
+        out.append(FittedJob(combine_fits([d.value for d in mine], job, job_spec, cfg),
                              {algo: d.node for algo, d in zip(algos, mine, strict=True)}, mine))
     return out
 

@@ -2,37 +2,47 @@
 
 The windows test from the day after ``split.val_end`` to the end of the data; each fit holds out the tail of
 its training span to select or blend the agents. Each of ``rl_train.seeds`` seeds (``seed``, ``seed + 1``, ...)
-is walked forward on its own; the live window's fit (on the latest history) of the first seed is the policy to
-deploy, the one the first seed's walk-forward figures speak for and the other seeds' show the spread of.
+is walked forward on its own as one stitched book (``walk_forward.stitched_book``): the risk manager's state and
+the book carry across the window boundaries, each window's fit taking over the book its predecessor left. The
+live window's fit (on the latest history) of the first seed is the policy to deploy, the one the first seed's
+walk-forward figures speak for and the other seeds' show the spread of.
+
+With ``backtest.no_forecast_ablation`` the first seed's recipe is also walked forward with the predictor's
+forecasts taken out of the agents' observation (``PolicySpec.forecast``), on the same windows and bars: does the
+predictor help? That ablation is never deployed nor registered and selects nothing, so it is not a ledger trial.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from tradepipe.agents.policy import PolicySpec, TradingPolicy
+from tradepipe.agents.policy import BarActor, PolicySpec, TradingPolicy
 from tradepipe.agents.training import EnsembleJob, fit_ensembles, split_tail
-from tradepipe.backtest.walk_forward import Window, live_window, walk_forward_targets, walk_forward_windows
+from tradepipe.backtest.walk_forward import StitchedBook, Window, live_window, walk_forward_book, walk_forward_windows
 from tradepipe.config import Params, RLParams
 from tradepipe.core.market import Market
 from tradepipe.core.parallel import Pool
 from tradepipe.core.progress import progress
 from tradepipe.models.predictor import Predictor
+from tradepipe.risk import RiskState
 
 OnFit = Callable[[int, dict[str, float]], None]
+NO_FORECAST = "no_forecast"  # the ablation's variant name in the fit records and its MLflow metrics' prefix
 
 
 @dataclass(frozen=True)
 class AgentWalkForward:
     """Stitched out-of-sample targets (zero before the first test slice) per seed (the first seed first), the
-    windows, the live policy, and one record per fit (seed, window number, span, ensemble reason and blend, Ray
-    node id per algorithm; the live fit last)."""
+    no-forecast ablation's (None when off), the windows, the live policy, and one record per fit (variant, seed,
+    window number, span, ensemble reason and blend, Ray node id per algorithm, the risk state its book inherited;
+    the live fit last)."""
 
     seed_targets: dict[int, np.ndarray]
+    no_forecast: np.ndarray | None
     windows: list[Window]
     live_policy: TradingPolicy
     fits: list[dict[str, object]]
@@ -55,47 +65,70 @@ def backtest_windows(timestamps: pd.DatetimeIndex, params: Params) -> list[Windo
         raise ValueError(f"params.yaml backtest.walk_forward: {exc}") from exc
 
 
+def inherited(state: RiskState) -> dict[str, float]:
+    """What a window's book took over from the one before (one book's ``RiskState``), for the fit records."""
+    return {"peak_equity": float(state.peak[0]), "breaker_left": float(state.breaker_left[0]),
+            "stopped_assets": float((state.stop_left[0] > 0).sum()), "invested": float(state.last[0].sum())}
+
+
 def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, params: Params, rl: RLParams,
                        live_market: Market, live_predictor: Predictor, on_fit: OnFit | None = None) -> AgentWalkForward:
-    """The agent ensemble (hyperparameters ``rl``) walked forward over ``market`` once per seed of ``rl.seeds``,
-    then the first seed's fitted on the live window of ``live_market`` bundling ``live_predictor`` (the one
+    """The agent ensemble (hyperparameters ``rl``) walked forward over ``market`` once per seed of ``rl.seeds``
+    (and, with ``params.backtest.no_forecast_ablation``, once more for the first seed without the forecast), then
+    the first seed's fitted on the live window of ``live_market`` bundling ``live_predictor`` (the one
     ``live_market``'s observations are scaled by).
 
-    Every (window, algorithm, seed) agent fit, the live fit's included, is one task on ``params.parallel`` (Ray,
-    or one after another with the same results); each fit's record names the Ray node each agent was fitted on.
-    ``on_fit(k, metrics)`` receives each fit's figures (k = 0, 1, ..., the live fit last) once they are combined.
-    ValueError when the windows cannot be laid out or a window's span is too short to train and validate (before
-    any fit starts).
+    Every (window, algorithm, seed) agent fit, the ablation's and the live fit's included, is one task on
+    ``params.parallel`` (Ray, or one after another with the same results); each fit's record names the Ray node
+    each agent was fitted on. ``on_fit(k, metrics)`` receives each fit's figures (k = 0, 1, ..., the live fit last;
+    the ablation's prefixed ``no_forecast.``) once they are combined. ValueError when the windows cannot be laid
+    out or a window's span is too short to train and validate (before any fit starts).
     """
     cfg = params.backtest.walk_forward
     windows = backtest_windows(market.timestamps, params)
     seeds = [params.seed + s for s in range(rl.seeds)]
     live = live_window(market.timestamps, cfg, pd.Timestamp(params.split.train_end, tz="UTC"))
-    plan = [(seed, window, market, predictor) for seed in seeds for window in windows]
-    plan.append((seeds[0], live, live_market, live_predictor))  # the live fit last
+    ablation = replace(spec, forecast=False)
+    plan = [("agent", seed, window, market, predictor, spec) for seed in seeds for window in windows]
+    if params.backtest.no_forecast_ablation:
+        plan += [(NO_FORECAST, seeds[0], window, market, predictor, ablation) for window in windows]
+    plan.append(("agent", seeds[0], live, live_market, live_predictor, spec))  # the live fit last
     jobs = []
-    for k, (seed, window, source, bundled) in enumerate(plan):
+    for k, (variant, seed, window, source, bundled, job_spec) in enumerate(plan):
         span = window.describe(market.timestamps)
         try:
             head, val = split_tail(source.take(window.train), rl.validation_fraction, rl.lookback)
         except ValueError as exc:
             raise ValueError(f"walk-forward window {span}: {exc}; lengthen "
                              "backtest.walk_forward.train_years in params.yaml") from exc
-        jobs.append(EnsembleJob(head, val, bundled, seed, label=f"fit {k + 1}/{len(plan)} seed {seed} "))
+        label = f"fit {k + 1}/{len(plan)} seed {seed}{' no forecast' if variant == NO_FORECAST else ''} "
+        jobs.append(EnsembleJob(head, val, bundled, seed, label=label, spec=job_spec))
     with progress("backtest walk-forward agent fits", len(jobs) * len(dict.fromkeys(rl.algos))) as tracker:
         fitted = fit_ensembles(jobs, spec, rl, Pool(**params.parallel.model_dump()),
                                on_agent=lambda job, done: tracker.advance(
                                    note=f"{job.label}{done.value.algo} on node {done.node[:12]}"))
-    fits: list[dict[str, object]] = []
-    for k, ((seed, window, _, _), job) in enumerate(zip(plan, fitted, strict=True)):
-        if on_fit is not None:
-            on_fit(k, job.fitted.metrics)
-        fits.append({"seed": seed, "window": k + 1, "span": window.describe(market.timestamps),
-                     "reason": job.fitted.reason, "blend": job.fitted.policy.blend, "nodes": job.nodes})
-    policies = {(seed, window.test.start): job.fitted.policy for (seed, window, _, _), job in zip(plan, fitted,
-                                                                                                  strict=True)}
-    def fitted_for(seed: int) -> Callable[[Market, Window], TradingPolicy]:
-        return lambda _train, window: policies[(seed, window.test.start)]
+    policies = {(variant, seed, window.test.start): job.fitted.policy
+                for (variant, seed, window, *_), job in zip(plan, fitted, strict=True)}
 
-    targets = {seed: walk_forward_targets(market, windows, fitted_for(seed), cfg.warmup_bars) for seed in seeds}
-    return AgentWalkForward(targets, windows, fitted[-1].fitted.policy, fits)
+    def book(variant: str, seed: int, book_spec: PolicySpec) -> StitchedBook:
+        def fitted_for(_train: Market, window: Window) -> BarActor:
+            act = policies[(variant, seed, window.test.start)].actor()
+            return lambda _t, obs: act(obs)
+        return walk_forward_book(market, windows, fitted_for, book_spec, cfg.warmup_bars)
+
+    books = {seed: book("agent", seed, spec) for seed in seeds}
+    ablated = book(NO_FORECAST, seeds[0], ablation) if params.backtest.no_forecast_ablation else None
+    fits: list[dict[str, object]] = []
+    for k, ((variant, seed, window, *_), job) in enumerate(zip(plan, fitted, strict=True)):
+        if on_fit is not None:
+            prefix = f"{NO_FORECAST}." if variant == NO_FORECAST else ""
+            on_fit(k, {f"{prefix}{name}": value for name, value in job.fitted.metrics.items()})
+        record: dict[str, object] = {"variant": variant, "seed": seed, "window": k + 1,
+                                     "span": window.describe(market.timestamps), "reason": job.fitted.reason,
+                                     "blend": job.fitted.policy.blend, "nodes": job.nodes}
+        stitched = ablated if variant == NO_FORECAST else books.get(seed) if window in windows else None
+        if stitched is not None:
+            record["risk_inherited"] = inherited(stitched.handover[windows.index(window)])
+        fits.append(record)
+    return AgentWalkForward({seed: b.targets for seed, b in books.items()},
+                            None if ablated is None else ablated.targets, windows, fitted[-1].fitted.policy, fits)

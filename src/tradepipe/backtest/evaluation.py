@@ -9,17 +9,17 @@ the holdout (:func:`holdout_start`): the books run through it unbroken, but its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from tradepipe.agents.policy import PolicySpec, rollout
+from tradepipe.agents.policy import BarActor, PolicySpec
 from tradepipe.backtest.benchmarks import Method, MVObjective, trailing_allocation
 from tradepipe.backtest.strategies import equal_weight, month_starts, periodic_rebalance, top_k_forecast
-from tradepipe.backtest.walk_forward import Window
+from tradepipe.backtest.walk_forward import Window, stitched_book
 from tradepipe.config import BacktestParams, Params
 from tradepipe.core.execution import Execution, Financing, execute
 from tradepipe.core.market import Market
@@ -71,35 +71,25 @@ def benchmark_runs(market: Market, first: int, cost: float, window: int,
     return runs
 
 
-@dataclass(frozen=True)
-class ManagedSchedule:
-    """A fixed schedule of books proposed to the risk manager bar by bar, through the agent's own ``rollout``
-    (same env, same risk rules, same fills): what the risk overlay alone makes of a strategy with no agent."""
-
-    spec: PolicySpec
-    books: Callable[[Market], Array]  # asset weights (T, N) proposed at each bar of a market; the rest is cash
-
-    def targets(self, market: Market) -> Array:
-        books, start = self.books(market), self.spec.lookback - 1
-        proposed = iter(np.concatenate([books, 1.0 - books.sum(axis=1, keepdims=True)], axis=1)[start:])
-        return rollout(lambda obs: next(proposed)[None], self.spec.env(market), self.spec.risk_manager(market), start)
+def schedule_actor(books: Array) -> BarActor:
+    """Proposes the fixed book ``books[t]`` (asset weights; the rest is cash) at bar t, whatever it observes: what
+    the risk overlay alone makes of a strategy with no agent, through the agent's own env, risk rules and fills."""
+    proposed = np.concatenate([books, 1.0 - books.sum(axis=1, keepdims=True)], axis=1)
+    return lambda t, _obs: proposed[t][None]
 
 
 def managed_runs(market: Market, first: int, spec: PolicySpec, warmup_bars: int,
                  financing: Financing | None = None) -> dict[str, Execution]:
     """Ablations: 1/N and the forecast's top quartile traded through the agent's risk manager and executed on the
-    test bars (``market``'s from position ``first`` on). Nothing is fitted, so there is nothing to refit per
-    window: each is one book rolled out once from ``warmup_bars`` before ``first`` to the end, its risk state
-    (breaker, peak, stops, last weights) carried across the walk-forward boundaries."""
+    test bars (``market``'s from position ``first`` on). Each is one book (``walk_forward.stitched_book``, as the
+    agent's) rolled out once from ``warmup_bars`` before ``first`` to the end, its risk state (breaker, peak, stops,
+    last weights) carried across the walk-forward boundaries."""
     test = market.take(slice(first, None))
-    lo = max(0, first - warmup_bars)
-    history = market.take(slice(lo, None))
     quartile = max(1, len(market.symbols) // 4)
-    schedules: dict[str, Callable[[Market], Array]] = {
-        "equal_weight_risk_managed": lambda m: equal_weight(len(m.timestamps), len(m.symbols)),
-        "forecast_risk_managed": lambda m: top_k_forecast(m.predictions, quartile)}
-    return {name: execute(ManagedSchedule(spec, books).targets(history)[first - lo:], test.returns, spec.cost_rate,
-                          financing)
+    schedules = {"equal_weight_risk_managed": equal_weight(len(market.timestamps), len(market.symbols)),
+                 "forecast_risk_managed": top_k_forecast(market.predictions, quartile)}
+    return {name: execute(stitched_book(market, spec, [(first, schedule_actor(books))], warmup_bars).targets[first:],
+                          test.returns, spec.cost_rate, financing)
             for name, books in schedules.items()}
 
 
@@ -222,10 +212,14 @@ def report_notes(params: Params, symbols: list[str], windows: list[Window], time
                 if others else ""),
              "agent_fixed: the rl_train policy (fitted once on the RL window, never refitted); not the one registered "
              "(that is the live fit above).",
+             *([f"agent_no_forecast (ablation: does the predictor help?): the agent's recipe, seed {seeds[0]}, walked "
+                "forward on the same windows and bars with the predictor's forecasts taken out of the agents' "
+                "observation. Never registered; not a ledger trial (it is no candidate: no gate or choice reads it) "
+                "and so reports the PSR only."] if params.backtest.no_forecast_ablation else []),
              "equal_weight_risk_managed and forecast_risk_managed: 1/N and the forecast's top quartile proposed to the "
-             "agent's risk manager from the same warm-up: what the risk overlay makes of them without an agent. They "
-             "fit nothing, so each is one book whose risk state runs across the windows; the agent's risk state "
-             "restarts at each window (its warm-up bars) because its policy is refitted there.",
+             "agent's risk manager from the same warm-up: what the risk overlay makes of them without an agent. Each "
+             "is one book whose risk state (breaker, peak, stops, last weights) runs across the windows, as the "
+             "agent's does: each refitted policy takes over the book and risk state its predecessor left.",
              "Primary benchmark: equal_weight_daily, 1/N on the same universe and the same (dividend-adjusted) "
              "prices; the gate's must_beat_benchmark compares with it."
              + (f" {index_name} is a price index (dividends excluded): it understates the index's total return by "

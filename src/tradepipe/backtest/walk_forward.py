@@ -2,29 +2,30 @@
 
 Window k tests bars in ``[s_k, s_k + test_years)`` with s_0 the first test date; its fit sees only bars in
 ``[train_start, s_k)`` less the last ``purge`` bars (label horizon + embargo), where train_start is
-``s_k - train_years`` (rolling) or a fixed history start (expanding). The policy is then rolled out from
-``warmup_bars`` before ``s_k`` (risk-manager state on data already known) and its decisions inside the slice
-are kept. The stitched targets are executed once, so costs and drift carry across window boundaries.
-The live window is the next one after the data: its fit is the policy to deploy, the one the walk-forward
-metrics speak for.
+``s_k - train_years`` (rolling) or a fixed history start (expanding). The fits then trade one book
+(:func:`stitched_book`): rolled out once from ``warmup_bars`` before the first slice (risk-manager state on data
+already known), window k's fit proposing from s_k on, through one env and one risk manager whose state (breaker,
+peak, stops, last weights) and book carry across every window boundary. The stitched targets are executed once,
+so costs and drift carry across the boundaries too. The live window is the next one after the data: its fit is
+the policy to deploy, the one the walk-forward metrics speak for.
 """
 
 from __future__ import annotations
 
+import copy
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
+from tradepipe.agents.policy import BarActor, PolicySpec, rollout_bars
 from tradepipe.config import BacktestWindowParams
 from tradepipe.core.market import Market
 from tradepipe.core.types import Array
-
-
-class Policy(Protocol):
-    def targets(self, market: Market) -> Array: ...
+from tradepipe.envs.portfolio import Obs
+from tradepipe.risk import RiskState
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,42 @@ def live_window(timestamps: pd.DatetimeIndex, cfg: BacktestWindowParams, history
     return Window(slice(start, end), slice(end, end))
 
 
-def walk_forward_targets(market: Market, windows: list[Window], fit: Callable[[Market, Window], Policy],
-                         warmup_bars: int) -> Array:
-    """Target weights (T, N) over ``market``: zero outside test slices, each slice from its own fit."""
+@dataclass(frozen=True)
+class StitchedBook:
+    """One book's risk-managed target weights (T, N) over a market (zero before its first slice) and, per slice,
+    a copy of the risk state its first decision started from: the book's own, carried from the slice before."""
+
+    targets: Array
+    handover: list[RiskState]
+
+
+def stitched_book(market: Market, spec: PolicySpec, slices: list[tuple[int, BarActor]], warmup_bars: int
+                  ) -> StitchedBook:
+    """One book over ``market``: each ``(start, actor)`` of ``slices`` (by start bar, ascending) proposes from its
+    start bar until the next one's (``actor(t, obs)``, t a bar of ``market``), the first one also over the
+    ``warmup_bars`` before it (decisions dropped). One rollout (``agents.policy.rollout_bars``) through one env and
+    one risk manager over the bars from the warm-up on, so nothing restarts at a slice boundary."""
+    starts = [start for start, _ in slices]
+    lo = max(0, starts[0] - warmup_bars)
+    history = market.take(slice(lo, None))
+    risk = spec.risk_manager(history)
+    state = risk.start(1)
+    handover: list[RiskState] = []
+
+    def act(t: int, obs: Obs) -> Array:
+        k = bisect_right(starts, lo + t) - 1
+        while len(handover) <= k:  # the first decision of slice k: the state it inherits
+            handover.append(copy.deepcopy(state))
+        return slices[max(k, 0)][1](lo + t, obs)
+
     targets = np.zeros_like(market.returns)
-    for window in windows:
-        policy = fit(market.take(window.train), window)
-        lo = max(0, window.test.start - warmup_bars)
-        rolled = policy.targets(market.take(slice(lo, window.test.stop)))
-        targets[window.test] = rolled[window.test.start - lo:]
-    return targets
+    targets[lo:] = rollout_bars(act, spec.env(history), risk, state=state)
+    targets[:starts[0]] = 0.0
+    return StitchedBook(targets, handover)
+
+
+def walk_forward_book(market: Market, windows: list[Window], fit: Callable[[Market, Window], BarActor],
+                      spec: PolicySpec, warmup_bars: int) -> StitchedBook:
+    """The book over ``market`` whose window k is traded by ``fit(market.take(train_k), window_k)``: zero outside
+    the test slices (which tile the span to the end of ``market``), one :func:`stitched_book` across them."""
+    return stitched_book(market, spec, [(w.test.start, fit(market.take(w.train), w)) for w in windows], warmup_bars)

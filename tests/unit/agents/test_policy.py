@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -126,9 +127,23 @@ def test_spec_json_round_trips_and_old_specs_load_with_defaults() -> None:
     assert PolicySpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
     old = {"symbols": ["A"], "lookback": 1, "cost_rate": 0.001, "long_only": True, "risk": RiskParams().model_dump()}
     loaded = PolicySpec.from_json(old)
-    assert (loaded.long_only, loaded.max_leverage) == (True, 1.0)
+    assert (loaded.long_only, loaded.max_leverage, loaded.forecast) == (True, 1.0, True)
+    blind = replace(spec, forecast=False)
+    assert PolicySpec.from_json(json.loads(json.dumps(blind.to_json()))) == blind
     with pytest.raises(ValueError, match="max_leverage must be > 0"):
         PolicySpec(["A"], 1, 0.0, max_leverage=0.0)
+
+
+def test_a_spec_without_the_forecast_observes_no_forecast(market_and_predictor: tuple[Market, Predictor]) -> None:
+    market = market_and_predictor[0]
+    spec = PolicySpec(market.symbols, lookback=2, cost_rate=0.001)
+    seen, blind = spec.env(market), replace(spec, forecast=False).env(market)
+    n = len(market.symbols)
+    assert seen.obs_size - blind.obs_size == n
+    book = seen.all_cash
+    with_forecast, without = seen.observe(5, book), blind.observe(5, book)
+    np.testing.assert_array_equal(with_forecast[-n - 1 - n:-n - 1], market.predictions[5])
+    np.testing.assert_array_equal(np.concatenate([with_forecast[:-2 * n - 1], with_forecast[-n - 1:]]), without)
 
 
 def test_training_env_uses_the_configured_reward(market_and_predictor: tuple[Market, Predictor]) -> None:

@@ -11,7 +11,6 @@ from tradepipe.agents.policy import PolicySpec, rollout
 from tradepipe.backtest.benchmarks import trailing_allocation
 from tradepipe.backtest.evaluation import (
     REFITTED_BENCHMARKS,
-    ManagedSchedule,
     benchmark_runs,
     buy_and_hold,
     fill_returns,
@@ -20,6 +19,7 @@ from tradepipe.backtest.evaluation import (
     holdout_start,
     managed_runs,
     report_notes,
+    schedule_actor,
     seed_summary,
     split_holdout,
     strategy_metrics,
@@ -158,8 +158,8 @@ def test_ablations_trade_1_over_n_and_the_forecast_through_the_risk_manager_as_o
     books = np.concatenate([np.full((len(history.timestamps), 4), 0.25), np.zeros((len(history.timestamps), 1))], 1)
     stitched = rollout(lambda obs: books[:1], spec.env(history), spec.risk_manager(history), spec.lookback - 1)
     np.testing.assert_array_equal(runs["equal_weight_risk_managed"].weights[1:], stitched[63:-1])
-    schedule = ManagedSchedule(spec, lambda m: np.full((len(m.timestamps), 4), 0.25))
-    np.testing.assert_array_equal(schedule.targets(history), stitched)
+    proposer = schedule_actor(np.full((len(DAYS), 4), 0.25))
+    np.testing.assert_array_equal(proposer(7, np.zeros((1, 3), np.float32)), [[0.25, 0.25, 0.25, 0.25, 0.0]])
     financed = managed_runs(market, 250, spec, 63, Financing(cash_rate=0.001))["equal_weight_risk_managed"]
     cash = 1.0 - runs["equal_weight_risk_managed"].weights[1:-1].sum(axis=1)
     assert (financed.net_returns[2:] > runs["equal_weight_risk_managed"].net_returns[2:] - 1e-15).all()
@@ -196,8 +196,12 @@ def test_report_notes_name_the_windows_seeds_ablations_and_costs(params: Params)
     assert windows[1].describe(DAYS) in notes[1]
     assert "seed 42" in notes[1] and "agent_seed_43, agent_seed_44" in notes[1] and "live fit" in notes[1]
     assert "not the one registered" in notes[2]
-    assert "risk manager" in notes[3] and "across the windows" in notes[3]
-    assert notes[4].startswith("Primary benchmark: equal_weight_daily")
-    assert "buy_and_hold_SPX is a price index" in notes[4]
-    assert notes[5].startswith("Holdout: the bars from 2016-01-04 on") and "register.min_holdout_sharpe" in notes[5]
-    assert "Cash earns" in notes[6] and "no_trade_band" in notes[6]
+    assert notes[3].startswith("agent_no_forecast (ablation: does the predictor help?)") and "seed 42" in notes[3]
+    assert "not a ledger trial" in notes[3]
+    assert "risk manager" in notes[4] and "across the windows, as the agent's does" in notes[4]
+    assert notes[5].startswith("Primary benchmark: equal_weight_daily")
+    assert "buy_and_hold_SPX is a price index" in notes[5]
+    assert notes[6].startswith("Holdout: the bars from 2016-01-04 on") and "register.min_holdout_sharpe" in notes[6]
+    assert "Cash earns" in notes[7] and "no_trade_band" in notes[7]
+    off = params.model_copy(update={"backtest": params.backtest.model_copy(update={"no_forecast_ablation": False})})
+    assert not any("agent_no_forecast" in n for n in report_notes(off, ["A", "B"], windows, DAYS, [42]))
