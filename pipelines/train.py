@@ -1,9 +1,20 @@
-"""Stage train: the CNN-LSTM with the tuned config; evaluation against baselines; out-of-sample forecasts."""
+"""Stage train: the CNN-LSTM with the tuned config; evaluation against baselines; out-of-sample forecasts.
+
+The epoch count is ``train.epochs``'s choice. ``tuned`` (the default): the best epoch of tune's winning trial
+(``best_epoch`` in best_config.json, at most ``train.max_epochs``), chosen on tune's selection window; with
+``split.select_end`` set that window ends before the RL window, so no choice about the predictor is made on the bars
+the agent trains on, and the model trains that many epochs on the bars up to ``split.train_end`` without early
+stopping. ``early_stopping``: early stopping (``train.patience``) on the validation window (train_end, val_end], which
+is the RL window. The walk-forward refits train the same count either way. The validation window's figures are
+reported in both cases.
+"""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from mlflow.models import infer_signature
@@ -17,14 +28,22 @@ from tradepipe.models.calibration import calibration_table, plot_calibration
 from tradepipe.models.evaluation import evaluate_predictor, frame_metrics, momentum_signal
 from tradepipe.models.panel import Windows, make_panel, prepare
 from tradepipe.models.predictor import PYFUNC_CODE, Predictor, PredictorModel
-from tradepipe.models.training import fit
+from tradepipe.models.training import FitResult, fit
 from tradepipe.models.walk_forward import out_of_sample_forecasts
 from tradepipe.paths import BARS, BEST_CONFIG, CALIBRATION, FEATURES, LABELS, LIVE_PREDICTOR, PREDICTIONS, PREDICTOR
 from tradepipe.runtime.stage import StageError, run_stage
 
 
 def _log_epoch(record: dict[str, float], _improved: bool) -> None:
-    mlflow.log_metrics(record, step=int(record["epoch"]))
+    mlflow.log_metrics({k: v for k, v in record.items() if math.isfinite(v)}, step=int(record["epoch"]))
+
+
+def tuned_epochs(best: dict[str, Any], max_epochs: int) -> int:
+    """The epoch count tune chose (``best`` is best_config.json), at most ``max_epochs``; StageError without one."""
+    if not isinstance(best.get("best_epoch"), int) or best["best_epoch"] < 1:
+        raise StageError(f"{BEST_CONFIG} has no best_epoch (written before it existed) and train.epochs is 'tuned': "
+                         "rerun tune (`dvc repro --force tune`) or set train.epochs: early_stopping in params.yaml")
+    return min(int(best["best_epoch"]), max_epochs)
 
 
 def _log_predictor(predictor: Predictor, bars: pd.DataFrame, root: Path) -> None:
@@ -44,19 +63,33 @@ def _log_predictor(predictor: Predictor, bars: pd.DataFrame, root: Path) -> None
     write_json({"run_id": run.info.run_id, "model_uri": info.model_uri}, root / PREDICTOR / "mlflow.json")
 
 
+def _fit(params: Params, best: dict[str, Any], hp: dict[str, Any], train_w: Windows, val_w: Windows,
+         y_scale: float) -> FitResult:
+    """The model trained for the epochs ``train.epochs`` chooses (the module doc); the choice tagged in MLflow."""
+    cfg = params.train
+    tuned = cfg.epochs == "tuned"
+    # tuned: a fixed count and no validation set (fit returns the last epoch's model); else early stopping on val_w
+    result = fit(train_w, None if tuned else val_w, hp, max_epochs=tuned_epochs(best, cfg.max_epochs) if tuned
+                 else cfg.max_epochs, batch_size=cfg.batch_size, patience=cfg.patience, weight_decay=cfg.weight_decay,
+                 grad_clip=cfg.grad_clip, y_scale=y_scale, seed=params.seed, on_epoch=_log_epoch)
+    mlflow.set_tag("train.epochs", f"{result.best_epoch} ({cfg.epochs}: " + (
+        f"tune's best epoch, selected on {best.get('selection_window')})" if tuned
+        else f"early stopping on ({params.split.train_end}, {params.split.val_end}])"))
+    return result
+
+
 def train(params: Params, root: Path) -> dict[str, float]:
     columns = feature_columns(params.features)
     panel = make_panel(pd.read_parquet(root / FEATURES), columns, pd.read_parquet(root / LABELS))
     prep = prepare(panel, params.split.train_end, params.split.val_end, params.features.label_horizon,
                    params.split.embargo)
-    hp = {**read_json(root / BEST_CONFIG)["config"], "task": params.train.task}
+    best = read_json(root / BEST_CONFIG)
+    hp = {**best["config"], "task": params.train.task}
     seq_len, cfg = int(hp["seq_len"]), params.train
     train_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.train).newest(cfg.max_train_samples)
     val_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.val)
     test_w = Windows(prep.scaled, panel.labels, seq_len, prep.split.test)
-    result = fit(train_w, val_w, hp, max_epochs=cfg.max_epochs, batch_size=cfg.batch_size, patience=cfg.patience,
-                 weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, y_scale=prep.y_scale, seed=params.seed,
-                 on_epoch=_log_epoch)
+    result = _fit(params, best, hp, train_w, val_w, prep.y_scale)
     predictor = Predictor(result.model, hp, params.features, prep.scaler, prep.y_scale)
     predictor.set_forecast_scale(train_w)
     predictor.save(root / PREDICTOR)

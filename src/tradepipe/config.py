@@ -200,6 +200,9 @@ class WalkForwardParams(_Section):
 class TrainParams(_Section):
     task: Literal["regression", "classification"] = "regression"
     walk_forward: WalkForwardParams = WalkForwardParams()
+    # tuned: train the tuned epoch count (tune's best_epoch, chosen on the selection window) with no early stopping;
+    # early_stopping: stop on the validation window (train_end, val_end], i.e. on the RL window, with patience
+    epochs: Literal["tuned", "early_stopping"] = "tuned"
     max_epochs: Int = Field(ge=1)
     batch_size: Int = Field(ge=1)
     patience: Int = Field(ge=1)

@@ -74,6 +74,11 @@ def test_smoke_pipeline_end_to_end(project: Path) -> None:
     # the ablation without the forecast: reported (PSR only), no ledger trial (N above counts none for it)
     assert np.isfinite(backtest["agent_no_forecast.sharpe"]) and "agent_no_forecast.dsr" not in backtest
     assert "Does the predictor help?" in html and "agent_no_forecast (ablation" in html
+    # train ran the epoch count tune selected before the RL window, without early stopping on it
+    best_config = json.loads((project / "models" / "tune" / "best_config.json").read_text())
+    train_json = json.loads((project / "metrics" / "train.json").read_text())
+    assert best_config["selection_window"] == ["2015-06-30", "2015-12-31"]
+    assert train_json["best_epoch"] == float(min(best_config["best_epoch"], 2))
 
     # one MLflow run per stage, all finished and sharing the pipeline run id
     mlc = client(project)
