@@ -38,8 +38,9 @@ NO_FORECAST = "no_forecast"  # the ablation's variant name in the fit records an
 class AgentWalkForward:
     """Stitched out-of-sample targets (zero before the first test slice) per seed (the first seed first), the
     no-forecast ablation's (None when off), the windows, the live policy, and one record per fit (variant, seed,
-    window number, span, ensemble reason and blend, Ray node id per algorithm, the risk state its book inherited;
-    the live fit last)."""
+    window number, span, ensemble reason and blend, Ray node id per algorithm; for a test window the risk state its
+    book inherited and the annualised turnover of the books its actor proposed and of those the risk manager
+    decided on its slice; the live fit last)."""
 
     seed_targets: dict[int, np.ndarray]
     no_forecast: np.ndarray | None
@@ -69,6 +70,13 @@ def inherited(state: RiskState) -> dict[str, float]:
     """What a window's book took over from the one before (one book's ``RiskState``), for the fit records."""
     return {"peak_equity": float(state.peak[0]), "breaker_left": float(state.breaker_left[0]),
             "stopped_assets": float((state.stop_left[0] > 0).sum()), "invested": float(state.last[0].sum())}
+
+
+def decided_turnover(weights: np.ndarray, bars: slice, periods_per_year: int) -> float:
+    """Annualised mean of ``sum |w_t - w_(t-1)|`` over ``bars`` of a weight schedule (T, N): what the decisions
+    change, before the fills' drift."""
+    lo = max(bars.start - 1, 0)
+    return float(np.abs(np.diff(weights[lo:bars.stop], axis=0)).sum(axis=1).mean() * periods_per_year)
 
 
 def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, params: Params, rl: RLParams,
@@ -127,8 +135,10 @@ def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, p
                                      "span": window.describe(market.timestamps), "reason": job.fitted.reason,
                                      "blend": job.fitted.policy.blend, "nodes": job.nodes}
         stitched = ablated if variant == NO_FORECAST else books.get(seed) if window in windows else None
-        if stitched is not None:
+        if stitched is not None:  # what the window's book took over, and how much its actor and its book changed
             record["risk_inherited"] = inherited(stitched.handover[windows.index(window)])
+            record["turnover"] = {name: decided_turnover(w, window.test, params.backtest.periods_per_year)
+                                  for name, w in (("proposed", stitched.proposed), ("decided", stitched.targets))}
         fits.append(record)
     return AgentWalkForward({seed: b.targets for seed, b in books.items()},
                             None if ablated is None else ablated.targets, windows, fitted[-1].fitted.policy, fits)

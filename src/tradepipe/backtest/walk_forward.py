@@ -76,11 +76,13 @@ def live_window(timestamps: pd.DatetimeIndex, cfg: BacktestWindowParams, history
 
 @dataclass(frozen=True)
 class StitchedBook:
-    """One book's risk-managed target weights (T, N) over a market (zero before its first slice) and, per slice,
-    a copy of the risk state its first decision started from: the book's own, carried from the slice before."""
+    """One book's risk-managed target weights (T, N) over a market (zero before its first slice), per slice a copy
+    of the risk state its first decision started from (the book's own, carried from the slice before), and the asset
+    weights the actors proposed before the risk manager ruled (T, N; zero before the first slice)."""
 
     targets: Array
     handover: list[RiskState]
+    proposed: Array
 
 
 def stitched_book(market: Market, spec: PolicySpec, slices: list[tuple[int, BarActor]], warmup_bars: int
@@ -95,17 +97,20 @@ def stitched_book(market: Market, spec: PolicySpec, slices: list[tuple[int, BarA
     risk = spec.risk_manager(history)
     state = risk.start(1)
     handover: list[RiskState] = []
+    proposed = np.zeros_like(market.returns)
 
     def act(t: int, obs: Obs) -> Array:
         k = bisect_right(starts, lo + t) - 1
         while len(handover) <= k:  # the first decision of slice k: the state it inherits
             handover.append(copy.deepcopy(state))
-        return slices[max(k, 0)][1](lo + t, obs)
+        book = slices[max(k, 0)][1](lo + t, obs)
+        proposed[lo + t] = book[0, :-1]
+        return book
 
     targets = np.zeros_like(market.returns)
     targets[lo:] = rollout_bars(act, spec.env(history), risk, state=state)
-    targets[:starts[0]] = 0.0
-    return StitchedBook(targets, handover)
+    targets[:starts[0]] = proposed[:starts[0]] = 0.0
+    return StitchedBook(targets, handover, proposed)
 
 
 def walk_forward_book(market: Market, windows: list[Window], fit: Callable[[Market, Window], BarActor],

@@ -74,6 +74,10 @@ def test_the_no_forecast_ablation_is_walked_forward_blind_to_the_forecast_and_le
     assert [(f["variant"], f["window"]) for f in wf.fits] == [("agent", 1), ("agent", 2), ("no_forecast", 3),
                                                               ("no_forecast", 4), ("agent", 5)]
     assert all("risk_inherited" in f for f in wf.fits[:4]) and "risk_inherited" not in wf.fits[4]
+    window = wf.windows[1].test
+    moves = np.abs(np.diff(wf.targets[window.start - 1:window.stop], axis=0)).sum(axis=1)
+    turnover = cast(dict[str, float], wf.fits[1]["turnover"])
+    assert turnover["decided"] == pytest.approx(moves.mean() * 252) and turnover["proposed"] > 0
     assert wf.fits[1]["risk_inherited"] != {"peak_equity": 1.0, "breaker_left": 0.0, "stopped_assets": 0.0,
                                             "invested": 0.0}      # window 2 took over window 1's book and state
     assert wf.no_forecast is not None

@@ -142,6 +142,18 @@ def test_the_stitched_book_hands_the_next_window_the_risk_state_continued_from_t
     assert np.isfinite(book.handover[1].entry[0]).any()               # open positions keep their entry prices
 
 
+def test_the_stitched_book_keeps_what_its_actors_proposed_before_the_risk_manager() -> None:
+    market = _market()
+    first = _windows(market)[0].test.start
+    book = _book(market, [])
+    assert np.all(book.proposed[:first] == 0.0) and np.all(book.proposed[first:] >= 0.0)
+    assert not np.allclose(book.proposed[first:], book.targets[first:])   # vol targeting scales the books down
+    loose = RiskParams(max_weight=1.0, target_vol=None, max_drawdown=None, stop_loss=None, take_profit=None,
+                       turbulence_quantile=None)
+    free = _book(market, [], PolicySpec(["A", "B", "C"], 1, 0.001, risk=loose))
+    np.testing.assert_array_equal(free.proposed, free.targets)        # no rule binds: decided as proposed
+
+
 def test_a_breaker_tripped_before_a_boundary_keeps_the_next_window_in_cash() -> None:
     market = _market()
     windows = _windows(market)
