@@ -132,10 +132,13 @@ def test_agent_fits_on_ray_equal_the_serial_ones_bit_for_bit(params: Params, loc
         np.testing.assert_array_equal(parallel.seed_targets[seed], targets)
         assert np.abs(targets).sum() > 0
     assert not np.array_equal(serial.seed_targets[9], serial.seed_targets[10])  # seeds are fitted apart
+    assert serial.no_forecast is not None and parallel.no_forecast is not None
+    np.testing.assert_array_equal(parallel.no_forecast, serial.no_forecast)      # the ablation's fits too
     np.testing.assert_array_equal(parallel.live_policy.targets(market), serial.live_policy.targets(market))
     strip = [{k: v for k, v in fit.items() if k != "nodes"} for fit in serial.fits]
     assert [{k: v for k, v in fit.items() if k != "nodes"} for fit in parallel.fits] == strip
-    assert len(serial.fits) == 2 * 2 + 1  # (window, seed) fits, then the live one
+    # (window, seed) fits, the first seed's without the forecast, then the live one
+    assert [fit["variant"] for fit in serial.fits] == ["agent"] * 4 + ["no_forecast"] * 2 + ["agent"]
     node = ray.get_runtime_context().get_node_id()
-    assert [fit["nodes"] for fit in parallel.fits] == [{"sac": node, "ppo": node}] * 5
-    assert [fit["nodes"] for fit in serial.fits] == [{"sac": IN_PROCESS, "ppo": IN_PROCESS}] * 5
+    assert [fit["nodes"] for fit in parallel.fits] == [{"sac": node, "ppo": node}] * 7
+    assert [fit["nodes"] for fit in serial.fits] == [{"sac": IN_PROCESS, "ppo": IN_PROCESS}] * 7
