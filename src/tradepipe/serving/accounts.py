@@ -26,6 +26,7 @@ from tradepipe.core.schema import OPTIONAL
 from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
+from tradepipe.serving.threads import match_torch_threads
 from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
 from tradepipe.trading.posted import PostedBars
@@ -84,6 +85,7 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             return _status(account).to_json()
 
     def _step(account: str, bars: PostedBars) -> Response:
+        match_torch_threads()
         with lock:
             if not trader.has_account(account):
                 raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")

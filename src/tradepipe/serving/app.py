@@ -34,6 +34,7 @@ from tradepipe.serving.models import (
 )
 from tradepipe.serving.schemas import ModelInfo, ReloadResponse, SignalsRequest, SignalsResponse, Weight
 from tradepipe.serving.signals import BadRequest, check_bars
+from tradepipe.serving.threads import match_torch_threads
 from tradepipe.settings import API_TOKEN_ENV
 from tradepipe.trading.step import Trader
 
@@ -140,6 +141,7 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
         return await run_in_threadpool(_answer, served, body)
 
     def _answer(served: ServedModel, body: SignalsRequest) -> SignalsResponse:
+        match_torch_threads()
         bars = body.frame()
         try:
             check_bars(bars, served.policy, served.min_bars)
