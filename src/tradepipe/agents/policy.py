@@ -124,7 +124,12 @@ def rollout(act: Actor, env: BookEnv, risk: RiskManager, start: int | None = Non
     One book: the actor proposes from the observation at t, the risk manager rules with the equity at close
     t, the env fills at close t + 1 (``core.execution.execute`` of the result replays the same equity).
     """
-    return rollout_bars(lambda _t, obs: act(obs), env, risk, start)
+    return rollout_bars(bar_blind(act), env, risk, start)
+
+
+def bar_blind(act: Actor) -> BarActor:
+    """``act`` as a :data:`BarActor` that decides from the observation alone (the bar it is told is ignored)."""
+    return lambda _t, obs: act(obs)
 
 
 def rollout_bars(act: BarActor, env: BookEnv, risk: RiskManager, start: int | None = None,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from tradepipe.agents.policy import BarActor, PolicySpec, TradingPolicy
+from tradepipe.agents.policy import BarActor, PolicySpec, TradingPolicy, bar_blind
 from tradepipe.agents.training import EnsembleJob, fit_ensembles, split_tail
 from tradepipe.backtest.walk_forward import StitchedBook, Window, live_window, walk_forward_book, walk_forward_windows
 from tradepipe.config import Params, RLParams
@@ -72,9 +72,9 @@ def inherited(state: RiskState) -> dict[str, float]:
             "stopped_assets": float((state.stop_left[0] > 0).sum()), "invested": float(state.last[0].sum())}
 
 
-def decided_turnover(weights: np.ndarray, bars: slice, periods_per_year: int) -> float:
-    """Annualised mean of ``sum |w_t - w_(t-1)|`` over ``bars`` of a weight schedule (T, N): what the decisions
-    change, before the fills' drift."""
+def weight_turnover(weights: np.ndarray, bars: slice, periods_per_year: int) -> float:
+    """Annualised mean of ``sum |w_t - w_(t-1)|`` over ``bars`` of a weight schedule (T, N), the proposed or the
+    decided books: what the schedule itself changes, before the fills' drift."""
     lo = max(bars.start - 1, 0)
     return float(np.abs(np.diff(weights[lo:bars.stop], axis=0)).sum(axis=1).mean() * periods_per_year)
 
@@ -120,8 +120,7 @@ def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, p
 
     def book(variant: str, seed: int, book_spec: PolicySpec) -> StitchedBook:
         def fitted_for(_train: Market, window: Window) -> BarActor:
-            act = policies[(variant, seed, window.test.start)].actor()
-            return lambda _t, obs: act(obs)
+            return bar_blind(policies[(variant, seed, window.test.start)].actor())
         return walk_forward_book(market, windows, fitted_for, book_spec, cfg.warmup_bars)
 
     books = {seed: book("agent", seed, spec) for seed in seeds}
@@ -137,7 +136,7 @@ def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, p
         stitched = ablated if variant == NO_FORECAST else books.get(seed) if window in windows else None
         if stitched is not None:  # what the window's book took over, and how much its actor and its book changed
             record["risk_inherited"] = inherited(stitched.handover[windows.index(window)])
-            record["turnover"] = {name: decided_turnover(w, window.test, params.backtest.periods_per_year)
+            record["turnover"] = {name: weight_turnover(w, window.test, params.backtest.periods_per_year)
                                   for name, w in (("proposed", stitched.proposed), ("decided", stitched.targets))}
         fits.append(record)
     return AgentWalkForward({seed: b.targets for seed, b in books.items()},
