@@ -191,8 +191,8 @@ def test_prometheus_scrapes_the_app_and_the_stage_textfile(stack: str, app_url: 
     stage = 'tradepipe_stage_runs_total{job="node", stage="train", status="succeeded"}'
     assert _wait(stage, lambda: _value(stack, stage)) == 2.0
     assert _value(stack, 'tradepipe_stage_duration_seconds{stage="train"}') == 11.0
-    assert {r["metric"]["job"]: r["value"][1] for r in _query(stack, "up")} == {
-        "tradepipe-serving": "1", "node": "1", "prometheus": "1"}
+    every_target = {"tradepipe-serving": "1", "node": "1", "prometheus": "1"}  # each job's first scrape may lag
+    _wait("every target up", lambda: {r["metric"]["job"]: r["value"][1] for r in _query(stack, "up")} == every_target)
 
 
 def test_the_rules_evaluate_and_the_dashboards_queries_run(stack: str) -> None:
