@@ -47,8 +47,9 @@ STAGE_METRICS: dict[str, list[tuple[str, str]]] = {
                  ("predictor_version", "predictor version")],
 }
 # the backtest's headline: these strategies (fnmatch) by these metrics
-HEADLINE_STRATEGIES = ("agent", "agent_fixed", "equal_weight_daily", "equal_weight_monthly", "forecast_top_quartile",
-                       "buy_and_hold_*")
+# (the ablations answer: does the agent add anything beyond the risk overlay on 1/N, does the predictor help it)
+HEADLINE_STRATEGIES = ("agent", "agent_fixed", "agent_no_forecast", "equal_weight_risk_managed", "equal_weight_daily",
+                       "equal_weight_monthly", "forecast_top_quartile", "buy_and_hold_*")
 HEADLINE_METRICS = {"sharpe": "Sharpe", "dsr": "DSR", "cagr": "CAGR", "annual_volatility": "volatility",
                     "max_drawdown": "max drawdown", "turnover": "turnover/yr"}
 PERCENT = frozenset({"cagr", "annual_volatility", "max_drawdown", "return", "drawdown"})

@@ -42,10 +42,11 @@ def test_dvc_changes_are_summarised_per_kind() -> None:
 
 
 def test_headline_keeps_the_main_strategies_in_order() -> None:
-    metrics = {f"{s}.{m}": 0.1 for s in ("hrp_monthly", "buy_and_hold_SPX", "agent", "equal_weight_daily")
-               for m in ("sharpe", "cagr")}
+    metrics = {f"{s}.{m}": 0.1 for s in ("hrp_monthly", "buy_and_hold_SPX", "agent", "equal_weight_daily",
+                                          "equal_weight_risk_managed", "agent_no_forecast") for m in ("sharpe", "cagr")}
     rows = headline(metrics)
-    assert [r["strategy"] for r in rows] == ["agent", "equal_weight_daily", "buy_and_hold_SPX"]
+    assert [r["strategy"] for r in rows] == ["agent", "agent_no_forecast", "equal_weight_risk_managed",
+                                             "equal_weight_daily", "buy_and_hold_SPX"]
     assert rows[0]["sharpe"] == 0.1 and rows[0]["dsr"] is None
 
 
