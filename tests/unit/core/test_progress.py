@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import threading
 
 from tradepipe.core.progress import EVERY_STEP_UP_TO, progress
 
@@ -33,16 +34,31 @@ def test_many_steps_are_throttled_but_the_end_is_always_printed() -> None:
     assert lines[1].startswith(f"sac timesteps: {total - 7}/{total} (99%)")
 
 
+def _read_all(fd: int, into: list[bytes]) -> None:
+    """Everything written to a pty's other side, until it is closed (EIO on Linux)."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.append(chunk)
+
+
 def test_a_terminal_gets_a_bar_and_nested_work_shares_it() -> None:
     main, child = pty.openpty()
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=_read_all, args=(main, chunks))  # one read may return part of it
+    reader.start()
     with open(child, "w", closefd=True) as tty:
         assert tty.isatty()
         with progress("windows", 2, stream=tty) as outer:
             with progress("window 1 sac", 10, stream=tty) as inner:
                 inner.update(10)
             outer.advance(note="window 1 done")
-        tty.flush()
-        written = os.read(main, 65536).decode(errors="replace")
+    reader.join(timeout=30)
     os.close(main)
+    written = b"".join(chunks).decode(errors="replace")
     assert "\x1b" in written  # a live display, not plain lines
     assert "window 1 sac: 10/10 in" in written and "windows: 1/2 in" in written
