@@ -168,13 +168,18 @@ def status(account: str = typer.Argument(None, help="Account (default: every acc
             orders = Table("bar", "symbol", "qty", "price", "status", "reason", title="last orders")
             for o in s.orders.itertuples():
                 orders.add_row(str(o.bar)[:10], str(o.symbol), f"{o.qty:,.4f}", f"{o.price:,.2f}", str(o.status),
-                               escape(str(o.reason or "")))
+                               escape(_text(o.reason)))
             console.print(orders)
         if len(s.events):
             events = Table("when", "kind", "rule", "message", title="last events")
             for e in s.events.itertuples():
-                events.add_row(str(e.created_at)[:19], str(e.kind), str(e.rule or ""), escape(str(e.message)))
+                events.add_row(str(e.created_at)[:19], str(e.kind), _text(e.rule), escape(str(e.message)))
             console.print(events)
+
+
+def _text(value: object) -> str:
+    """A nullable column's cell as text: "" for None and NaN (a frame turns a column's None into NaN)."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 def _kill_switch(root: Path, account: str, reason: str, engage: bool) -> None:
