@@ -27,6 +27,7 @@ from tradepipe.config import Params
 from tradepipe.core.execution import Financing
 from tradepipe.core.io import UnreadableFileError, read_json, read_parquet, write_json
 from tradepipe.paths import BACKTEST_METRICS, BACKTEST_RETURNS, BARS, DECISION, LIVE_AGENT, PREDICTOR_RUN
+from tradepipe.registry.card import model_card
 from tradepipe.registry.compare import Comparison, compare, no_comparison, replay
 from tradepipe.registry.gates import decide
 from tradepipe.registry.provenance import ProvenanceError, digest_files, load_verified
@@ -184,12 +185,15 @@ def _register(params: Params, root: Path) -> dict[str, float]:
     agent = register(client, AGENT_MODEL, model_uri, run_id, {**lineage, CONTENT_TAG: content},
                      f"pending the smoke check; {gate.reason}")
     decision = gate.with_check(*_smoke_check(agent.version, root))
-    client.update_model_version(AGENT_MODEL, agent.version, description=decision.reason)
+    card = model_card(decision, results, {**lineage, CONTENT_TAG: content},
+                      {"test span": lineage[SPAN_TAG], "predictor trained to": params.split.train_end,
+                       "live policy fitted on": f"{lineage[FIT_START_TAG][:10]}..{lineage[FIT_END_TAG][:10]}"})
+    client.update_model_version(AGENT_MODEL, agent.version, description=card)
     mlflow.set_tag("tradepipe.decision", decision.reason)
     set_aliases(client, AGENT_MODEL, agent.version, decision.promote)
     predictor_run = read_json(root / PREDICTOR_RUN)
     predictor = register(client, PREDICTOR_MODEL, predictor_run["model_uri"], predictor_run["run_id"], lineage,
-                         f"forecasts consumed by {AGENT_MODEL} v{agent.version}; {decision.reason}")
+                         f"Forecasts consumed by {AGENT_MODEL} v{agent.version}.\n\n{card}")
     set_aliases(client, PREDICTOR_MODEL, predictor.version, decision.promote)
     client.set_model_version_tag(AGENT_MODEL, agent.version, PREDICTOR_VERSION_TAG, str(predictor.version))
     write_json({"agent_version": agent.version, "predictor_version": predictor.version,

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from tradepipe.config import ConfigError, load_params
 from tradepipe.paths import BACKTEST_REPORT, DECISION, VALIDATION_REPORT
+from tradepipe.registry.card import HEADLINE_METRICS, fmt, headline
 from tradepipe.registry.versions import AGENT_MODEL, CHALLENGER, CHAMPION, PREDICTOR_MODEL
 from tradepipe.runtime.stages import STAGE_NAMES
 from tradepipe.runtime.tracking import resolve_tracking_uri
@@ -46,13 +47,6 @@ STAGE_METRICS: dict[str, list[tuple[str, str]]] = {
     "register": [("promoted", "promoted"), ("agent_version", "agent version"),
                  ("predictor_version", "predictor version")],
 }
-# the backtest's headline: these strategies (fnmatch) by these metrics
-# (the ablations answer: does the agent add anything beyond the risk overlay on 1/N, does the predictor help it)
-HEADLINE_STRATEGIES = ("agent", "agent_fixed", "agent_no_forecast", "equal_weight_risk_managed", "equal_weight_daily",
-                       "equal_weight_monthly", "forecast_top_quartile", "buy_and_hold_*")
-HEADLINE_METRICS = {"sharpe": "Sharpe", "dsr": "DSR", "cagr": "CAGR", "annual_volatility": "volatility",
-                    "max_drawdown": "max drawdown", "turnover": "turnover/yr"}
-PERCENT = frozenset({"cagr", "annual_volatility", "max_drawdown", "return", "drawdown"})
 MLFLOW_UI = "http://127.0.0.1:5000"
 _CHECK = re.compile(r"\b(pass|FAIL|fail): [^;\n]+")
 _SHOWN_CHANGES = 4
@@ -112,16 +106,6 @@ def stage_states(root: Path) -> tuple[dict[str, list[str]], str | None]:
         return {}, f"dvc status failed: {out.stderr.strip()[-300:]}"
     data = json.loads(out.stdout or "{}")
     return {stage: changes(entries) for stage, entries in data.items()}, None
-
-
-def headline(metrics: dict[str, float]) -> list[dict[str, Any]]:
-    """The backtest's headline rows: one per HEADLINE_STRATEGIES strategy found, HEADLINE_METRICS columns."""
-    strategies = list(dict.fromkeys(k.split(".", 1)[0] for k in metrics if "." in k))
-    rows = []
-    for pattern in HEADLINE_STRATEGIES:
-        for name in (s for s in strategies if fnmatch.fnmatchcase(s, pattern)):
-            rows.append({"strategy": name, **{m: metrics.get(f"{name}.{m}") for m in HEADLINE_METRICS}})
-    return rows
 
 
 def _version(client: Any, model: str, alias: str) -> dict[str, Any] | None:
@@ -197,23 +181,6 @@ def _json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def fmt(key: str, value: Any) -> str:
-    """A figure as the tables show it: percent for returns and risks, integers whole, others to 3-4 digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or key == "promoted":
-        return "yes" if value else "no"
-    if isinstance(value, float) and key.split(".")[-1] in PERCENT:
-        return f"{value:.1%}"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    if isinstance(value, float) and abs(value) >= 1000:
-        return f"{value:,.2f}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def render(status: dict[str, Any]) -> Group:

@@ -25,6 +25,8 @@ import mlflow
 from mlflow import MlflowClient
 from tests import ROOT
 from tests.fixtures.postgres import free_port
+from tradepipe.registry.card import HEADLINE_METRICS, HEADLINE_STRATEGIES, model_card
+from tradepipe.registry.gates import Decision
 from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, register, set_aliases
 from tradepipe.runtime.tracking import stage_run
 
@@ -85,7 +87,15 @@ def test_run_artifacts_and_registry_land_in_postgres_and_s3(
         info = mlflow.pyfunc.log_model(name="policy", python_model=WeightsModel(), pip_requirements=["mlflow"])
         run_id = run.info.run_id
     client = MlflowClient()
-    version = register(client, PREDICTOR_MODEL, info.model_uri, run_id, {"oos_sharpe": "0.912000"}, "test version")
+    # a model card as long as the default run's (every headline strategy, main and holdout, the ledger, lineage)
+    figures = {f"{s}.{m}": 0.123456 for s in HEADLINE_STRATEGIES[:-1] + ("buy_and_hold_SP500",)
+               for m in HEADLINE_METRICS}
+    results = {**figures, **{f"holdout.{k}": v for k, v in figures.items()}, "holdout.bars": 252.0,
+               "ledger.n_trials": 16.0, "ledger.sharpe_variance": 0.23, "ledger.sr0": 0.86}
+    card = model_card(Decision(True).with_check(True, decision["checks"][0][6:]), results,
+                      {"git_commit": "f" * 40, "params_sha256": "e" * 64, "tradepipe.content_sha256": "d" * 64},
+                      {"test span": "2015-01-05..2022-12-28 20 symbols 0123456789ab"})
+    version = register(client, PREDICTOR_MODEL, info.model_uri, run_id, {"oos_sharpe": "0.912000"}, card)
     set_aliases(client, PREDICTOR_MODEL, version.version, promote=True)
 
     # through the MLflow API (server → PostgreSQL)
@@ -96,6 +106,7 @@ def test_run_artifacts_and_registry_land_in_postgres_and_s3(
     assert client.get_experiment(got.info.experiment_id).name == "tradepipe"
     champion = client.get_model_version_by_alias(PREDICTOR_MODEL, CHAMPION)
     assert (champion.version, champion.run_id, champion.tags["oos_sharpe"]) == ("1", run_id, "0.912000")
+    assert champion.description == card  # PostgreSQL's description column holds the whole card
     downloaded = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="reports/register.json",
                                                           dst_path=str(tmp_path / "dl")))
     assert json.loads(downloaded.read_text()) == decision
