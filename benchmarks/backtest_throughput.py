@@ -8,9 +8,8 @@ Run: ``python benchmarks/backtest_throughput.py [--repeats 7] [--cold-repeats 3]
 - Throughput: asset-bars per second (bars × assets / seconds) of ``execute`` alone, and of ``execute`` plus
   ``performance_metrics`` on its net returns (with turnover, costs and weights), over the full history.
   The target schedule is monthly-rebalanced 1/N, built once outside the timing.
-Each figure is the median of the repeats (best also shown; the machine may be shared). Anchors quoted for
-context were not measured by this script: vectorbt ~3M bars/s after ~36 s of numba compilation,
-backtesting.py ~33,000 bars/s.
+Each figure is the median of the repeats (best also shown; the machine may be shared). The peers (vectorbt,
+backtesting.py) are measured beside the project by ``benchmarks/peers.py``.
 """
 
 from __future__ import annotations
@@ -102,8 +101,6 @@ def main() -> None:
         times = timed(fn, args.repeats)
         print(f"{label:<55} {asset_bars / statistics.median(times):>12,.0f} asset-bars/s "
               f"({asset_bars / min(times):,.0f}; {statistics.median(times) * 1e3:.1f} ms per run)")
-    print("context (not measured here): vectorbt ~3M bars/s after ~36 s compilation, "
-          "backtesting.py ~33,000 bars/s")
 
 
 if __name__ == "__main__":
