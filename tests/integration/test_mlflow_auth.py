@@ -6,10 +6,6 @@ code log in with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD; the passwo
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -19,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlflow import MlflowClient
-from tests import ROOT
+from tests.fixtures.mlflow_server import mlflow_server
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
 from tradepipe.serving import create_app
 from tradepipe.serving.models import ModelHolder, ReloadError
@@ -28,45 +24,18 @@ ADMIN, PASSWORD = "tradepipe", "auth-test-password-8e1f"
 SIGNING_KEY = "a-signing-key-for-the-auth-test-0123456789"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow/server.sh` (basic-auth) on a free loopback port; its URL."""
-    base, port = tmp_path_factory.mktemp("mlflow-auth"), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    env.update({"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{base / 'mlflow.db'}",
+    base = tmp_path_factory.mktemp("mlflow-auth")
+    settings = {"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{base / 'mlflow.db'}",
                 "MLFLOW_ARTIFACTS_DESTINATION": (base / "artifacts").as_uri(),
                 "MLFLOW_AUTH_DATABASE_URI": f"sqlite:///{base / 'auth.db'}",
                 "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN, "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
-                "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret-for-the-test",
-                "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret-for-the-test"}
     log = base / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(["bash", str(ROOT / "mlflow/server.sh")], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        assert proc.poll() is None, f"mlflow server exited:\n{log.read_text()[-4000:]}"
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # /health needs no login
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"mlflow server not healthy in 180 s:\n{log.read_text()[-4000:]}"
-        time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, 15)
-    proc.wait(timeout=30)
+    with mlflow_server(settings, log) as url:
+        yield url
     assert PASSWORD not in log.read_text()
 
 

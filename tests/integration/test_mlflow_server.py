@@ -8,11 +8,6 @@ the registry code then log a run with artifacts and register a model version thr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +18,7 @@ import pytest
 
 import mlflow
 from mlflow import MlflowClient
-from tests import ROOT
-from tests.fixtures.postgres import free_port
+from tests.fixtures.mlflow_server import mlflow_server as start_server
 from tradepipe.registry.card import HEADLINE_METRICS, HEADLINE_STRATEGIES, model_card
 from tradepipe.registry.gates import Decision
 from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, register, set_aliases
@@ -36,34 +30,14 @@ MLFLOW_USER, MLFLOW_PASSWORD = "tradepipe", "mlflow-test-password"
 def mlflow_server(postgres_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow/server.sh` on a free loopback port, artifacts proxied to s3://tradepipe-mlflow/artifacts."""
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=BUCKET)
-    port = free_port()
     backend = postgres_url.replace("postgresql://", "postgresql+psycopg2://")  # SQLAlchemy's driver for psycopg2
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend,
-           "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
-           "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
-           # basic-auth: its users live in the same PostgreSQL database (MLFLOW_AUTH_DATABASE_URI unset)
-           "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret-for-the-test",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    log = tmp_path_factory.mktemp("mlflow") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(["bash", str(ROOT / "mlflow/server.sh")], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        assert proc.poll() is None, f"mlflow server exited:\n{log.read_text()[-4000:]}"
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"mlflow server not healthy in 180 s:\n{log.read_text()[-4000:]}"
-        time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, 15)
-    proc.wait(timeout=30)
+    settings = {"MLFLOW_BACKEND_STORE_URI": backend, "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts",
+                "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+                # basic-auth: its users live in the same PostgreSQL database (MLFLOW_AUTH_DATABASE_URI unset)
+                "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret-for-the-test"}
+    with start_server(settings, tmp_path_factory.mktemp("mlflow") / "server.log") as url:
+        yield url
 
 
 class WeightsModel(mlflow.pyfunc.PythonModel):
