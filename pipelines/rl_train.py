@@ -35,7 +35,6 @@ from tradepipe.config import Params, RLParams
 from tradepipe.core.io import write_json
 from tradepipe.core.market import Market
 from tradepipe.core.parallel import Pool, node_record
-from tradepipe.core.progress import progress
 from tradepipe.features import feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.paths import AGENT, AGENT_TUNING, BARS, FEATURES, PREDICTIONS, PREDICTOR
@@ -101,11 +100,10 @@ def rl_train(params: Params, root: Path) -> dict[str, float]:
                "risk": params.risk.model_dump(mode="json"), "costs": params.costs.model_dump(mode="json"),
                "rl_train": cfg.model_dump(mode="json", exclude={"seeds", "tune", "sac", "td3", "ppo"})}
     cfg, ledger = _tuned(train, val, spec, cfg, params.seed, context) if cfg.tune.num_samples else (cfg, [])
-    jobs = [EnsembleJob(train, val, predictor, params.seed + s) for s in range(cfg.seeds)]
-    with progress("rl_train agent fits", len(jobs) * len(dict.fromkeys(cfg.algos))) as tracker:  # a Ray task each
-        fitted_jobs = fit_ensembles(jobs, spec, cfg, Pool(**params.parallel.model_dump()),
-                                    on_agent=lambda job, done: tracker.advance(
-                                        note=f"seed {job.seed} {done.value.algo} on node {done.node[:12]}"))
+    jobs = [EnsembleJob(train, val, predictor, params.seed + s, label=f"seed {params.seed + s} ")
+            for s in range(cfg.seeds)]
+    fitted_jobs = fit_ensembles(jobs, spec, cfg, Pool(**params.parallel.model_dump()),  # (algo, seed): a Ray task each
+                                progress_label="rl_train agent fits")
     fits = [job.fitted for job in fitted_jobs]
     _log_nodes(jobs, fitted_jobs, cfg)
     fitted = fits[0]  # the rule: the first seed's ensemble is the policy, whatever the other seeds score

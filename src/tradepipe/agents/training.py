@@ -11,6 +11,7 @@ import io
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from tradepipe.core.execution import execute
 from tradepipe.core.market import Market
 from tradepipe.core.metrics import sharpe_ratio
 from tradepipe.core.parallel import SERIAL, Done, Pool, run_tasks
-from tradepipe.core.progress import progress
+from tradepipe.core.progress import Tracker, progress
 from tradepipe.models.predictor import Predictor
 from tradepipe.risk import OodReference
 
@@ -148,18 +149,26 @@ class FittedJob:
     done: list[Done[AgentFit]]
 
 
+def _reporter(tracker: Tracker, jobs: list[EnsembleJob], n_algos: int) -> Callable[[int, Done[AgentFit]], None]:
+    """What reports agent fit ``i`` of ``jobs`` (``n_algos`` fits a job) on ``tracker`` as it completes."""
+    def report(i: int, done: Done[AgentFit]) -> None:
+        tracker.advance(note=f"{jobs[i // n_algos].label}{done.value.algo} on node {done.node[:12]}")
+    return report
+
+
 def fit_ensembles(jobs: list[EnsembleJob], spec: PolicySpec, cfg: RLParams, pool: Pool = SERIAL,
-                  on_agent: Callable[[EnsembleJob, Done[AgentFit]], None] | None = None) -> list[FittedJob]:
+                  progress_label: str | None = None) -> list[FittedJob]:
     """Each job's ensemble: every (job, algorithm) agent fit is one task on ``pool`` (seeded with the job's seed),
     the agents are then combined per job in this process. ``spec``: the jobs' spec unless a job names its own.
-    ``on_agent(job, done)`` sees each agent fit as it completes."""
+    With ``progress_label``, each agent fit is reported as it completes (its job's label, algorithm and node)."""
     algos: list[Algo] = list(dict.fromkeys(cfg.algos))
     specs = [job.spec or spec for job in jobs]
     calls = [(algo, job.seed, job.train, job.val, job.label, job_spec) for job, job_spec in zip(jobs, specs,
                                                                                                   strict=True)
              for algo in algos]
-    done = run_tasks(fit_agent, calls, [job.seed for job in jobs for _ in algos], pool, shared={"cfg": cfg},
-                     on_done=None if on_agent is None else lambda i, d: on_agent(jobs[i // len(algos)], d))
+    with progress(progress_label, len(calls)) if progress_label else nullcontext() as tracker:
+        done = run_tasks(fit_agent, calls, [job.seed for job in jobs for _ in algos], pool, shared={"cfg": cfg},
+                         on_done=None if tracker is None else _reporter(tracker, jobs, len(algos)))
     out = []
     for j, (job, job_spec) in enumerate(zip(jobs, specs, strict=True)):
         mine = done[j * len(algos):(j + 1) * len(algos)]

@@ -26,7 +26,6 @@ from tradepipe.backtest.walk_forward import StitchedBook, Window, live_window, w
 from tradepipe.config import Params, RLParams
 from tradepipe.core.market import Market
 from tradepipe.core.parallel import Pool
-from tradepipe.core.progress import progress
 from tradepipe.models.predictor import Predictor
 from tradepipe.risk import RiskState
 
@@ -111,10 +110,8 @@ def agent_walk_forward(market: Market, spec: PolicySpec, predictor: Predictor, p
                              "backtest.walk_forward.train_years in params.yaml") from exc
         label = f"fit {k + 1}/{len(plan)} seed {seed}{' no forecast' if variant == NO_FORECAST else ''} "
         jobs.append(EnsembleJob(head, val, bundled, seed, label=label, spec=job_spec))
-    with progress("backtest walk-forward agent fits", len(jobs) * len(dict.fromkeys(rl.algos))) as tracker:
-        fitted = fit_ensembles(jobs, spec, rl, Pool(**params.parallel.model_dump()),
-                               on_agent=lambda job, done: tracker.advance(
-                                   note=f"{job.label}{done.value.algo} on node {done.node[:12]}"))
+    fitted = fit_ensembles(jobs, spec, rl, Pool(**params.parallel.model_dump()),
+                           progress_label="backtest walk-forward agent fits")
     policies = {(variant, seed, window.test.start): job.fitted.policy
                 for (variant, seed, window, *_), job in zip(plan, fitted, strict=True)}
 
