@@ -182,10 +182,10 @@ def _register(params: Params, root: Path) -> dict[str, float]:
     model_uri = _log_policy(root / LIVE_AGENT, bars)
     run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
     lineage = _lineage(root, params, bars, results)
-    agent = register(client, AGENT_MODEL, model_uri, run_id, {**lineage, CONTENT_TAG: content},
-                     f"pending the smoke check; {gate.reason}")
+    tags = {**lineage, CONTENT_TAG: content}
+    agent = register(client, AGENT_MODEL, model_uri, run_id, tags, f"pending the smoke check; {gate.reason}")
     decision = gate.with_check(*_smoke_check(agent.version, root))
-    card = model_card(decision, results, {**lineage, CONTENT_TAG: content},
+    card = model_card(decision, results, tags,
                       {"test span": lineage[SPAN_TAG], "predictor trained to": params.split.train_end,
                        "live policy fitted on": f"{lineage[FIT_START_TAG][:10]}..{lineage[FIT_END_TAG][:10]}"})
     client.update_model_version(AGENT_MODEL, agent.version, description=card)

@@ -62,8 +62,7 @@ def model_card(decision: Decision, results: dict[str, float], tags: dict[str, st
     """The card of a version judged by ``decision``: the gate's checks, the headline of the backtest ``results``
     (test span less the holdout, then the holdout), the data (``data``: label -> value, e.g. the test span and the
     fit window) and the lineage among ``tags``."""
-    verdict = "promoted to champion" if decision.promote else "kept as challenger"
-    lines = [f"**{verdict}**", "", "### Gate", *(f"- {check}" for check in decision.checks), "",
+    lines = [f"**{decision.verdict}**", "", "### Gate", *(f"- {check}" for check in decision.checks), "",
              "### Out of sample (the test span less the holdout)", *_table(headline(results))]
     if "ledger.n_trials" in results:
         lines += ["", f"DSR deflated for {fmt('n', results['ledger.n_trials'])} trials of the span's ledger "

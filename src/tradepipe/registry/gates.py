@@ -20,9 +20,12 @@ class Decision:
         return Decision(self.promote and ok, [*self.checks, f"{'pass' if ok else 'FAIL'}: {text}"])
 
     @property
+    def verdict(self) -> str:
+        return "promoted to champion" if self.promote else "kept as challenger"
+
+    @property
     def reason(self) -> str:
-        verdict = "promoted to champion" if self.promote else "kept as challenger"
-        return f"{verdict}: " + "; ".join(self.checks)
+        return f"{self.verdict}: " + "; ".join(self.checks)
 
 
 def _at_least(name: str, value: float, minimum: float) -> tuple[bool, str]:
