@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlflow import MlflowClient
-from tests.fixtures.mlflow_server import mlflow_server
+from tests.fixtures.mlflow_server import running_mlflow_server
 from tradepipe.registry.versions import AGENT_MODEL, CHAMPION
 from tradepipe.serving import create_app
 from tradepipe.serving.models import ModelHolder, ReloadError
@@ -34,7 +34,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN, "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
                 "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret-for-the-test"}
     log = base / "server.log"
-    with mlflow_server(settings, log) as url:
+    with running_mlflow_server(settings, log) as url:
         yield url
     assert PASSWORD not in log.read_text()
 

@@ -18,7 +18,7 @@ import pytest
 
 import mlflow
 from mlflow import MlflowClient
-from tests.fixtures.mlflow_server import mlflow_server as start_server
+from tests.fixtures.mlflow_server import running_mlflow_server
 from tradepipe.registry.card import HEADLINE_METRICS, HEADLINE_STRATEGIES, model_card
 from tradepipe.registry.gates import Decision
 from tradepipe.registry.versions import CHALLENGER, CHAMPION, PREDICTOR_MODEL, register, set_aliases
@@ -36,7 +36,7 @@ def mlflow_server(postgres_url: str, s3_endpoint: str, tmp_path_factory: pytest.
                 # basic-auth: its users live in the same PostgreSQL database (MLFLOW_AUTH_DATABASE_URI unset)
                 "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
                 "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret-for-the-test"}
-    with start_server(settings, tmp_path_factory.mktemp("mlflow") / "server.log") as url:
+    with running_mlflow_server(settings, tmp_path_factory.mktemp("mlflow") / "server.log") as url:
         yield url
 
 
@@ -66,7 +66,7 @@ def test_run_artifacts_and_registry_land_in_postgres_and_s3(
                for m in HEADLINE_METRICS}
     results = {**figures, **{f"holdout.{k}": v for k, v in figures.items()}, "holdout.bars": 252.0,
                "ledger.n_trials": 16.0, "ledger.sharpe_variance": 0.23, "ledger.sr0": 0.86}
-    card = model_card(Decision(True).with_check(True, decision["checks"][0][6:]), results,
+    card = model_card(Decision(True).with_check(True, "Sharpe 0.912 >= minimum 0.300"), results,
                       {"git_commit": "f" * 40, "params_sha256": "e" * 64, "tradepipe.content_sha256": "d" * 64},
                       {"test span": "2015-01-05..2022-12-28 20 symbols 0123456789ab"})
     version = register(client, PREDICTOR_MODEL, info.model_uri, run_id, {"oos_sharpe": "0.912000"}, card)

@@ -179,7 +179,7 @@ def status(account: str = typer.Argument(None, help="Account (default: every acc
 
 def _text(value: object) -> str:
     """A nullable column's cell as text: "" for None and NaN (a frame turns a column's None into NaN)."""
-    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    return "" if pd.isna(value) else str(value)
 
 
 def _kill_switch(root: Path, account: str, reason: str, engage: bool) -> None:
