@@ -33,7 +33,7 @@ from tradepipe.trading.decision import LiveMarket, decide, market_until
 from tradepipe.trading.replay import replay
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import TradeStore
-from tradepipe.trading.tables import Equity, Event, Fill, Order, Position
+from tradepipe.trading.tables import Decision, Equity, Event, Fill, Order, Position
 
 START = pd.Timestamp("2012-06-01", tz="UTC")
 WARMUP = 300
@@ -347,3 +347,45 @@ def test_the_live_market_equals_the_full_recomputation_at_every_bar(bars: pd.Dat
             np.testing.assert_array_equal(a.proposed, b.proposed)
             equity *= 1.0 + float(a.target[:-1] @ full.returns[-1])
     assert turbulent >= 0
+
+
+def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.DataFrame, params: Params,
+                                                                     policy: TradingPolicy, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two accounts of one anchor and model share one kept market state: in lockstep it is built once, a lagging
+    account catching up gets its own; every decision equals the one a lone account (its own trader) records."""
+    import tradepipe.trading.step as step_module
+    built: list[object] = []
+
+    class Counted(LiveMarket):
+        def __init__(self, *args: object) -> None:
+            built.append(self)
+            super().__init__(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(step_module, "LiveMarket", Counted)
+    p = _params(params)
+    alone = make_trader(f"sqlite:///{tmp_path / 'alone.db'}", f"sqlite:///{tmp_path / 'alone-broker.db'}", bars, p,
+                        policy)
+    shared = make_trader(f"sqlite:///{tmp_path / 'shared.db'}", f"sqlite:///{tmp_path / 'shared-broker.db'}", bars,
+                         p, policy)
+    accounts.open_account(shared.store, "twin", 1e6, "tradepipe-agent", 1, policy.spec.symbols, shared.timestamps,
+                          START, p.trading.warmup_bars, "simulated")
+    shared.broker.open_account("twin", 1e6)  # type: ignore[attr-defined]
+    todo = shared.pending_bars("acct")[:9]
+    for bar in todo[:5]:                       # lockstep: the second account reuses the first one's state
+        assert shared.step("acct", bar).status == shared.step("twin", bar).status == "traded"
+    assert len(built) == 1
+    for bar in todo[5:]:                       # "acct" runs ahead; "twin" catches up on a state of its own
+        shared.step("acct", bar)
+    for bar in todo[5:]:
+        shared.step("twin", bar)
+    assert len(built) == 2
+    for bar in todo:
+        alone.step("acct", bar)
+    decisions = {name: table(trader, Decision) for name, trader in [("alone", alone), ("shared", shared)]}
+    reference = decisions["alone"].sort_values("bar")
+    for account in ("acct", "twin"):
+        mine = decisions["shared"][decisions["shared"]["account"] == account].sort_values("bar")
+        assert len(mine) == len(todo)
+        for column in ("target", "proposed", "risk_state"):
+            assert list(mine[column]) == list(reference[column]), (account, column)

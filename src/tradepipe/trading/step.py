@@ -38,6 +38,7 @@ from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Ord
 __all__ = ["AccountBook", "KeptDecision", "StepResult", "Trader", "client_order_id"]
 
 PolicyLoader = Callable[[str, int], TradingPolicy]
+MARKETS_PER_KEY = 4  # market states kept per (anchor, model version, universe): accounts at different bars
 
 
 @dataclass(frozen=True)
@@ -70,15 +71,17 @@ class _Book:
 class Trader:
     """Steps accounts over canonical ``bars`` with ``broker``, recording everything in ``store``.
 
-    The bars are indexed once as (timestamp, symbol) arrays; each account's :class:`LiveMarket` is kept between
-    steps (rebuilt from the bars when the account, its model or its bars are not the ones it was advanced on).
+    The bars are indexed once as (timestamp, symbol) arrays. Market states (:class:`LiveMarket`) are kept between
+    steps and shared by the accounts they are the same for (one anchor, model version and universe: the state depends
+    on nothing else), so accounts stepping the same bar advance it once; a few per key are kept for accounts at
+    different bars (``MARKETS_PER_KEY``), rebuilt from the bars when none is at the bar or the one before.
     """
 
     def __init__(self, store: TradeStore, broker: Broker, bars: pd.DataFrame, params: Params,
                  load_policy: PolicyLoader) -> None:
         self.store, self.broker, self.params, self.load_policy = store, broker, params, load_policy
         self._policies: dict[tuple[str, int], TradingPolicy] = {}
-        self._live: dict[str, tuple[tuple[object, ...], LiveMarket]] = {}
+        self._markets: dict[tuple[object, ...], list[LiveMarket]] = {}  # per market key, most recent first
         self._kept: dict[str, _Kept] = {}
         self._accounts: set[str] = set()
         self._bars: pd.DataFrame = bars
@@ -97,7 +100,7 @@ class Trader:
     @bars.setter
     def bars(self, bars: pd.DataFrame) -> None:
         self._bars, self._added = bars, []
-        self._live.clear()
+        self._markets.clear()
         self.timestamps = pd.DatetimeIndex(sorted(bars["timestamp"].unique()))
         self.symbols = sorted(bars["symbol"].unique())
         rows = self.timestamps.get_indexer(bars["timestamp"])
@@ -430,27 +433,35 @@ class Trader:
         return verdict, KeptDecision(int(key[0]), bar, target, guard, risk_state, score)
 
     def _live_market(self, acct: _Acct, policy: TradingPolicy, bar: pd.Timestamp) -> LiveMarket:
-        """The account's market state at ``bar``: the kept one advanced by one bar, else built from its window."""
-        key = (utc(acct.anchor), acct.model_name, acct.model_version, tuple(policy.spec.symbols))
-        kept = self._live.get(acct.name)
+        """The market state of ``acct`` at ``bar``: a kept one at ``bar`` (another account of the same key decided
+        it), else one at the bar before advanced by one bar, else one built from the account's window."""
+        symbols = policy.spec.symbols
+        if not set(symbols) <= self._col.keys():
+            raise ValueError(f"the policy trades {symbols}; the data holds {self.symbols}")
+        kept = self._markets.setdefault((utc(acct.anchor), acct.model_name, acct.model_version, tuple(symbols)), [])
         i = self._row[bar]
-        cols = [self._col[s] for s in policy.spec.symbols] if set(policy.spec.symbols) <= set(self._col) else None
-        if kept is not None and kept[0] == key and cols is not None and i > 0 \
-                and kept[1].last == self.timestamps[i - 1]:
-            live = kept[1]
-            live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
-            return live
+        before = self.timestamps[i - 1] if i > 0 else None
+        live = next((m for m in kept if m.last == bar), None) or next((m for m in kept if m.last == before), None)
+        if live is not None:
+            kept.remove(live)
+            if live.last != bar:
+                cols = [self._col[s] for s in symbols]
+                live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
+        else:
+            live = self._build_market(acct, policy, i)
+        kept.insert(0, live)
+        del kept[MARKETS_PER_KEY:]
+        return live
+
+    def _build_market(self, acct: _Acct, policy: TradingPolicy, i: int) -> LiveMarket:
+        """The market state of ``acct`` at bar ``i``, computed over its window (from its anchor)."""
+        cols = [self._col[s] for s in policy.spec.symbols]
         start = int(self.timestamps.searchsorted(utc(acct.anchor)))
         stamps = self.timestamps[start:i + 1]
         bars = self.bars
-        window = bars[(bars["timestamp"] >= stamps[0]) & (bars["timestamp"] <= bar)]
-        if cols is None:
-            raise ValueError(f"the policy trades {policy.spec.symbols}; the data holds {self.symbols}")
-        live = LiveMarket(policy, window, stamps, {c: v[start:i + 1][:, cols] for c, v in self._prices.items()},
+        window = bars[(bars["timestamp"] >= stamps[0]) & (bars["timestamp"] <= stamps[-1])]
+        return LiveMarket(policy, window, stamps, {c: v[start:i + 1][:, cols] for c, v in self._prices.items()},
                           self._count[start:i + 1][:, cols] > 0)
-        self._live[acct.name] = (key, live)
-        return live
-
 
 _A, _E, _D, _P, _F, _O, _V = cast(tuple[sa.Table, ...], (
     Account.__table__, Equity.__table__, Decision.__table__, Position.__table__, Fill.__table__, Order.__table__,
