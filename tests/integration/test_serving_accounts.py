@@ -98,6 +98,12 @@ def test_new_bars_step_the_account_like_trade_step(tmp_path: Path, bars: pd.Data
                       if line.startswith("tradepipe_account_"))
         assert float(gauges['tradepipe_account_equity{account="acct"}']) == pytest.approx(book["equity"])
         assert float(gauges['tradepipe_account_halted{account="acct"}']) == 0.0
+        served_requests = [line for line in client.get("/metrics").text.splitlines()
+                           if line.startswith("tradepipe_http_requests_total{")]
+        posts = [line for line in served_requests if 'endpoint="/v1/accounts/{account}/bars"' in line]
+        assert sorted(line.split('status="')[1].split('"')[0] for line in posts) == ["200", "401", "404", "409",
+                                                                                      "422"]
+        assert not any('endpoint="other"' in line or "/v1/accounts/acct" in line for line in served_requests)
     logged = read_live_log(served / LIVE_BARS_LOG)                                  # the posted bars survive a restart
     assert sorted(logged["timestamp"].unique()) == stamps[-3:]
     posted = bars[bars["timestamp"] >= stamps[-3]].set_index(["timestamp", "symbol"])["close"]

@@ -184,6 +184,5 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
         app.include_router(relay)
     if paper is not None:
         app.include_router(accounts_router(paper[0], paper[1], metrics, _authorized, max_body_bytes))
-    app.add_middleware(MetricsMiddleware, metrics=metrics,
-                       routes=frozenset(r.path for r in app.routes if hasattr(r, "path")))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

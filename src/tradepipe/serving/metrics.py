@@ -148,10 +148,11 @@ class ServingMetrics:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware timing every HTTP request; unknown paths are counted as ``other``."""
+    """Pure ASGI middleware timing every HTTP request by its route's path template (``/v1/accounts/{account}/bars``:
+    one series however many accounts); a path no route matches is counted as ``other``."""
 
-    def __init__(self, app: ASGIApp, metrics: ServingMetrics, routes: frozenset[str]) -> None:
-        self.app, self.metrics, self.routes = app, metrics, routes
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -168,6 +169,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            endpoint = scope["path"] if scope["path"] in self.routes else "other"
+            route = scope.get("route")  # set by the router on the request's scope when a route matched
+            endpoint = str(getattr(route, "path", "other"))
             self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
