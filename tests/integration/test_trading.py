@@ -217,13 +217,13 @@ KILL = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         broker_module.SimulatedBroker.submit_many = submit_many
     elif point == "after_fills":
-        real_fills = broker_module.SimulatedBroker.fills
-        def fills(self, account, ids):
-            got = real_fills(self, account, ids)
-            if got:
+        real_fill = step_module.Trader._fill               # the broker's fills applied to the book, not committed
+        def fill(self, *args):
+            done = real_fill(self, *args)
+            if done[2]:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return got
-        broker_module.SimulatedBroker.fills = fills
+            return done
+        step_module.Trader._fill = fill
     elif point == "after_decision":
         real_decide = step_module.Trader._decide
         def decide(self, *args):

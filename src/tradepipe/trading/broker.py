@@ -34,17 +34,6 @@ class OrderRequest:
 
 
 @dataclass(frozen=True)
-class BrokerOrder:
-    """An order as the broker knows it."""
-
-    client_order_id: str
-    symbol: str
-    qty: float
-    status: str           # submitted | filled | rejected | cancelled
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
 class BrokerFill:
     """A fill as the broker reports it; ``fill_id`` is unique per broker."""
 
@@ -55,6 +44,19 @@ class BrokerFill:
     price: float
     cost: float
     bar: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order as the broker knows it, with the fills it reported in the same answer (a later fill of an order
+    still ``submitted`` is asked for with ``Broker.fills``)."""
+
+    client_order_id: str
+    symbol: str
+    qty: float
+    status: str           # submitted | filled | rejected | cancelled
+    reason: str | None = None
+    fills: tuple[BrokerFill, ...] = ()
 
 
 class Broker(Protocol):
@@ -134,54 +136,65 @@ class SimulatedBroker:
         return self.submit_many(account, [order])[0]
 
     def submit_many(self, account: str, orders: list[OrderRequest]) -> list[BrokerOrder]:
-        """Submit ``orders`` in one transaction (one step's orders); each is idempotent by its client order id."""
+        """Submit ``orders`` in one transaction (one step's orders); each is idempotent by its client order id. Each
+        answer carries its order's fill (a known order's, on a retry, the one first made)."""
         with self.engine.begin() as conn:
-            ids = [o.client_order_id for o in orders]
-            known = {row.client_order_id: row for row in conn.execute(_KNOWN, {"ids": ids})}
+            known = {row.client_order_id: row for row in
+                     conn.execute(_KNOWN, {"ids": [o.client_order_id for o in orders]})}
+            filled = {f.client_order_id: f for f in _fills(conn, account, list(known))} if known else {}
             cash = conn.execute(_CASH, {"account": account}).scalar()
             if cash is None:
                 raise KeyError(f"the paper broker has no account {account!r}")
             positions = {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})}
             held = set(positions)
-            answers, rows, fills = [], [], []
+            rows, fills, new = [], [], []  # new: the orders filled now
             for order in orders:
-                if order.client_order_id in known:  # a retry: the order is already on file (and filled)
-                    answers.append(_order(known[order.client_order_id]))
-                    continue
-                row, fill, cash = self._fill(account, cash, positions, order)
-                answers.append(BrokerOrder(order.client_order_id, order.symbol, order.qty, str(row["status"]),
-                                           row["reason"]))  # type: ignore[arg-type]
-                rows.append(row)
-                fills.extend(fill)
+                if order.client_order_id not in known:
+                    row, fill, cash = self._fill(account, cash, positions, order)
+                    rows.append(row)
+                    if fill is not None:
+                        fills.append(fill)
+                        new.append(order)
             if rows:
                 conn.execute(_INSERT_ORDERS, rows)
             if fills:
-                conn.execute(_INSERT_FILLS, fills)
-                changed = {str(f["symbol"]) for f in fills}
-                new = [{"account": account, "symbol": s, "qty": positions[s]} for s in sorted(changed - held)]
-                if new:
-                    conn.execute(_INSERT_POSITIONS, new)
+                seqs = conn.execute(_INSERT_FILLS, fills).scalars().all()  # in the order of ``fills``
+                filled.update((o.client_order_id, BrokerFill(f"sim-{seq}", o.client_order_id, o.symbol, o.qty,
+                                                             float(f["price"]), float(f["cost"]), o.bar))  # type: ignore[arg-type]
+                              for seq, o, f in zip(seqs, new, fills, strict=True))
+                changed = {o.symbol for o in new}
+                added = [{"account": account, "symbol": s, "qty": positions[s]} for s in sorted(changed - held)]
+                if added:
+                    conn.execute(_INSERT_POSITIONS, added)
                 if changed & held:
                     conn.execute(_SET_POSITION, [{"a": account, "s": s, "q": positions[s]}
                                                  for s in sorted(changed & held)])
                 conn.execute(_SET_CASH, {"a": account, "c": cash})
+            statuses = {str(r["client_order_id"]): (str(r["status"]), r["reason"]) for r in rows}
+            statuses.update((cid, (row.status, row.reason)) for cid, row in known.items())
+            answers = []
+            for o in orders:
+                status, reason = statuses[o.client_order_id]
+                made = filled.get(o.client_order_id)
+                answers.append(BrokerOrder(o.client_order_id, o.symbol, o.qty, status, reason,  # type: ignore[arg-type]
+                                           (made,) if made is not None else ()))
             return answers
 
     def _fill(self, account: str, cash: float, positions: dict[str, float], order: OrderRequest
-              ) -> tuple[dict[str, object], list[dict[str, object]], float]:
-        """The order's row, its fill's (none when rejected) and the cash after; ``positions`` updated."""
+              ) -> tuple[dict[str, object], dict[str, object] | None, float]:
+        """The order's row, its fill's (None when rejected) and the cash after; ``positions`` updated."""
         price = float(self.quote(order.symbol, order.bar))
         row: dict[str, object] = {"client_order_id": order.client_order_id, "account": account,
                                   "symbol": order.symbol, "qty": order.qty, "bar": order.bar.to_pydatetime(),
                                   "status": "filled", "reason": None}
         if not price > 0.0:
             row["status"], row["reason"] = "rejected", f"no positive close for {order.symbol} at {order.bar.date()}"
-            return row, [], cash
+            return row, None, cash
         cost = self.cost_rate * abs(order.qty * price)
         cash -= order.qty * price + cost
         positions[order.symbol] = positions[order.symbol] + order.qty if order.symbol in positions else order.qty
-        return row, [{"client_order_id": order.client_order_id, "account": account, "symbol": order.symbol,
-                      "qty": order.qty, "price": price, "cost": cost, "bar": order.bar.to_pydatetime()}], cash
+        return row, {"client_order_id": order.client_order_id, "account": account, "symbol": order.symbol,
+                     "qty": order.qty, "price": price, "cost": cost, "bar": order.bar.to_pydatetime()}, cash
 
     def cancel(self, account: str, client_order_id: str) -> None:
         with Session(self.engine) as session, session.begin():
@@ -241,7 +254,8 @@ _CASH = sa.select(_TA.c.cash).where(_TA.c.name == sa.bindparam("account"))
 _POSITIONS = sa.select(_TP.c.symbol, _TP.c.qty).where(_TP.c.account == sa.bindparam("account"))
 _FILLS = sa.select(_TF).where(_TF.c.account == sa.bindparam("account"),
                               _TF.c.client_order_id.in_(sa.bindparam("ids", expanding=True))).order_by(_TF.c.seq)
-_INSERT_ORDERS, _INSERT_FILLS, _INSERT_POSITIONS = sa.insert(_TO), sa.insert(_TF), sa.insert(_TP)
+_INSERT_ORDERS, _INSERT_POSITIONS = sa.insert(_TO), sa.insert(_TP)
+_INSERT_FILLS = sa.insert(_TF).returning(_TF.c.seq, sort_by_parameter_order=True)
 _SET_POSITION = sa.update(_TP).where(_TP.c.account == sa.bindparam("a"), _TP.c.symbol == sa.bindparam("s")) \
     .values(qty=sa.bindparam("q"))
 _SET_CASH = sa.update(_TA).where(_TA.c.name == sa.bindparam("a")).values(cash=sa.bindparam("c"))

@@ -35,7 +35,7 @@ from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.store import TradeStore, now_utc, utc
 from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
 
-__all__ = ["AccountBook", "KeptDecision", "StepResult", "Trader", "client_order_id"]
+__all__ = ["AccountBook", "KeptDecision", "StepResult", "Trader", "client_order_ids"]
 
 PolicyLoader = Callable[[str, int], TradingPolicy]
 MARKETS_PER_KEY = 4  # market states kept per (anchor, model version, universe): accounts at different bars
@@ -56,9 +56,10 @@ class StepResult:
     flagged: bool = False           # the OOD guard flagged the decision (held the book or went to cash)
 
 
-def client_order_id(account: str, bar: pd.Timestamp, symbol: str) -> str:
-    """The deterministic id of an account's order for ``symbol`` at fill bar ``bar``."""
-    return f"{account}:{bar.strftime('%Y%m%dT%H%M%S')}:{symbol}"
+def client_order_ids(account: str, bar: pd.Timestamp, symbols: list[str]) -> list[str]:
+    """The deterministic ids of an account's orders for ``symbols`` at fill bar ``bar``."""
+    prefix = f"{account}:{bar.strftime('%Y%m%dT%H%M%S')}:"
+    return [prefix + symbol for symbol in symbols]
 
 
 @dataclass
@@ -254,7 +255,7 @@ class Trader:
         held = dict(kept.positions)
         book = _Book(kept.cash, np.array([held.get(s, 0.0) for s in symbols], dtype=np.float64))
         closes = self._closes(bar, symbols)
-        cids = [client_order_id(account, bar, s) for s in symbols]
+        cids = client_order_ids(account, bar, symbols)
         mismatch = self._reconcile(conn, acct, book, symbols, cids)
         if mismatch is not None:
             events = [_event(account, bar, "reconciliation_mismatch", mismatch)]
@@ -377,7 +378,7 @@ class Trader:
         if orders:
             conn.execute(_ORDERS, orders)  # one statement for the step's orders
         sent = [r.client_order_id for r in requests]
-        new = self.broker.fills(acct.name, sent) if sent else []  # none recorded yet (see _reconcile)
+        new = [f for a in answers.values() for f in a.fills]  # none recorded yet (see _reconcile)
         index = {s: i for i, s in enumerate(symbols)}
         fills: list[dict[str, object]] = []
         inserted: dict[str, float] = {}

@@ -97,6 +97,9 @@ def test_broker_submissions_are_idempotent(tmp_path: Path) -> None:
     broker.open_account("x", 1000.0)
     first = broker.submit("x", OrderRequest("x:1:A", "A", 5.0, bar))
     again = broker.submit("x", OrderRequest("x:1:A", "A", 5.0, bar))
-    assert first == again and broker.positions("x") == {"A": 5.0}
+    assert first == again and broker.positions("x") == {"A": 5.0}   # the retry answers the same order and fill
     assert broker.cash("x") == pytest.approx(1000.0 - 50.0 - 0.05)
-    assert len(broker.fills("x", ["x:1:A"])) == 1
+    assert broker.fills("x", ["x:1:A"]) == list(first.fills) and first.fills[0].price == 10.0
+    both = broker.submit_many("x", [OrderRequest("x:2:A", "A", -2.0, bar), OrderRequest("x:2:B", "B", 1.0, bar)])
+    assert [f for order in both for f in order.fills] == broker.fills("x", ["x:2:A", "x:2:B"])
+    assert [order.fills[0].qty for order in both] == [-2.0, 1.0] and broker.positions("x") == {"A": 3.0, "B": 1.0}
