@@ -137,13 +137,15 @@ def profile_cmd(name: str = typer.Argument(..., help="A profile in profiles/<nam
 
 def _validate_section(path: Path) -> dict[str, object]:
     """The ``validate:`` section of a params file as written (the rest is not read); empty when the file is absent."""
-    import yaml
+    from ruamel.yaml.error import YAMLError
+
+    from tradepipe.config import read_params_yaml
 
     if not path.exists():
         return {}
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raw = read_params_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YAMLError) as exc:
         _fail(f"--params {path}: cannot be read as YAML: {exc}", 2)
     if raw is not None and not isinstance(raw, dict):
         _fail(f"--params {path}: expected a mapping of sections (e.g. validate:), found {type(raw).__name__}", 2)

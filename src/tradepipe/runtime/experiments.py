@@ -19,8 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
+from ruamel.yaml.error import YAMLError
 
 from tradepipe.config import ConfigError, Params, invalid_params, read_params_yaml, set_dotted
 from tradepipe.runtime.params import resolve
@@ -38,8 +38,8 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"-S {item!r}: expected KEY=VALUE with a dotted params key, e.g. -S tune.num_samples=3")
         try:
-            out[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+            out[key.strip()] = read_params_yaml(text)  # YAML 1.2, as params.yaml is read: 16:00 stays a time
+        except YAMLError as exc:
             raise ConfigError(f"-S {item!r}: the value is not valid YAML ({exc})") from exc
     return out
 

@@ -10,10 +10,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 
-from tradepipe.config import ConfigError, Params, set_dotted
+from tradepipe.config import ConfigError, Params, read_params_yaml, set_dotted
 from tradepipe.runtime.params import resolve
 
 
@@ -23,7 +22,7 @@ def load_profile(root: Path, name: str) -> dict[str, Any]:
     if not path.exists():
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise ConfigError(f"profile {name!r} not found at {path}; known profiles: {known}")
-    overrides = yaml.safe_load(path.read_text()) or {}
+    overrides = read_params_yaml(path.read_text()) or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{path}: expected a mapping of dotted keys to values")
     return overrides
@@ -38,5 +37,5 @@ def apply_profile(params_path: Path, overrides: dict[str, Any]) -> None:
         set_dotted(raw, dotted, value)
     text = io.StringIO()
     rt.dump(raw, text)
-    resolve(Params.model_validate(yaml.safe_load(text.getvalue())), params_path)
+    resolve(Params.model_validate(read_params_yaml(text.getvalue())), params_path)
     params_path.write_text(text.getvalue())

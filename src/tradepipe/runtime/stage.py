@@ -7,12 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
 import mlflow
-from tradepipe.config import ConfigError, Params
+from tradepipe.config import ConfigError, Params, read_params_yaml
 from tradepipe.core.io import write_json
 from tradepipe.runtime.params import stage_params
 from tradepipe.runtime.stage_metrics import stage_run_metrics
@@ -66,7 +65,7 @@ def _run(name: str, body: StageBody, root: Path) -> None:
     except ConfigError as exc:
         console.print(f"[bold red]{name}: bad params[/]\n{escape(str(exc))}")
         sys.exit(2)
-    raw: dict[str, Any] = yaml.safe_load((root / "params.yaml").read_text())
+    raw: dict[str, Any] = read_params_yaml((root / "params.yaml").read_text())  # as load_params and DVC read it
     logged = {key: raw[key] for key in spec.params if key in raw}
     recorder = _Recorder(params)
     try:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests import ROOT
-from tradepipe.config import ConfigError, set_dotted
+from tradepipe.config import ConfigError, read_params_yaml, set_dotted
 from tradepipe.runtime.experiments import (
     check_variant,
     exp_run_command,
@@ -30,7 +30,10 @@ DVC = str(Path(sys.executable).parent / "dvc")
 def test_sets_are_read_as_yaml_and_win_over_the_profile() -> None:
     assert parse_sets(["tune.num_samples=3", "data.symbols=[AAPL, KO]", "data.path=null", "data.end=2018-06-30"]) \
         == {"tune.num_samples": 3, "data.symbols": ["AAPL", "KO"], "data.path": None,
-            "data.end": yaml.safe_load("2018-06-30")}
+            "data.end": read_params_yaml("2018-06-30")}
+    # read as params.yaml is (YAML 1.2): a time stays text (YAML 1.1 reads 16:00 as 960), 1e-3 is a number
+    assert parse_sets(["ingest.close_time=16:00", "train.lr=1e-3"]) == {"ingest.close_time": "16:00",
+                                                                       "train.lr": 0.001}
     merged = variant(ROOT, "smoke", ["tune.num_samples=3"])
     assert merged["tune.num_samples"] == 3 and merged["data.symbols"] == ["AAPL", "AMD", "JPM", "KO", "XOM"]
     with pytest.raises(ConfigError, match="KEY=VALUE"):
