@@ -183,6 +183,12 @@ class SearchDim(_Section):
         return self
 
 
+# the predictor's hyperparameters: the network's keyword arguments (defaults where absent) and the two every trial
+# needs (a choice of one value fixes one); tune.search_space names only these
+MODEL_KEYS = ("conv_filters", "kernel_size", "lstm_hidden", "lstm_layers", "dropout", "attention", "dilations")
+TRIAL_KEYS = ("lr", "seq_len")
+
+
 class TuneParams(_Section):
     num_samples: Int = Field(ge=1)
     max_epochs: Int = Field(ge=1)
@@ -190,6 +196,21 @@ class TuneParams(_Section):
     cpus: Int = Field(2, ge=1)
     address: str | None = None  # an existing Ray cluster; None starts a local one
     search_space: dict[str, SearchDim]
+
+    @model_validator(mode="after")
+    def _check(self) -> TuneParams:
+        tunable = (*TRIAL_KEYS, *MODEL_KEYS)
+        for name in self.search_space:
+            if name not in tunable:
+                close = difflib.get_close_matches(name, tunable, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"search_space: {name!r} is not a hyperparameter of the predictor; {hint}it takes "
+                                 f"{', '.join(tunable)}")
+        missing = [name for name in TRIAL_KEYS if name not in self.search_space]
+        if missing:
+            raise ValueError(f"search_space: {missing} missing: every trial needs them (a choice of one value fixes "
+                             "one, e.g. seq_len: {type: choice, values: [20]})")
+        return self
 
 
 class WalkForwardParams(_Section):

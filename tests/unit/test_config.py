@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -202,6 +203,23 @@ def test_search_space_bounds_are_checked(tmp_path: Path, dim: dict, fragment: st
     node[where[-1]] = dim
     with pytest.raises(ConfigError, match=rf"(?m)^  {re.escape('.'.join(where))}[.:].*{re.escape(fragment)}"):
         _load(tmp_path, raw)
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    (lambda space: space.update(lrr=space.pop("lr")), r"'lrr' is not a hyperparameter .*did you mean 'lr'"),
+    (lambda space: space.update(epochs={"type": "choice", "values": [2]}), r"search_space: 'epochs' is not a hyper"),
+    (lambda space: space.pop("seq_len"), r"search_space: \['seq_len'\] missing: every trial needs them"),
+])
+def test_the_search_space_names_the_predictors_hyperparameters(tmp_path: Path, change: Any, fragment: str) -> None:
+    """A misspelt name was dropped silently by the network's builder, a missing lr failed inside a Ray trial."""
+    raw = _raw()
+    change(raw["tune"]["search_space"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match=rf"(?m)^  tune[.:] .*{fragment}"):
+        stage_params(tmp_path / "params.yaml")
+    raw["tune"]["search_space"] = _raw()["tune"]["search_space"]  # the shipped space passes
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert set(stage_params(tmp_path / "params.yaml").tune.search_space) == set(raw["tune"]["search_space"])
 
 
 def test_a_good_randint_dimension_is_accepted(tmp_path: Path) -> None:

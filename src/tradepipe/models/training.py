@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from tradepipe.config import MODEL_KEYS
 from tradepipe.core.types import F32
 from tradepipe.models.cnn_lstm import CNNLSTM
 from tradepipe.models.panel import Windows
 
-MODEL_KEYS = ("conv_filters", "kernel_size", "lstm_hidden", "lstm_layers", "dropout", "attention", "dilations")
 REGRESSION, CLASSIFICATION = "regression", "classification"
 CHECKPOINT = "checkpoint.pt"  # inside a checkpoint directory
 
