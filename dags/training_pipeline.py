@@ -14,7 +14,9 @@ profiles/<name>.yaml's overrides as the stages will and names the experiment `<p
 task then runs `dvc exp run --temp -S ...` up to its stage in a temporary copy of the project (the stages
 before it restored from DVC's run cache, not rerun), keeping only the last stage's experiment. params.yaml,
 dvc.lock and the workspace's outputs are never touched, so nothing has to be written back afterwards.
-register's decision then comes from the experiment's metrics. `force` reruns unchanged stages of a run
+register's decision then comes from the experiment's metrics. Without a profile, the same setup task checks
+params.yaml as every stage will, so a typo fails the run before any stage (DVC deletes a stage's outputs before
+running it). `force` reruns unchanged stages of a run
 without a profile (an experiment reruns a stage whenever no earlier run had the same inputs).
 """
 
@@ -46,12 +48,15 @@ EXP = "ti.xcom_pull(task_ids='experiment')"
 @task
 def experiment() -> dict[str, Any] | None:
     """With the run's ``profile`` param: its overrides checked, the experiment's name, -S arguments and tracking
-    URI for the stage tasks (the MLflow experiment created under the project); None without a profile."""
+    URI for the stage tasks (the MLflow experiment created under the project); None without a profile, once
+    params.yaml passed the stages' own check (a typo fails here, before `dvc repro` deletes any output)."""
     from tradepipe.runtime.experiments import check_variant, set_args, tracking_env, variant
+    from tradepipe.runtime.params import stage_params
 
     context = get_current_context()
     name = context["params"]["profile"]
     if not name:
+        stage_params(PROJECT / "params.yaml")
         return None
     overrides = variant(PROJECT, name, [])
     merged = check_variant(PROJECT / "params.yaml", overrides)

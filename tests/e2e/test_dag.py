@@ -27,7 +27,7 @@ from sqlalchemy import select
 from airflow.models.asset import AssetEvent, AssetModel
 from airflow.utils.session import create_session
 from training_pipeline import dag
-dr = dag.test(run_conf={"profile": "smoke"})
+dr = dag.test(run_conf=json.loads(sys.argv[1]))
 print("RUN_ID", dr.run_id)
 print("DAG_STATE", dr.state)
 for ti in dr.get_task_instances():
@@ -42,7 +42,7 @@ with create_session() as session:  # every asset event in Airflow's metadata DB
 def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -> None:
     params_before = (project / "params.yaml").read_bytes()
     env = airflow_env(project, tmp_path / "airflow")
-    result = run([sys.executable, "-c", SCRIPT], project, **env)
+    result = run([sys.executable, "-c", SCRIPT, json.dumps({"profile": "smoke"})], project, **env)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     tasks = dict(line.split()[1:] for line in out.splitlines() if line.startswith("TASK "))
@@ -75,6 +75,23 @@ def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -
     last_bar = pd.read_parquet(project / BARS)["timestamp"].max()
     # the monitor's boundaries: the live policy saw every bar, the predictor the smoke profile's training window
     assert (agent.tags[FIT_END_TAG], agent.tags[TRAIN_END_TAG]) == (last_bar.isoformat(), "2015-12-31")
+
+def test_a_params_typo_fails_the_run_before_any_stage(project: Path, tmp_path: Path) -> None:
+    """Without a profile the setup task checks params.yaml: a typo fails it, no stage runs, nothing is deleted."""
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("  max_epochs:", "  max_epoch:", 1))
+    (project / "metrics").mkdir(exist_ok=True)
+    kept = project / "metrics" / "tune.json"
+    kept.write_text('{"best_val_loss": 1.0}')                # an earlier run's output (cache: false in dvc.yaml)
+    lock = project / "dvc.lock"
+    before = lock.read_bytes() if lock.exists() else None
+    env = airflow_env(project, tmp_path / "airflow")
+    result = run([sys.executable, "-c", SCRIPT, json.dumps({})], project, **env)
+    tasks = dict(line.split()[1:] for line in result.stdout.splitlines() if line.startswith("TASK "))
+    assert tasks == {"experiment": "failed", **{s: "upstream_failed" for s in STAGE_NAMES}}, result.stdout[-3000:]
+    assert "max_epoch" in result.stdout + result.stderr and kept.read_text() == '{"best_val_loss": 1.0}'
+    assert (lock.read_bytes() if lock.exists() else None) == before
+
 
 DEPLOY_SCRIPT = """
 import json, sys
