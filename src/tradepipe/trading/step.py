@@ -38,7 +38,6 @@ from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Ord
 __all__ = ["AccountBook", "KeptDecision", "StepResult", "Trader", "client_order_ids"]
 
 PolicyLoader = Callable[[str, int], TradingPolicy]
-MARKETS_PER_KEY = 4  # market states kept per (anchor, model version, universe): accounts at different bars
 
 
 @dataclass(frozen=True)
@@ -72,17 +71,17 @@ class _Book:
 class Trader:
     """Steps accounts over canonical ``bars`` with ``broker``, recording everything in ``store``.
 
-    The bars are indexed once as (timestamp, symbol) arrays. Market states (:class:`LiveMarket`) are kept between
-    steps and shared by the accounts they are the same for (one anchor, model version and universe: the state depends
-    on nothing else), so accounts stepping the same bar advance it once; a few per key are kept for accounts at
-    different bars (``MARKETS_PER_KEY``), rebuilt from the bars when none is at the bar or the one before.
+    The bars are indexed once as (timestamp, symbol) arrays. Each account's market state (:class:`LiveMarket`) is
+    kept between steps and shared with the accounts it is the same for (one anchor, model version and universe: the
+    state depends on nothing else), so accounts stepping the same bar advance it once; at most one state per
+    account is kept, rebuilt from the bars when none of its key is at the bar or the one before.
     """
 
     def __init__(self, store: TradeStore, broker: Broker, bars: pd.DataFrame, params: Params,
                  load_policy: PolicyLoader) -> None:
         self.store, self.broker, self.params, self.load_policy = store, broker, params, load_policy
         self._policies: dict[tuple[str, int], TradingPolicy] = {}
-        self._markets: dict[tuple[object, ...], list[LiveMarket]] = {}  # per market key, most recent first
+        self._live: dict[str, tuple[tuple[object, ...], LiveMarket]] = {}  # account -> (market key, its state)
         self._kept: dict[str, _Kept] = {}
         self._accounts: set[str] = set()
         self._bars: pd.DataFrame = bars
@@ -101,7 +100,7 @@ class Trader:
     @bars.setter
     def bars(self, bars: pd.DataFrame) -> None:
         self._bars, self._added = bars, []
-        self._markets.clear()
+        self._live.clear()
         self.timestamps = pd.DatetimeIndex(sorted(bars["timestamp"].unique()))
         self.symbols = sorted(bars["symbol"].unique())
         rows = self.timestamps.get_indexer(bars["timestamp"])
@@ -434,24 +433,29 @@ class Trader:
         return verdict, KeptDecision(int(key[0]), bar, target, guard, risk_state, score)
 
     def _live_market(self, acct: _Acct, policy: TradingPolicy, bar: pd.Timestamp) -> LiveMarket:
-        """The market state of ``acct`` at ``bar``: a kept one at ``bar`` (another account of the same key decided
-        it), else one at the bar before advanced by one bar, else one built from the account's window."""
+        """The market state of ``acct`` at ``bar``: one of its key already at ``bar`` (another account decided it),
+        else its own (or one of its key) at the bar before, advanced by one bar, else one built from its window.
+
+        Advancing a state in place is safe for the other accounts holding it: they are at the bar before, and the
+        next bar any of them steps is ``bar`` (bars are stepped in order), which they then find."""
         symbols = policy.spec.symbols
         if not set(symbols) <= self._col.keys():
             raise ValueError(f"the policy trades {symbols}; the data holds {self.symbols}")
-        kept = self._markets.setdefault((utc(acct.anchor), acct.model_name, acct.model_version, tuple(symbols)), [])
+        key = (utc(acct.anchor), acct.model_name, acct.model_version, tuple(symbols))
         i = self._row[bar]
         before = self.timestamps[i - 1] if i > 0 else None
-        live = next((m for m in kept if m.last == bar), None) or next((m for m in kept if m.last == before), None)
-        if live is not None:
-            kept.remove(live)
-            if live.last != bar:
+        same = [live for k, live in self._live.values() if k == key]
+        live = next((m for m in same if m.last == bar), None)
+        if live is None:
+            own = self._live.get(acct.name)
+            mine = [own[1]] if own is not None and own[0] == key else []
+            live = next((m for m in [*mine, *same] if m.last == before), None)
+            if live is None:
+                live = self._build_market(acct, policy, i)
+            else:
                 cols = [self._col[s] for s in symbols]
                 live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
-        else:
-            live = self._build_market(acct, policy, i)
-        kept.insert(0, live)
-        del kept[MARKETS_PER_KEY:]
+        self._live[acct.name] = (key, live)
         return live
 
     def _build_market(self, acct: _Acct, policy: TradingPolicy, i: int) -> LiveMarket:
