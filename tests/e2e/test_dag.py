@@ -82,7 +82,7 @@ def test_a_params_typo_fails_the_run_before_any_stage(project: Path, tmp_path: P
     params.write_text(params.read_text().replace("  max_epochs:", "  max_epoch:", 1))
     (project / "metrics").mkdir(exist_ok=True)
     kept = project / "metrics" / "tune.json"
-    kept.write_text('{"best_val_loss": 1.0}')                # an earlier run's output (cache: false in dvc.yaml)
+    kept.write_text('{"best_val_loss": 1.0}')                # an earlier run's output
     lock = project / "dvc.lock"
     before = lock.read_bytes() if lock.exists() else None
     env = airflow_env(project, tmp_path / "airflow")

@@ -389,3 +389,28 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
         assert len(mine) == len(todo)
         for column in ("target", "proposed", "risk_state"):
             assert list(mine[column]) == list(reference[column]), (account, column)
+
+
+def test_a_market_state_that_failed_to_advance_is_never_found_again(bars: pd.DataFrame, params: Params,
+                                                                    policy: TradingPolicy, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state whose advance raised already says it is at the new bar: the retry rebuilds instead of using it."""
+    trader = make_trader(f"sqlite:///{tmp_path / 'trades.db'}", f"sqlite:///{tmp_path / 'broker.db'}", bars,
+                         _params(params), policy)
+    first, bar = trader.pending_bars("acct")[:2]
+    assert trader.step("acct", first).status == "traded"
+    real = LiveMarket._forecast
+
+    def broken(self: LiveMarket) -> np.ndarray:
+        raise RuntimeError("forecast failed")
+
+    monkeypatch.setattr(LiveMarket, "_forecast", broken)
+    with pytest.raises(RuntimeError, match="forecast failed"):
+        trader.step("acct", bar)
+    monkeypatch.setattr(LiveMarket, "_forecast", real)
+    assert trader.step("acct", bar).status == "traded"
+    alone = make_trader(f"sqlite:///{tmp_path / 'alone.db'}", f"sqlite:///{tmp_path / 'alone-broker.db'}", bars,
+                        _params(params), policy)
+    for b in (first, bar):
+        alone.step("acct", b)
+    assert list(table(trader, Decision)["target"]) == list(table(alone, Decision)["target"])

@@ -139,15 +139,14 @@ class SimulatedBroker:
         """Submit ``orders`` in one transaction (one step's orders); each is idempotent by its client order id. Each
         answer carries its order's fill (a known order's, on a retry, the one first made)."""
         with self.engine.begin() as conn:
-            known = {row.client_order_id: row for row in
-                     conn.execute(_KNOWN, {"ids": [o.client_order_id for o in orders]})}
-            filled = {f.client_order_id: f for f in _fills(conn, account, list(known))} if known else {}
+            ids = [o.client_order_id for o in orders]
+            known = {row.client_order_id: row for row in conn.execute(_KNOWN, {"ids": ids})}
             cash = conn.execute(_CASH, {"account": account}).scalar()
             if cash is None:
                 raise KeyError(f"the paper broker has no account {account!r}")
             positions = {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})}
             held = set(positions)
-            rows, fills, new = [], [], []  # new: the orders filled now
+            rows, fills, new = [], [], []  # new: the orders filled now; each answer then carries its fill as filed
             for order in orders:
                 if order.client_order_id not in known:
                     row, fill, cash = self._fill(account, cash, positions, order)
@@ -158,10 +157,7 @@ class SimulatedBroker:
             if rows:
                 conn.execute(_INSERT_ORDERS, rows)
             if fills:
-                seqs = conn.execute(_INSERT_FILLS, fills).scalars().all()  # in the order of ``fills``
-                filled.update((o.client_order_id, BrokerFill(f"sim-{seq}", o.client_order_id, o.symbol, o.qty,
-                                                             float(f["price"]), float(f["cost"]), o.bar))  # type: ignore[arg-type]
-                              for seq, o, f in zip(seqs, new, fills, strict=True))
+                conn.execute(_INSERT_FILLS, fills)
                 changed = {o.symbol for o in new}
                 added = [{"account": account, "symbol": s, "qty": positions[s]} for s in sorted(changed - held)]
                 if added:
@@ -170,15 +166,12 @@ class SimulatedBroker:
                     conn.execute(_SET_POSITION, [{"a": account, "s": s, "q": positions[s]}
                                                  for s in sorted(changed & held)])
                 conn.execute(_SET_CASH, {"a": account, "c": cash})
+            made = {f.client_order_id: (f,) for f in _fills(conn, account, ids)} if fills or known else {}
             statuses = {str(r["client_order_id"]): (str(r["status"]), r["reason"]) for r in rows}
-            statuses.update((cid, (row.status, row.reason)) for cid, row in known.items())
-            answers = []
-            for o in orders:
-                status, reason = statuses[o.client_order_id]
-                made = filled.get(o.client_order_id)
-                answers.append(BrokerOrder(o.client_order_id, o.symbol, o.qty, status, reason,  # type: ignore[arg-type]
-                                           (made,) if made is not None else ()))
-            return answers
+            return [_order(known[o.client_order_id], made.get(o.client_order_id, ())) if o.client_order_id in known
+                    else BrokerOrder(o.client_order_id, o.symbol, o.qty, *statuses[o.client_order_id],  # type: ignore[arg-type]
+                                     made.get(o.client_order_id, ()))
+                    for o in orders]
 
     def _fill(self, account: str, cash: float, positions: dict[str, float], order: OrderRequest
               ) -> tuple[dict[str, object], dict[str, object] | None, float]:
@@ -243,8 +236,8 @@ def _cash(conn: sa.Connection, account: str) -> float:
     return float(cash)
 
 
-def _order(row: Any) -> BrokerOrder:
-    return BrokerOrder(row.client_order_id, row.symbol, row.qty, row.status, row.reason)
+def _order(row: Any, fills: tuple[BrokerFill, ...] = ()) -> BrokerOrder:
+    return BrokerOrder(row.client_order_id, row.symbol, row.qty, row.status, row.reason, fills)
 
 
 _TA, _TO, _TF, _TP = cast(tuple[sa.Table, ...], (_Account.__table__, _Order.__table__, _Fill.__table__,
@@ -254,8 +247,7 @@ _CASH = sa.select(_TA.c.cash).where(_TA.c.name == sa.bindparam("account"))
 _POSITIONS = sa.select(_TP.c.symbol, _TP.c.qty).where(_TP.c.account == sa.bindparam("account"))
 _FILLS = sa.select(_TF).where(_TF.c.account == sa.bindparam("account"),
                               _TF.c.client_order_id.in_(sa.bindparam("ids", expanding=True))).order_by(_TF.c.seq)
-_INSERT_ORDERS, _INSERT_POSITIONS = sa.insert(_TO), sa.insert(_TP)
-_INSERT_FILLS = sa.insert(_TF).returning(_TF.c.seq, sort_by_parameter_order=True)
+_INSERT_ORDERS, _INSERT_FILLS, _INSERT_POSITIONS = sa.insert(_TO), sa.insert(_TF), sa.insert(_TP)
 _SET_POSITION = sa.update(_TP).where(_TP.c.account == sa.bindparam("a"), _TP.c.symbol == sa.bindparam("s")) \
     .values(qty=sa.bindparam("q"))
 _SET_CASH = sa.update(_TA).where(_TA.c.name == sa.bindparam("a")).values(cash=sa.bindparam("c"))

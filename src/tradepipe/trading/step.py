@@ -436,8 +436,8 @@ class Trader:
         """The market state of ``acct`` at ``bar``: one of its key already at ``bar`` (another account decided it),
         else its own (or one of its key) at the bar before, advanced by one bar, else one built from its window.
 
-        Advancing a state in place is safe for the other accounts holding it: they are at the bar before, and the
-        next bar any of them steps is ``bar`` (bars are stepped in order), which they then find."""
+        Advancing a state in place is safe for the other accounts holding it: each looks for a state at its own bar
+        or the one before (bars are stepped in order), so one that lags further gets a state of its own."""
         symbols = policy.spec.symbols
         if not set(symbols) <= self._col.keys():
             raise ValueError(f"the policy trades {symbols}; the data holds {self.symbols}")
@@ -454,7 +454,11 @@ class Trader:
                 live = self._build_market(acct, policy, i)
             else:
                 cols = [self._col[s] for s in symbols]
-                live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
+                try:
+                    live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
+                except BaseException:  # a half-advanced state says it is at ``bar``: no account may find it
+                    self._live = {a: kept for a, kept in self._live.items() if kept[1] is not live}
+                    raise
         self._live[acct.name] = (key, live)
         return live
 
