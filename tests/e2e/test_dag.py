@@ -76,6 +76,7 @@ def test_training_pipeline_dag_runs_every_stage(project: Path, tmp_path: Path) -
     # the monitor's boundaries: the live policy saw every bar, the predictor the smoke profile's training window
     assert (agent.tags[FIT_END_TAG], agent.tags[TRAIN_END_TAG]) == (last_bar.isoformat(), "2015-12-31")
 
+
 def test_a_params_typo_fails_the_run_before_any_stage(project: Path, tmp_path: Path) -> None:
     """Without a profile the setup task checks params.yaml: a typo fails it, no stage runs, nothing is deleted."""
     params = project / "params.yaml"

@@ -74,6 +74,16 @@ def make_trader(store_url: str, broker_url: str, bars: pd.DataFrame, params: Par
     return trader
 
 
+def alone_decisions(bars: pd.DataFrame, params: Params, policy: TradingPolicy, tmp_path: Path,
+                    todo: list[pd.Timestamp]) -> pd.DataFrame:
+    """The decisions of an account stepping ``todo`` alone, in a trader of its own (by bar)."""
+    alone = make_trader(f"sqlite:///{tmp_path / 'alone.db'}", f"sqlite:///{tmp_path / 'alone-broker.db'}", bars,
+                        params, policy)
+    for bar in todo:
+        alone.step("acct", bar)
+    return table(alone, Decision).sort_values("bar")
+
+
 def run_bars(trader: Trader, n: int) -> list[str]:
     return [trader.step("acct", bar).status for bar in trader.pending_bars("acct")[:n]]
 
@@ -364,8 +374,6 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
 
     monkeypatch.setattr(step_module, "LiveMarket", Counted)
     p = _params(params)
-    alone = make_trader(f"sqlite:///{tmp_path / 'alone.db'}", f"sqlite:///{tmp_path / 'alone-broker.db'}", bars, p,
-                        policy)
     shared = make_trader(f"sqlite:///{tmp_path / 'shared.db'}", f"sqlite:///{tmp_path / 'shared-broker.db'}", bars,
                          p, policy)
     accounts.open_account(shared.store, "twin", 1e6, "tradepipe-agent", 1, policy.spec.symbols, shared.timestamps,
@@ -380,12 +388,9 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
     for bar in todo[5:]:
         shared.step("twin", bar)
     assert len(built) == 2
-    for bar in todo:
-        alone.step("acct", bar)
-    decisions = {name: table(trader, Decision) for name, trader in [("alone", alone), ("shared", shared)]}
-    reference = decisions["alone"].sort_values("bar")
+    reference, decisions = alone_decisions(bars, p, policy, tmp_path, todo), table(shared, Decision)
     for account in ("acct", "twin"):
-        mine = decisions["shared"][decisions["shared"]["account"] == account].sort_values("bar")
+        mine = decisions[decisions["account"] == account].sort_values("bar")
         assert len(mine) == len(todo)
         for column in ("target", "proposed", "risk_state"):
             assert list(mine[column]) == list(reference[column]), (account, column)
@@ -399,7 +404,6 @@ def test_a_market_state_that_failed_to_advance_is_never_found_again(bars: pd.Dat
                          _params(params), policy)
     first, bar = trader.pending_bars("acct")[:2]
     assert trader.step("acct", first).status == "traded"
-    real = LiveMarket._forecast
 
     def broken(self: LiveMarket) -> np.ndarray:
         raise RuntimeError("forecast failed")
@@ -407,10 +411,7 @@ def test_a_market_state_that_failed_to_advance_is_never_found_again(bars: pd.Dat
     monkeypatch.setattr(LiveMarket, "_forecast", broken)
     with pytest.raises(RuntimeError, match="forecast failed"):
         trader.step("acct", bar)
-    monkeypatch.setattr(LiveMarket, "_forecast", real)
+    monkeypatch.undo()
     assert trader.step("acct", bar).status == "traded"
-    alone = make_trader(f"sqlite:///{tmp_path / 'alone.db'}", f"sqlite:///{tmp_path / 'alone-broker.db'}", bars,
-                        _params(params), policy)
-    for b in (first, bar):
-        alone.step("acct", b)
-    assert list(table(trader, Decision)["target"]) == list(table(alone, Decision)["target"])
+    reference = alone_decisions(bars, _params(params), policy, tmp_path, [first, bar])
+    assert list(table(trader, Decision).sort_values("bar")["target"]) == list(reference["target"])

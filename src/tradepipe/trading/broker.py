@@ -146,19 +146,18 @@ class SimulatedBroker:
                 raise KeyError(f"the paper broker has no account {account!r}")
             positions = {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})}
             held = set(positions)
-            rows, fills, new = [], [], []  # new: the orders filled now; each answer then carries its fill as filed
+            rows, fills = [], []
             for order in orders:
                 if order.client_order_id not in known:
                     row, fill, cash = self._fill(account, cash, positions, order)
                     rows.append(row)
                     if fill is not None:
                         fills.append(fill)
-                        new.append(order)
             if rows:
                 conn.execute(_INSERT_ORDERS, rows)
             if fills:
                 conn.execute(_INSERT_FILLS, fills)
-                changed = {o.symbol for o in new}
+                changed = {str(f["symbol"]) for f in fills}
                 added = [{"account": account, "symbol": s, "qty": positions[s]} for s in sorted(changed - held)]
                 if added:
                     conn.execute(_INSERT_POSITIONS, added)
@@ -166,12 +165,17 @@ class SimulatedBroker:
                     conn.execute(_SET_POSITION, [{"a": account, "s": s, "q": positions[s]}
                                                  for s in sorted(changed & held)])
                 conn.execute(_SET_CASH, {"a": account, "c": cash})
-            made = {f.client_order_id: (f,) for f in _fills(conn, account, ids)} if fills or known else {}
-            statuses = {str(r["client_order_id"]): (str(r["status"]), r["reason"]) for r in rows}
-            return [_order(known[o.client_order_id], made.get(o.client_order_id, ())) if o.client_order_id in known
-                    else BrokerOrder(o.client_order_id, o.symbol, o.qty, *statuses[o.client_order_id],  # type: ignore[arg-type]
-                                     made.get(o.client_order_id, ()))
-                    for o in orders]
+            # each answer carries its order's fill as filed (read back in this transaction)
+            filed = {f.client_order_id: (f,) for f in _fills(conn, account, ids)} if fills or known else {}
+            status = {str(r["client_order_id"]): (str(r["status"]), r["reason"]) for r in rows}
+            answers = []
+            for o in orders:
+                cid = o.client_order_id
+                if cid in known:  # a retry: the order as the ledger holds it
+                    answers.append(_order(known[cid], filed.get(cid, ())))
+                else:
+                    answers.append(BrokerOrder(cid, o.symbol, o.qty, *status[cid], filed.get(cid, ())))  # type: ignore[arg-type]
+            return answers
 
     def _fill(self, account: str, cash: float, positions: dict[str, float], order: OrderRequest
               ) -> tuple[dict[str, object], dict[str, object] | None, float]:

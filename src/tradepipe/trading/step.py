@@ -434,7 +434,7 @@ class Trader:
 
     def _live_market(self, acct: _Acct, policy: TradingPolicy, bar: pd.Timestamp) -> LiveMarket:
         """The market state of ``acct`` at ``bar``: one of its key already at ``bar`` (another account decided it),
-        else its own (or one of its key) at the bar before, advanced by one bar, else one built from its window.
+        else one of its key at the bar before, advanced by one bar, else one built from its window.
 
         Advancing a state in place is safe for the other accounts holding it: each looks for a state at its own bar
         or the one before (bars are stepped in order), so one that lags further gets a state of its own."""
@@ -442,18 +442,15 @@ class Trader:
         if not set(symbols) <= self._col.keys():
             raise ValueError(f"the policy trades {symbols}; the data holds {self.symbols}")
         key = (utc(acct.anchor), acct.model_name, acct.model_version, tuple(symbols))
-        i = self._row[bar]
+        i, cols = self._row[bar], [self._col[s] for s in symbols]
         before = self.timestamps[i - 1] if i > 0 else None
-        same = [live for k, live in self._live.values() if k == key]
+        same = [live for k, live in self._live.values() if k == key]  # the account's own among them
         live = next((m for m in same if m.last == bar), None)
         if live is None:
-            own = self._live.get(acct.name)
-            mine = [own[1]] if own is not None and own[0] == key else []
-            live = next((m for m in [*mine, *same] if m.last == before), None)
+            live = next((m for m in same if m.last == before), None)
             if live is None:
-                live = self._build_market(acct, policy, i)
+                live = self._build_market(acct, policy, i, cols)
             else:
-                cols = [self._col[s] for s in symbols]
                 try:
                     live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
                 except BaseException:  # a half-advanced state says it is at ``bar``: no account may find it
@@ -462,9 +459,9 @@ class Trader:
         self._live[acct.name] = (key, live)
         return live
 
-    def _build_market(self, acct: _Acct, policy: TradingPolicy, i: int) -> LiveMarket:
-        """The market state of ``acct`` at bar ``i``, computed over its window (from its anchor)."""
-        cols = [self._col[s] for s in policy.spec.symbols]
+    def _build_market(self, acct: _Acct, policy: TradingPolicy, i: int, cols: list[int]) -> LiveMarket:
+        """The market state of ``acct`` at bar ``i``, computed over its window (from its anchor) on the columns
+        ``cols`` of the policy's symbols."""
         start = int(self.timestamps.searchsorted(utc(acct.anchor)))
         stamps = self.timestamps[start:i + 1]
         bars = self.bars
