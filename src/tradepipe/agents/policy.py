@@ -23,7 +23,7 @@ from tradepipe.agents.market import build_market
 from tradepipe.config import Params, RiskParams
 from tradepipe.core.market import Market
 from tradepipe.core.types import Array
-from tradepipe.envs.portfolio import Obs, action_to_book
+from tradepipe.envs.portfolio import Obs, action_to_book, observation
 from tradepipe.features import build_features, feature_columns
 from tradepipe.models.predictor import Predictor
 from tradepipe.risk import OodReference, RiskManager, RiskState
@@ -74,6 +74,12 @@ class PolicySpec:
         return BookEnv(market.returns, market.features, predictions=market.predictions if self.forecast else None,
                        cost_rate=self.cost_rate,
                        lookback=self.lookback, long_only=self.long_only, max_leverage=self.max_leverage, **kwargs)
+
+    def observe(self, market: Market, t: int, book: Array) -> Obs:
+        """The observation ``env(market).observe(t, book)`` gives, without building the env."""
+        if market.symbols != self.symbols:
+            raise ValueError(f"the policy trades {self.symbols}; the data holds {market.symbols}")
+        return observation(market.features, market.predictions if self.forecast else None, t, self.lookback, book)
 
     def risk_manager(self, market: Market, since: int = 0) -> RiskManager:
         """The risk manager over ``market``'s returns, for decisions from bar ``since`` on."""

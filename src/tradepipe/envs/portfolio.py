@@ -27,13 +27,25 @@ from tradepipe.core.types import F32 as Obs
 from tradepipe.core.types import Array
 from tradepipe.envs.rewards import make_reward
 
-__all__ = ["LOGIT_SCALE", "Obs", "PortfolioEnv", "PortfolioVecEnv", "action_to_book", "action_to_weights"]
+__all__ = ["LOGIT_SCALE", "Obs", "PortfolioEnv", "PortfolioVecEnv", "action_to_book", "action_to_weights",
+           "observation"]
 
 LOGIT_SCALE = 5.0  # long-only softmax temperature: actions in [-1, 1] reach weights from ~0 to ~1
 # Hot-path constants as 0-d arrays (numpy ufuncs take them faster than Python floats). Batches keep
 # assets on the last axis; transposing puts them first, so np.add.reduce(x.T) sums over assets and
 # per-book scalars broadcast against x.T.
 _ONE, _MINUS_ONE, _SCALE = np.array(1.0), np.array(-1.0), np.array(LOGIT_SCALE)
+
+
+def observation(features: npt.ArrayLike, predictions: npt.ArrayLike | None, t: int, lookback: int,
+                book: Array) -> Obs:
+    """The observation at bar ``t`` holding ``book`` (N + 1), as ``PortfolioEnv(..., features, predictions=...,
+    lookback=...).observe(t, book)`` forms it, without building the env (a live decision's one observation)."""
+    window = np.nan_to_num(np.asarray(features[t - lookback + 1:t + 1], dtype=np.float32)).reshape(-1)  # type: ignore[index]
+    if predictions is None:
+        return np.concatenate((window, book), dtype=np.float32)
+    newest = np.nan_to_num(np.asarray(predictions[t], dtype=np.float32))  # type: ignore[index]
+    return np.concatenate((window, newest, book), dtype=np.float32)
 
 
 @lru_cache(maxsize=64)

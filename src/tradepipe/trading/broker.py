@@ -146,13 +146,16 @@ class SimulatedBroker:
                 raise KeyError(f"the paper broker has no account {account!r}")
             positions = {str(row.symbol): float(row.qty) for row in conn.execute(_POSITIONS, {"account": account})}
             held = set(positions)
-            rows, fills = [], []
-            for order in orders:
-                if order.client_order_id not in known:
-                    row, fill, cash = self._fill(account, cash, positions, order)
-                    rows.append(row)
-                    if fill is not None:
-                        fills.append(fill)
+            rows: list[dict[str, object]] = []
+            fills: list[dict[str, object]] = []
+            answers: dict[str, BrokerOrder] = {}
+            for order in (o for o in orders if o.client_order_id not in known):
+                row, fill, cash = self._fill(account, cash, positions, order)
+                rows.append(row)
+                fills += [fill] if fill is not None else []
+                answers[order.client_order_id] = BrokerOrder(
+                    order.client_order_id, order.symbol, order.qty, str(row["status"]), cast(str | None, row["reason"]),
+                    () if fill is None else (_fill_of(fill, order.bar),))
             if rows:
                 conn.execute(_INSERT_ORDERS, rows)
             if fills:
@@ -165,17 +168,10 @@ class SimulatedBroker:
                     conn.execute(_SET_POSITION, [{"a": account, "s": s, "q": positions[s]}
                                                  for s in sorted(changed & held)])
                 conn.execute(_SET_CASH, {"a": account, "c": cash})
-            # each answer carries its order's fill as filed (read back in this transaction)
-            filed = {f.client_order_id: (f,) for f in _fills(conn, account, ids)} if fills or known else {}
-            status = {str(r["client_order_id"]): (str(r["status"]), r["reason"]) for r in rows}
-            answers = []
-            for o in orders:
-                cid = o.client_order_id
-                if cid in known:  # a retry: the order as the ledger holds it
-                    answers.append(_order(known[cid], filed.get(cid, ())))
-                else:
-                    answers.append(BrokerOrder(cid, o.symbol, o.qty, *status[cid], filed.get(cid, ())))  # type: ignore[arg-type]
-            return answers
+            if known:  # a retry: the order as the ledger holds it, with the fill first made
+                filed = {f.client_order_id: (f,) for f in _fills(conn, account, list(known))}
+                answers.update({cid: _order(row, filed.get(cid, ())) for cid, row in known.items()})
+            return [answers[o.client_order_id] for o in orders]
 
     def _fill(self, account: str, cash: float, positions: dict[str, float], order: OrderRequest
               ) -> tuple[dict[str, object], dict[str, object] | None, float]:
@@ -229,8 +225,13 @@ def _positions(conn: sa.Connection, account: str) -> dict[str, float]:
 
 def _fills(conn: sa.Connection, account: str, client_order_ids: list[str]) -> list[BrokerFill]:
     rows = conn.execute(_FILLS, {"account": account, "ids": client_order_ids})
-    return [BrokerFill(f"sim-{row.seq}", row.client_order_id, row.symbol, row.qty, row.price, row.cost, utc(row.bar))
-            for row in rows]
+    return [_fill_of(row._mapping, utc(row.bar)) for row in rows]
+
+
+def _fill_of(fill: Any, bar: pd.Timestamp) -> BrokerFill:
+    """A ledger fill row (or the values of one) as reported: its id is the order's (one fill per order)."""
+    return BrokerFill(f"sim-{fill['client_order_id']}", fill["client_order_id"], fill["symbol"], fill["qty"],
+                      fill["price"], fill["cost"], bar)
 
 
 def _cash(conn: sa.Connection, account: str) -> float:

@@ -61,7 +61,7 @@ def decide(policy: TradingPolicy, market: Market, book: Array, equity: float, st
     ``risk``: the risk manager over ``market``'s rows (default: computed from ``market.returns``).
     """
     t = len(market.timestamps) - 1
-    observation = policy.spec.env(market).observe(t, np.asarray(book, dtype=np.float64))
+    observation = policy.spec.observe(market, t, np.asarray(book, dtype=np.float64))
     proposed = agent_actor(policy.agents, policy.blend, policy.spec)(observation[None])
     risk = policy.spec.risk_manager(market, since=t) if risk is None else risk
     target = risk.apply(state, proposed, np.array([t]), np.array([equity]))

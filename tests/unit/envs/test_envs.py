@@ -23,6 +23,7 @@ from tradepipe.envs.portfolio import (
     PortfolioVecEnv,
     action_to_book,
     action_to_weights,
+    observation,
 )
 from tradepipe.envs.rewards import DifferentialSharpe, DrawdownPenalty, LogReturn, make_reward
 from tradepipe.envs.single_asset import SingleAssetTradingEnv
@@ -124,6 +125,23 @@ def test_observation_layout() -> None:
     np.testing.assert_array_equal(obs[:2 * N * F], features[1:3].reshape(-1).astype(np.float32))
     np.testing.assert_allclose(obs[-N - 1:], np.full(N + 1, 1.0 / (N + 1)), rtol=1e-6)
     assert info["t"] == 2
+
+
+def test_one_observation_without_the_env_equals_the_envs() -> None:
+    returns, features = market()
+    rng = np.random.default_rng(3)
+    features = features.copy()
+    features[2, 1, 0] = np.nan  # both turn NaN into 0
+    predictions = rng.normal(size=(T, N))
+    predictions[3, 2] = np.nan
+    book = rng.dirichlet(np.ones(N + 1))
+    for preds in (predictions, None):
+        env = PortfolioEnv(returns, features, lookback=3, predictions=preds)
+        for t in (2, 3, T - 1):
+            expected = env.observe(t, book)
+            got = observation(features, preds, t, 3, book)
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_observations_and_infos_are_not_overwritten_by_later_steps() -> None:
