@@ -3,6 +3,7 @@ the trade store by the same step as `tradepipe trade step` (a second desk steppi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tests import ROOT
+from tests.fixtures.sqlite_files import rows_in_the_file
 from tradepipe.config import load_params
 from tradepipe.paths import BARS
 from tradepipe.serving import create_app
@@ -118,3 +120,27 @@ def test_new_bars_step_the_account_like_trade_step(tmp_path: Path, bars: pd.Data
     assert len(a) == 6 and list(a["bar"]) == list(b["bar"])
     np.testing.assert_array_equal(np.array([np.asarray(yaml.safe_load(t)) for t in a["target"]]),
                                   np.array([np.asarray(yaml.safe_load(t)) for t in b["target"]]))
+
+
+def test_the_server_checkpoints_the_trade_store_and_the_ledger_off_the_steps(
+        tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
+    """A few steps write far fewer pages than SQLite's automatic checkpoint waits for: their rows reach the database
+    files while the server runs only because its checkpoint thread copies them in."""
+    root = _project(tmp_path / "served", bars[bars["timestamp"] <= stamps[-3]])
+    publish_champion(f"sqlite:///{root / 'mlflow.db'}", tiny_policy)
+    trader = _desk(root, stamps[-4])
+    app = create_app(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", token=TOKEN, poll_seconds=0, paper=(root, trader))
+    with TestClient(app) as client:
+        new = _payload(bars[bars["timestamp"] > stamps[-3]])
+        answer = client.post("/v1/accounts/acct/bars", headers=AUTH, json=new)
+        assert answer.status_code == 200 and len(answer.json()["steps"]) == 4, answer.text  # from the opening bar
+
+        def in_the_files() -> tuple[int, int]:
+            return (rows_in_the_file(root / "trades.db", "equity", tmp_path),
+                    rows_in_the_file(root / "paper_broker.db", "broker_fills", tmp_path))
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not (in_the_files()[0] == 4 and in_the_files()[1] > 0):
+            time.sleep(0.1)
+        equity_rows, broker_fills = in_the_files()
+        assert equity_rows == 4 and broker_fills == 12

@@ -37,6 +37,7 @@ from tradepipe.serving.signals import BadRequest, check_bars
 from tradepipe.serving.threads import match_torch_threads
 from tradepipe.settings import API_TOKEN_ENV
 from tradepipe.trading.step import Trader
+from tradepipe.trading.store import Checkpointer
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL_URI = "models:/tradepipe-agent@champion"
@@ -114,9 +115,13 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
         loader = threading.Thread(target=holder.keep_loaded, args=(poll_seconds, stop, load_attempts), daemon=True,
                                   name="model-load")
         loader.start()
+        # the trade store's and paper broker's logs are checkpointed off the steps' thread (no pause in a step)
+        checkpoints = Checkpointer(paper[1].engines()) if paper is not None else None
         yield
         stop.set()
         loader.join(timeout=5)
+        if checkpoints is not None:
+            checkpoints.stop()
 
     app = FastAPI(title="tradepipe serving", lifespan=lifespan)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
 from tradepipe.core.types import Array
-from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest
+from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest, SimulatedBroker
 from tradepipe.trading.decision import LiveMarket, decide, state_from_json, state_to_json
 from tradepipe.trading.guard import Verdict, apply_guard, check
 from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
@@ -116,6 +116,10 @@ class Trader:
                 self._prices[column] = wide
         self._row = {ts: i for i, ts in enumerate(self.timestamps)}
         self._col = {s: j for j, s in enumerate(self.symbols)}
+
+    def engines(self) -> list[sa.Engine]:
+        """The database engines it writes: the trade store's and the paper broker's ledger."""
+        return [self.store.engine, *([self.broker.engine] if isinstance(self.broker, SimulatedBroker) else [])]
 
     def close(self, symbol: str, bar: pd.Timestamp) -> float:
         """The close of ``symbol`` at ``bar`` (NaN when there is none): the paper broker's fill price."""

@@ -1,7 +1,9 @@
-"""The trade store's migrations create exactly the ORM tables; the risk state survives a JSON round trip."""
+"""The trade store's migrations create exactly the ORM tables; the risk state survives a JSON round trip; the
+checkpointer moves the write-ahead log into the database file off the committing thread."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
+from tests.fixtures.sqlite_files import rows_in_the_file
 from tradepipe.config import RiskParams
 from tradepipe.risk import RiskManager
 from tradepipe.trading.decision import state_from_json, state_to_json
-from tradepipe.trading.store import MIGRATIONS, TradeStore
+from tradepipe.trading.store import MIGRATIONS, Checkpointer, TradeStore
 from tradepipe.trading.tables import Decision, metadata
 
 
@@ -66,3 +69,43 @@ def test_risk_state_round_trips_through_json() -> None:
         np.testing.assert_array_equal(getattr(back, name), getattr(state, name))
     fresh = state_from_json({}, 3)
     np.testing.assert_array_equal(fresh.peak, [1.0])
+
+
+def _store_with_an_account(path: Path) -> TradeStore:
+    store = TradeStore(f"sqlite:///{path}")
+    with store.begin() as conn:
+        conn.execute(sa.text("INSERT INTO accounts VALUES ('a', '2022-01-03', 1000.0, 'tradepipe-agent', 1, "
+                             "'[\"AAPL\"]', '2020-01-02', '2022-01-03', 'simulated', 0, NULL)"))
+    return store
+
+
+def _write_events(store: TradeStore, n: int) -> None:
+    """``n`` events of 4 KB: more than the 1,000 pages after which SQLite would checkpoint on its own."""
+    with store.begin() as conn:
+        conn.execute(sa.text("INSERT INTO events (account, bar, kind, rule, symbol, message, created_at) VALUES "
+                             "('a', NULL, 'note', NULL, NULL, :m, '2022-01-03')"), [{"m": "x" * 4000}] * n)
+
+
+def test_the_checkpointer_turns_automatic_checkpoints_off_and_does_them_itself(tmp_path: Path) -> None:
+    path = tmp_path / "trades.db"
+    store = _store_with_an_account(path)
+    checkpoints = Checkpointer([store.engine], interval_s=3600.0)  # only the checkpoints asked for below
+    checkpoints.checkpoint()
+    _write_events(store, 1500)
+    assert rows_in_the_file(path, "events", tmp_path) == 0      # SQLite's own checkpoint (at 1,000 pages) did not run
+    checkpoints.checkpoint()
+    assert rows_in_the_file(path, "events", tmp_path) == 1500
+    checkpoints.stop()
+
+
+def test_the_checkpointer_thread_checkpoints_every_interval(tmp_path: Path) -> None:
+    path = tmp_path / "trades.db"
+    store = _store_with_an_account(path)
+    checkpoints = Checkpointer([store.engine], interval_s=0.05)
+    _write_events(store, 10)
+    deadline = time.monotonic() + 10.0
+    while rows_in_the_file(path, "events", tmp_path) != 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rows_in_the_file(path, "events", tmp_path) == 10
+    checkpoints.stop()
+    assert not checkpoints._thread.is_alive()
