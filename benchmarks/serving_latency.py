@@ -1,7 +1,8 @@
 """Serving latency: `tradepipe serve` (uvicorn, 127.0.0.1) on a tiny registered policy; p50/p99 and throughput.
 
 Run: .venv/bin/python benchmarks/serving_latency.py [--requests 200] [--concurrency 8] [--extra-bars 0]
-Each request carries min_bars (+ extra) bars per symbol of 4 real stocks; also prints where the time goes.
+Each request carries min_bars (+ extra) bars per symbol of 4 real stocks; also prints where the time goes. The
+servers run without the access log (``--no-access-log``: /metrics counts the requests).
 Then the stateful endpoint beside it, on a second server whose champion is a tiny policy over the 20 bundled stocks:
 paper accounts opened --account-bars bars before the end; each request posts the next bar only
 (POST /v1/accounts/{account}/bars) and gets the account's decision (one trading step: bar checks, reconciliation,
@@ -116,7 +117,7 @@ def _serve(root: Path, uri: str) -> tuple[subprocess.Popen[bytes], str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "tradepipe.cli", "serve", "--port", str(port), "--tracking-uri", uri,
-               "--poll-seconds", "0", "--root", str(root)]
+               "--poll-seconds", "0", "--root", str(root), "--no-access-log"]
     server = subprocess.Popen(command, env={**os.environ, API_TOKEN_ENV: TOKEN}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -163,15 +164,16 @@ async def _accounts(base: str, payloads: list[dict[str, object]], accounts: list
             await post(account, payload)
 
     start = time.perf_counter()
-    if lockstep:
-        for payload in payloads:
-            await asyncio.gather(*(post(a, payload) for a in accounts))
-    else:
-        await asyncio.gather(*(own_pace(a) for a in accounts))
-    wall = time.perf_counter() - start
-    for c in clients.values():
-        await c.aclose()
-    return wall, decisions, latencies
+    try:
+        if lockstep:
+            for payload in payloads:
+                await asyncio.gather(*(post(a, payload) for a in accounts))
+        else:
+            await asyncio.gather(*(own_pace(a) for a in accounts))
+    finally:
+        for c in clients.values():
+            await c.aclose()
+    return time.perf_counter() - start, decisions, latencies
 
 
 def _stateful(tmp: Path, n_bars: int) -> None:

@@ -59,14 +59,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_listens_at_once_while_the_registry_hangs(blackhole: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("access_log", [True, False])
+def test_serve_listens_at_once_while_the_registry_hangs(blackhole: int, tmp_path: Path, access_log: bool) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in REGISTRY_HTTP and k != "MLFLOW_TRACKING_URI"}
     env["TRADEPIPE_API_TOKEN"] = TOKEN
     uri = f"http://tradepipe:{PASSWORD}@127.0.0.1:{blackhole}"
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "tradepipe.cli", "serve", "--port", str(port), "--tracking-uri",
-                             uri, "--root", str(tmp_path), "--poll-seconds", "0"],
+                             uri, "--root", str(tmp_path), "--poll-seconds", "0",
+                             *([] if access_log else ["--no-access-log"])],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         health = None
@@ -91,6 +93,7 @@ def test_serve_listens_at_once_while_the_registry_hangs(blackhole: int, tmp_path
         proc.terminate()
         out = proc.communicate(timeout=30)[0].decode()
     assert PASSWORD not in out
+    assert ('"GET /health HTTP/1.1" 503' in out) == access_log  # a line per request unless --no-access-log
 
 
 def test_a_dead_registry_fails_the_load_within_seconds_and_health_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
