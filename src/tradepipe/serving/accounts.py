@@ -22,7 +22,6 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
-from tradepipe.core.schema import OPTIONAL
 from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
@@ -76,7 +75,7 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             body = SignalsRequest.model_validate_json(raw)
         except ValidationError as exc:
             raise HTTPException(422, truncate(str(exc.errors()[0]["msg"]), MAX_MESSAGE)) from exc
-        return await run_in_threadpool(_step, account, _posted(body))
+        return await run_in_threadpool(_step, account, body.posted())
 
     @router.get("/v1/accounts/{account}")
     def get_account(account: AccountName) -> dict[str, Any]:
@@ -122,13 +121,6 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
         return accounts.status(trader.store, account, trader.bars_at(utc(last)) if last is not None else trader.bars)
 
     return router
-
-
-def _posted(body: SignalsRequest) -> PostedBars:
-    """The request's bars as columns (``SignalsRequest.frame``'s values, without the frame)."""
-    bars = body.bars
-    return PostedBars.of([b.timestamp for b in bars], [b.symbol for b in bars], [b.close for b in bars],
-                         {c: [getattr(b, c) for b in bars] for c in OPTIONAL})
 
 
 def _decision(book: AccountBook) -> AccountDecision:

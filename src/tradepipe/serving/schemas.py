@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tradepipe.core.schema import OPTIONAL
+from tradepipe.trading.posted import PostedBars
 
 # strict: JSON numbers only (ints allowed), never ``true`` or ``"123.5"``
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
@@ -53,18 +54,15 @@ class SignalsRequest(BaseModel):
             raise ValueError(f"at most {MAX_SYMBOLS} distinct symbols per request, got {distinct}")
         return self
 
+    def posted(self) -> PostedBars:
+        """The bars as columns (the account endpoint's hot path makes no frame of them)."""
+        bars = self.bars
+        return PostedBars.of([b.timestamp for b in bars], [b.symbol for b in bars], [b.close for b in bars],
+                             {c: [getattr(b, c) for b in bars] for c in OPTIONAL})
+
     def frame(self) -> pd.DataFrame:
         """The bars as a canonical long DataFrame (optional columns only when some bar has them)."""
-        data: dict[str, object] = {
-            "timestamp": pd.to_datetime([b.timestamp for b in self.bars], utc=True),
-            "symbol": [b.symbol for b in self.bars],
-            "close": [b.close for b in self.bars],
-        }
-        for col in OPTIONAL:
-            values = [getattr(b, col) for b in self.bars]
-            if any(v is not None for v in values):
-                data[col] = pd.array(values, dtype="float64")
-        return pd.DataFrame(data)
+        return self.posted().frame()
 
 
 class ModelInfo(BaseModel):
