@@ -11,7 +11,8 @@ Order of work at bar t (the backtest's convention: decided at close t-1, filled 
    sends an order twice. A fall in equity beyond ``daily_loss_limit`` halts the account.
 4. Decide (unless halted): a pending model switch takes effect, the policy sees the real book and the
    stored risk state, and the target is recorded for the next bar.
-All store writes of a step happen in one transaction at its end; broker calls before it are idempotent.
+All store writes of a step happen in one transaction, after the decision is computed (the write lock is held for
+the writes alone); broker calls before it are idempotent.
 """
 
 from __future__ import annotations
@@ -267,28 +268,34 @@ class Trader:
             _insert_events(conn, events)
             return StepResult(account, bar, "halted", mismatch.message), None
         equity_before = book.cash + float(book.shares @ closes)
-        submitted, rejected, fills = self._fill(conn, acct, bar, book, closes, kept, cids, held)
+        writes = _Writes()  # the rest of the step's writes, run at its end
+        submitted, rejected, fills = self._fill(writes, acct, bar, book, closes, kept, cids, held)
         equity = book.cash + float(book.shares @ closes)
         costs = float(sum(f.cost for f in fills))  # this bar's fills: the store holds no others at this bar
         traded = float(sum(abs(f.qty * f.price) for f in fills))
         loss = self.params.trading.daily_loss_limit
         if (kept.equity is not None and loss is not None and not acct.halted
                 and equity < kept.equity * (1.0 - loss)):
-            _insert_events(conn, [_halt(conn, acct, bar, Refusal(
+            _insert_events(writes, [_halt(writes, acct, bar, Refusal(
                 "daily_loss_limit", None, f"equity fell {1 - equity / kept.equity:.1%} in one bar, beyond "
                 f"trading.daily_loss_limit {loss:.0%}: the kill switch is engaged (`tradepipe trade resume "
                 f"{account}` to trade again)"))])
         gross = float(np.abs(book.shares * closes).sum()) / equity if equity else 0.0
-        conn.execute(_EQUITY, {"account": account, "bar": bar.to_pydatetime(), "cash": book.cash, "equity": equity,
-                               "gross_exposure": gross,
-                               "turnover": traded / equity_before if equity_before else 0.0, "costs": costs,
-                               "model_version": acct.model_version, "created_at": now_utc()})
+        writes.execute(_EQUITY, {"account": account, "bar": bar.to_pydatetime(), "cash": book.cash, "equity": equity,
+                                 "gross_exposure": gross,
+                                 "turnover": traded / equity_before if equity_before else 0.0, "costs": costs,
+                                 "model_version": acct.model_version, "created_at": now_utc()})
         after = _Kept(bar, book.cash, equity, gross, held, None, kept.latest, max(kept.peak, equity))
         if acct.halted:
+            writes.run(conn)
             return StepResult(account, bar, "halted", f"{account} is halted: marked to market, no decision",
                               equity, submitted, rejected), after
-        verdict, decision = self._decide(conn, acct, bar, book, closes, equity, kept)
-        after.at_last = after.latest = decision
+        verdict, row = self._decide(writes, acct, bar, book, closes, equity, kept)
+        writes.run(conn)
+        key = conn.execute(_DECISION, row).inserted_primary_key
+        assert key is not None
+        after.at_last = after.latest = KeptDecision(
+            int(key[0]), bar, row["target"], row["guard"], row["risk_state"], row["ood_score"])
         guarded = f"; {verdict.message}" if verdict.flagged else ""
         return StepResult(account, bar, "traded", f"{account}: bar {bar.date()} equity {equity:,.2f}, "
                           f"{submitted} orders filled, {rejected} rejected{guarded}", equity, submitted, rejected,
@@ -343,10 +350,10 @@ class Trader:
                            f"cash store {cash:,.2f} vs broker {broker_cash:,.2f}): the account is halted")
         return None
 
-    def _fill(self, conn: sa.Connection, acct: _Acct, bar: pd.Timestamp, book: _Book, closes: Array, kept: _Kept,
+    def _fill(self, writes: _Writes, acct: _Acct, bar: pd.Timestamp, book: _Book, closes: Array, kept: _Kept,
               cids: list[str], held: dict[str, float]) -> tuple[int, int, list[BrokerFill]]:
         """Orders to the decision at the last bar's target; the fills applied to ``book`` and ``held`` (the
-        position rows), written to the store; (orders sent, orders rejected, the new fills)."""
+        position rows), their rows added to ``writes``; (orders sent, orders rejected, the new fills)."""
         previous = kept.at_last
         if previous is None or acct.halted or previous.guard == "hold":  # the OOD guard held the book: no orders
             return 0, 0, []
@@ -372,14 +379,14 @@ class Trader:
             else:
                 requests.append(OrderRequest(cids[i], symbols[i], float(qty[i]), bar))
             orders.append(order)
-        _insert_events(conn, events)
+        _insert_events(writes, events)
         answers = {a.client_order_id: a for a in self.broker.submit_many(acct.name, requests)} if requests else {}
         for order in orders:
             answer = answers.get(str(order["client_order_id"]))
             if answer is not None:
                 order["status"], order["reason"] = answer.status, answer.reason
         if orders:
-            conn.execute(_ORDERS, orders)  # one statement for the step's orders
+            writes.execute(_ORDERS, orders)  # one statement for the step's orders
         sent = [r.client_order_id for r in requests]
         new = [f for a in answers.values() for f in a.fills]  # none recorded yet (see _reconcile)
         index = {s: i for i, s in enumerate(symbols)}
@@ -395,25 +402,26 @@ class Trader:
                           "bar": f.bar.to_pydatetime(), "symbol": f.symbol, "qty": f.qty, "price": f.price,
                           "cost": f.cost, "created_at": now_utc()})
         if fills:
-            conn.execute(_FILLS, fills)
+            writes.execute(_FILLS, fills)
         if inserted:
-            conn.execute(_POSITION_NEW, [{"account": acct.name, "symbol": s, "qty": q} for s, q in inserted.items()])
+            writes.execute(_POSITION_NEW, [{"account": acct.name, "symbol": s, "qty": q} for s, q in inserted.items()])
         if updated:
-            conn.execute(_POSITION_SET, [{"a": acct.name, "s": s, "q": q} for s, q in updated.items()])
+            writes.execute(_POSITION_SET, [{"a": acct.name, "s": s, "q": q} for s, q in updated.items()])
         held.update(inserted)
         held.update(updated)
         return len(sent), len(refused), new
 
-    def _decide(self, conn: sa.Connection, acct: _Acct, bar: pd.Timestamp, book: _Book, closes: Array,
-                equity: float, kept: _Kept) -> tuple[Verdict, KeptDecision]:
+    def _decide(self, writes: _Writes, acct: _Acct, bar: pd.Timestamp, book: _Book, closes: Array,
+                equity: float, kept: _Kept) -> tuple[Verdict, dict[str, Any]]:
+        """The decision at ``bar`` (a pending model switch first): the guard's verdict and the decision's row."""
         if acct.pending_version is not None and acct.pending_version != acct.model_version:
-            _insert_events(conn, [{"account": acct.name, "bar": bar.to_pydatetime(), "kind": "model_switch",
+            _insert_events(writes, [{"account": acct.name, "bar": bar.to_pydatetime(), "kind": "model_switch",
                                    "rule": None, "symbol": None, "created_at": now_utc(),
                                    "message": f"{acct.model_name} version {acct.model_version} -> "
                                               f"{acct.pending_version}"}])
             acct.model_version, acct.pending_version = acct.pending_version, None
-            conn.execute(_ACCOUNT_SET, {"account": acct.name, "model_version": acct.model_version,
-                                        "pending_version": None})
+            writes.execute(_ACCOUNT_SET, {"account": acct.name, "model_version": acct.model_version,
+                                          "pending_version": None})
         policy = self.policy(acct.model_name, acct.model_version)
         previous = kept.latest
         state = state_from_json(previous.risk_state if previous else {}, len(book.shares))
@@ -425,16 +433,13 @@ class Trader:
         verdict = check(policy, market, self.params.trading)
         if verdict.flagged:
             decided = apply_guard(decided, held, verdict, self.params.trading)
-            _insert_events(conn, [_event(acct.name, bar, "ood", Refusal("ood_threshold", None, verdict.message))])
+            _insert_events(writes, [_event(acct.name, bar, "ood", Refusal("ood_threshold", None, verdict.message))])
         target, risk_state = decided.target.tolist(), state_to_json(decided.state)
         score = verdict.outlier.score if verdict.outlier else None
         guard = self.params.trading.ood_action if verdict.flagged else None
-        key = conn.execute(_DECISION, {"account": acct.name, "bar": bar.to_pydatetime(), "model_name": acct.model_name,
-                                       "model_version": acct.model_version, "proposed": decided.proposed.tolist(),
-                                       "target": target, "risk_state": risk_state, "created_at": now_utc(),
-                                       "ood_score": score, "guard": guard}).inserted_primary_key
-        assert key is not None
-        return verdict, KeptDecision(int(key[0]), bar, target, guard, risk_state, score)
+        return verdict, {"account": acct.name, "bar": bar.to_pydatetime(), "model_name": acct.model_name,
+                         "model_version": acct.model_version, "proposed": decided.proposed.tolist(), "target": target,
+                         "risk_state": risk_state, "created_at": now_utc(), "ood_score": score, "guard": guard}
 
     def _live_market(self, acct: _Acct, policy: TradingPolicy, bar: pd.Timestamp) -> LiveMarket:
         """The market state of ``acct`` at ``bar``: one of its key already at ``bar`` (another account decided it),
@@ -578,12 +583,28 @@ def _load_book(conn: sa.Connection, acct: _Acct) -> _Kept:
                  latest, max(acct.initial_cash, float(peak or 0.0)))
 
 
-def _insert_events(conn: sa.Connection, events: list[dict[str, object]]) -> None:
+class _Writes:
+    """A step's store writes after its broker calls, run together before its decision's row (``run``): SQLite holds
+    its write lock from a transaction's first write to its commit, so deciding in between would make the steps of
+    other accounts (another process) wait for the policy."""
+
+    def __init__(self) -> None:
+        self._statements: list[tuple[sa.Executable, Any]] = []
+
+    def execute(self, statement: sa.Executable, parameters: Any) -> None:
+        self._statements.append((statement, parameters))
+
+    def run(self, conn: sa.Connection) -> None:
+        for statement, parameters in self._statements:
+            conn.execute(statement, parameters)
+
+
+def _insert_events(conn: sa.Connection | _Writes, events: list[dict[str, object]]) -> None:
     if events:
         conn.execute(_EVENTS, events)
 
 
-def _halt(conn: sa.Connection, acct: _Acct, bar: pd.Timestamp | None, why: Refusal) -> dict[str, object]:
+def _halt(conn: sa.Connection | _Writes, acct: _Acct, bar: pd.Timestamp | None, why: Refusal) -> dict[str, object]:
     """Engage the kill switch of ``acct``; the halt event's row to insert."""
     acct.halted = True
     conn.execute(_ACCOUNT_SET, {"account": acct.name, "halted": True})
