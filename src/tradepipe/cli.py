@@ -266,7 +266,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           torch_threads: int = typer.Option(1, help="Torch threads per request (1 suits small models)."),
           max_body_bytes: int = typer.Option(4 * 1024 * 1024, min=1, help="Largest request body (413 above)."),
           paper: bool = typer.Option(True, help="Mount the paper accounts' endpoints (when the project has bars)."),
-          access_log: bool = typer.Option(True, help="Log a line per request (/metrics counts them either way).")
+          access_log: bool = typer.Option(True, help="Log a line per request (/metrics counts them either way)."),
+          step_workers: int = typer.Option(1, min=1, help="Processes stepping the paper accounts (each owns the "
+                                           "accounts that hash to it; 1: in the serving process).")
           ) -> None:
     """Serve target weights over HTTP (POST /v1/signals, /v1/reload, GET /health, /metrics); token from
     TRADEPIPE_API_TOKEN. With TRADEPIPE_WEBHOOK_SECRET set it also relays MLflow's champion-alias webhooks to
@@ -295,7 +297,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
 
         desk = (root, open_desk(root, load_params(root / "params.yaml"), tracking_uri=uri))
     app_ = create_app(model_uri, tracking_uri=uri, token=env.api_token.get_secret_value(), poll_seconds=poll_seconds,
-                      relay=relay, max_body_bytes=max_body_bytes, paper=desk)
+                      relay=relay, max_body_bytes=max_body_bytes, paper=desk, step_workers=step_workers)
     uvicorn.run(app_, host=host, port=port, log_level="info", access_log=access_log)
 
 

@@ -37,12 +37,13 @@ def _project(root: Path, bars: pd.DataFrame) -> Path:
     return root
 
 
-def _desk(root: Path, start: pd.Timestamp) -> Trader:
+def _desk(root: Path, start: pd.Timestamp, accounts: tuple[str, ...] = ("acct",)) -> Trader:
     trader = open_desk(root, load_params(root / "params.yaml"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     policy = trader.policy("tradepipe-agent", 1)
-    open_account(trader.store, "acct", 1e6, "tradepipe-agent", 1, policy.spec.symbols, trader.timestamps, start,
-                 300, "simulated")
-    trader.broker.open_account("acct", 1e6)  # type: ignore[attr-defined]
+    for account in accounts:
+        open_account(trader.store, account, 1e6, "tradepipe-agent", 1, policy.spec.symbols, trader.timestamps,
+                     start, 300, "simulated")
+        trader.broker.open_account(account, 1e6)  # type: ignore[attr-defined]
     return trader
 
 
@@ -51,9 +52,10 @@ def _payload(bars: pd.DataFrame) -> dict[str, list[dict[str, object]]]:
     return {"bars": rows[["timestamp", "symbol", "close"]].to_dict(orient="records")}
 
 
-def _targets(root: Path) -> pd.DataFrame:
+def _targets(root: Path, account: str = "acct") -> pd.DataFrame:
     with sa.create_engine(f"sqlite:///{root / 'trades.db'}").connect() as conn:
-        return pd.read_sql(sa.text("SELECT bar, target FROM decisions ORDER BY bar"), conn)
+        return pd.read_sql(sa.text("SELECT bar, target FROM decisions WHERE account = :a ORDER BY bar"), conn,
+                           params={"a": account})
 
 
 @pytest.fixture
@@ -144,3 +146,44 @@ def test_the_server_checkpoints_the_trade_store_and_the_ledger_off_the_steps(
             time.sleep(0.1)
         equity_rows, broker_fills = in_the_files()
         assert equity_rows == 4 and broker_fills == 12
+
+
+def test_step_workers_decide_as_the_serving_process_would_and_a_killed_one_is_replaced(
+        tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
+    served, offline = _project(tmp_path / "served", bars[bars["timestamp"] <= stamps[-4]]), \
+        _project(tmp_path / "offline", bars)
+    for root in (served, offline):
+        publish_champion(f"sqlite:///{root / 'mlflow.db'}", tiny_policy)
+    accounts = ("acct", "b")
+    trader = _desk(served, stamps[-6], accounts)
+    app = create_app(tracking_uri=f"sqlite:///{served / 'mlflow.db'}", token=TOKEN, poll_seconds=0,
+                     paper=(served, trader), step_workers=2)
+    workers = app.state.step_workers
+    assert sorted(workers.owner(a) for a in accounts) == [0, 1]                  # one account in each worker
+    with TestClient(app) as client:
+        def post(account: str, stamp: pd.Timestamp) -> list[str]:
+            answer = client.post(f"/v1/accounts/{account}/bars", headers=AUTH,
+                                 json=_payload(bars[bars["timestamp"] == stamp]))
+            assert answer.status_code == 200, answer.text
+            return [s["status"] for s in answer.json()["steps"]]
+        assert post("acct", stamps[-3]) == ["traded"] * 4                        # catches up, then the new bar
+        assert post("b", stamps[-3]) == ["traded"] * 4                       # the bar known: not sent twice
+        killed = workers.workers[workers.owner("b")].process
+        killed.kill()
+        killed.join()
+        for stamp in stamps[-2:]:
+            assert post("b", stamp) == ["traded"] and post("acct", stamp) == ["traded"]
+        assert workers.workers[workers.owner("b")].process.pid != killed.pid  # started again
+        book = client.get("/v1/accounts/b", headers=AUTH).json()
+        assert pd.Timestamp(book["last_bar"]) == stamps[-1]
+    logged = read_live_log(served / LIVE_BARS_LOG)
+    assert sorted(logged["timestamp"].unique()) == stamps[-3:] and not logged.duplicated(["timestamp", "symbol"]).any()
+    offline_trader = _desk(offline, stamps[-6], accounts)
+    for account in accounts:
+        for bar in offline_trader.pending_bars(account):
+            offline_trader.step(account, bar)
+        a, b = _targets(served, account), _targets(offline, account)
+        assert len(a) == 6 and list(a["bar"]) == list(b["bar"])
+        np.testing.assert_array_equal(np.array([np.asarray(yaml.safe_load(t)) for t in a["target"]]),
+                                      np.array([np.asarray(yaml.safe_load(t)) for t in b["target"]]))

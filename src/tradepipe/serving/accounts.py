@@ -26,6 +26,7 @@ from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
 from tradepipe.serving.threads import match_torch_threads
+from tradepipe.serving.workers import StepWorkers
 from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
 from tradepipe.trading.posted import PostedBars
@@ -61,8 +62,9 @@ class AccountDecision(BaseModel):
 
 
 def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authorized: Any,
-                    max_body_bytes: int) -> APIRouter:
-    """The account endpoints over ``trader`` (see the module doc); ``authorized`` is the app's token dependency."""
+                    max_body_bytes: int, workers: StepWorkers | None = None) -> APIRouter:
+    """The account endpoints over ``trader`` (see the module doc); ``authorized`` is the app's token dependency.
+    With ``workers`` the steps run there (``trader`` records the posted bars and answers the book queries)."""
     router = APIRouter(dependencies=[Depends(authorized)])
     lock = threading.Lock()
 
@@ -89,12 +91,18 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             if not trader.has_account(account):
                 raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
             try:
-                record_bars(root, trader, bars)
+                new = record_bars(root, trader, bars)
             except ValueError as exc:
                 raise HTTPException(409, truncate(str(exc), MAX_MESSAGE)) from exc
-            now = pd.Timestamp.now(tz="UTC")
+            now, as_of = pd.Timestamp.now(tz="UTC"), max(bars.timestamps)
             # the account steps through the newest bar it was sent; the book after it, as kept by the trader
-            results, book = trader.step_through(account, max(bars.timestamps), now)
+            if workers is None:
+                results, book = trader.step_through(account, as_of, now)
+            else:
+                workers.add_bars(new)  # before the lock is let go: every worker has them before a step needs them
+        if workers is not None:  # steps of accounts in other workers run meanwhile
+            results, book = workers.step_through(account, as_of, now)
+        with lock:
             for result in results:
                 metrics.count_orders(account, "submitted", result.orders)
                 metrics.count_orders(account, "filled", result.orders)

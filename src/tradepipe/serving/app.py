@@ -35,6 +35,7 @@ from tradepipe.serving.models import (
 from tradepipe.serving.schemas import ModelInfo, ReloadResponse, SignalsRequest, SignalsResponse, Weight
 from tradepipe.serving.signals import BadRequest, check_bars
 from tradepipe.serving.threads import match_torch_threads
+from tradepipe.serving.workers import StepWorkers
 from tradepipe.settings import API_TOKEN_ENV
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import Checkpointer
@@ -84,13 +85,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: str, poll_seconds: float = 30.0,
                relay: APIRouter | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               load_attempts: int = LOAD_ATTEMPTS, paper: tuple[Path, Trader] | None = None) -> FastAPI:
+               load_attempts: int = LOAD_ATTEMPTS, paper: tuple[Path, Trader] | None = None,
+               step_workers: int = 1) -> FastAPI:
     """The serving app for ``model_uri`` in the registry at ``tracking_uri`` (already resolved, see
     :func:`tradepipe.runtime.tracking.resolve_tracking_uri`); ``token`` guards /v1/signals and /v1/reload; the alias
     is re-read every ``poll_seconds`` (0 disables polling; ``POST /v1/reload`` or ``app.state.models.reload()``
     reload on demand). ``relay`` (see :mod:`tradepipe.orchestration.relay`) is mounted as is: it authenticates by
     HMAC signature. ``paper`` (a project root and its paper-trading :class:`~tradepipe.trading.step.Trader`) mounts
-    the stateful account endpoints (:mod:`tradepipe.serving.accounts`), behind the same token.
+    the stateful account endpoints (:mod:`tradepipe.serving.accounts`), behind the same token; with ``step_workers``
+    above 1 their steps run in that many worker processes (:mod:`tradepipe.serving.workers`).
 
     Hostile input: the token is checked before the body is read; bodies over ``max_body_bytes`` are refused (413,
     by Content-Length and while streaming); bars, symbols and error messages are bounded (see
@@ -108,6 +111,7 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
     bound_registry_calls()
     metrics = ServingMetrics()
     holder = ModelHolder(model_uri, tracking_uri, on_reload=metrics.reloaded)
+    workers = StepWorkers(paper[0], tracking_uri, step_workers) if paper is not None and step_workers > 1 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,15 +121,20 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
         loader.start()
         # the trade store's and paper broker's logs are checkpointed off the steps' thread (no pause in a step)
         checkpoints = Checkpointer(paper[1].engines()) if paper is not None else None
+        if workers is not None:
+            workers.start()
         yield
         stop.set()
         loader.join(timeout=5)
+        if workers is not None:
+            workers.stop()
         if checkpoints is not None:
             checkpoints.stop()
 
     app = FastAPI(title="tradepipe serving", lifespan=lifespan)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.models, app.state.metrics, app.state.token = holder, metrics, token
+    app.state.step_workers = workers
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -188,6 +197,6 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
     if relay is not None:
         app.include_router(relay)
     if paper is not None:
-        app.include_router(accounts_router(paper[0], paper[1], metrics, _authorized, max_body_bytes))
+        app.include_router(accounts_router(paper[0], paper[1], metrics, _authorized, max_body_bytes, workers))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

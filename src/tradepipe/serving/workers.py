@@ -1,0 +1,168 @@
+"""Step workers: the accounts' trading steps in N processes, each owning the accounts that hash to it.
+
+A step is Python on one core, so one process decides one account at a time. With ``tradepipe serve --step-workers
+N`` (N > 1) the serving process keeps the HTTP front (token, body, validation, the posted bars recorded once in its
+own trader and in the live-bars log) and hands each step to the worker owning the account (CRC-32 of the name
+modulo N): a process with its own :class:`~tradepipe.trading.step.Trader` over the same trade store, paper broker
+and bars, sent every new bar (one pipe per worker, in order, so a bar reaches a worker before any step that needs
+it). Market states are kept per worker: accounts that share one share it within their worker. A worker that dies
+is started again at its next step (it reads the books from the store; bars from the files, then the pipe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import threading
+import zlib
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradepipe.trading.posted import PostedBars
+from tradepipe.trading.step import AccountBook, StepResult
+
+__all__ = ["StepWorkerError", "StepWorkers"]
+
+_READY = "ready"
+
+
+class StepWorkerError(RuntimeError):
+    """A step failed in its worker (the exception's class and message, re-raised in the front)."""
+
+
+class _Worker:
+    """One worker process and the front's end of its pipe: ``send`` is serialized, one step is in flight."""
+
+    def __init__(self, root: Path, tracking_uri: str) -> None:
+        self.root, self.tracking_uri = root, tracking_uri
+        self.sending, self.stepping = threading.Lock(), threading.Lock()
+        self.process: BaseProcess | None = None
+        self.pipe: Connection | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        """A new process (the pipe first: bars sent from now on reach it, bars recorded before are in the files)."""
+        front, back = multiprocessing.get_context("spawn").Pipe()
+        process = multiprocessing.get_context("spawn").Process(
+            target=_work, args=(self.root, self.tracking_uri, back), daemon=True, name="tradepipe-step-worker")
+        with self.sending:
+            self.pipe, self.ready = front, False
+        process.start()
+        back.close()
+        self.process = process
+
+    def send(self, message: tuple[str, Any]) -> None:
+        with self.sending:
+            assert self.pipe is not None
+            # to a dead worker nothing arrives: its next step starts a new one, which reads the bars from the files
+            with contextlib.suppress(OSError):
+                self.pipe.send(message)
+
+    def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
+        with self.stepping:
+            if self.process is None or not self.process.is_alive():
+                self._restart()
+            try:
+                return self._ask(request)
+            except (EOFError, OSError):  # it died mid-step: the store holds what it committed, a retry the rest
+                self._restart()
+                return self._ask(request)
+
+    def _ask(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
+        assert self.pipe is not None
+        if not self.ready:
+            kind, _ = self.pipe.recv()  # the desk is open
+            assert kind == _READY, kind
+            self.ready = True
+        self.send(("step", request))
+        kind, answer = self.pipe.recv()
+        if kind == "error":
+            raise StepWorkerError(answer)
+        return answer
+
+    def _restart(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.join(timeout=10)
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.send(("stop", None))
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=10)
+        if self.pipe is not None:
+            self.pipe.close()
+
+
+class StepWorkers:
+    """``n`` step workers over the project at ``root`` (its params.yaml, trade store, paper broker and bars)."""
+
+    def __init__(self, root: Path, tracking_uri: str, n: int) -> None:
+        if n < 2:
+            raise ValueError(f"step workers need n >= 2 (one steps in the serving process), got {n}")
+        self.workers = [_Worker(root, tracking_uri) for _ in range(n)]
+
+    def start(self) -> None:
+        """Start every worker (each opens its desk in the background; a step waits for its worker's)."""
+        for worker in self.workers:
+            worker.start()
+
+    def owner(self, account: str) -> int:
+        """The index of the worker that steps ``account``."""
+        return zlib.crc32(account.encode()) % len(self.workers)
+
+    def add_bars(self, bars: PostedBars) -> None:
+        """Send new ``bars`` (already recorded by the front) to every worker."""
+        if len(bars):
+            for worker in self.workers:
+                worker.send(("bars", bars))
+
+    def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp
+                     ) -> tuple[list[StepResult], AccountBook]:
+        """``Trader.step_through`` in the account's worker."""
+        return self.workers[self.owner(account)].step((account, as_of, now))
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
+    """A worker's loop: open the desk, say so, then add bars and step accounts as told, in order."""
+    import torch
+
+    from tradepipe.config import load_params
+    from tradepipe.trading.desk import open_desk
+    from tradepipe.trading.store import Checkpointer
+
+    torch.set_num_threads(1)
+    trader = open_desk(root, load_params(root / "params.yaml"), tracking_uri=tracking_uri)
+    checkpoints = Checkpointer(trader.engines())
+    pipe.send((_READY, None))
+    try:
+        while True:
+            try:
+                kind, payload = pipe.recv()
+            except EOFError:  # the front is gone
+                return
+            if kind == "stop":
+                return
+            if kind == "bars":  # bars the desk read from the live-bars log already are known: skipped
+                trader.add_bars(payload.take(np.isnan(trader.known_closes(payload))))
+            else:
+                try:
+                    pipe.send(("ok", trader.step_through(*payload)))
+                except Exception as exc:  # answered: the front fails the request, the worker steps on
+                    pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        checkpoints.stop()
+        trader.store.dispose()
