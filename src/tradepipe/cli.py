@@ -267,8 +267,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           max_body_bytes: int = typer.Option(4 * 1024 * 1024, min=1, help="Largest request body (413 above)."),
           paper: bool = typer.Option(True, help="Mount the paper accounts' endpoints (when the project has bars)."),
           access_log: bool = typer.Option(True, help="Log a line per request (/metrics counts them either way)."),
-          step_workers: int = typer.Option(1, min=1, help="Processes stepping the paper accounts (each owns the "
-                                           "accounts that hash to it; 1: in the serving process).")
+          step_workers: int = typer.Option(1, min=1, help="Processes stepping the paper accounts (accounts dealt "
+                                           "to them in turn; 1: in the serving process).")
           ) -> None:
     """Serve target weights over HTTP (POST /v1/signals, /v1/reload, GET /health, /metrics); token from
     TRADEPIPE_API_TOKEN. With TRADEPIPE_WEBHOOK_SECRET set it also relays MLflow's champion-alias webhooks to

@@ -1,12 +1,13 @@
-"""Step workers: the accounts' trading steps in N processes, each owning the accounts that hash to it.
+"""Step workers: the accounts' trading steps in N processes, each owning the accounts dealt to it.
 
 A step is Python on one core, so one process decides one account at a time. With ``tradepipe serve --step-workers
 N`` (N > 1) the serving process keeps the HTTP front (token, body, validation, the posted bars recorded once in its
-own trader and in the live-bars log) and hands each step to the worker owning the account (CRC-32 of the name
-modulo N): a process with its own :class:`~tradepipe.trading.step.Trader` over the same trade store, paper broker
-and bars, sent every new bar (one pipe per worker, in order, so a bar reaches a worker before any step that needs
-it). Market states are kept per worker: accounts that share one share it within their worker. A worker that dies
-is started again at its next step (it reads the books from the store; bars from the files, then the pipe).
+own trader and in the live-bars log) and hands each step to the worker owning the account (accounts are dealt to
+the workers in turn as they first step, so a few accounts spread evenly): a process with its own
+:class:`~tradepipe.trading.step.Trader` over the same trade store, paper broker and bars, sent every new bar (one
+pipe per worker, in order, so a bar reaches a worker before any step that needs it). Market states are kept per
+worker: accounts that share one share it within their worker. A worker that dies is started again at its next step
+(it reads the books from the store; bars from the files, then the pipe).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import threading
-import zlib
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -110,6 +110,8 @@ class StepWorkers:
         if n < 2:
             raise ValueError(f"step workers need n >= 2 (one steps in the serving process), got {n}")
         self.workers = [_Worker(root, tracking_uri) for _ in range(n)]
+        self._owners: dict[str, int] = {}
+        self._dealing = threading.Lock()
 
     def start(self) -> None:
         """Start every worker (each opens its desk in the background; a step waits for its worker's)."""
@@ -117,8 +119,9 @@ class StepWorkers:
             worker.start()
 
     def owner(self, account: str) -> int:
-        """The index of the worker that steps ``account``."""
-        return zlib.crc32(account.encode()) % len(self.workers)
+        """The index of the worker that steps ``account`` (the next in turn for an account not seen before)."""
+        with self._dealing:
+            return self._owners.setdefault(account, len(self._owners) % len(self.workers))
 
     def add_bars(self, bars: PostedBars) -> None:
         """Send new ``bars`` (already recorded by the front) to every worker."""
