@@ -362,8 +362,9 @@ def test_the_live_market_equals_the_full_recomputation_at_every_bar(bars: pd.Dat
 def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.DataFrame, params: Params,
                                                                      policy: TradingPolicy, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two accounts of one anchor and model share one kept market state: in lockstep it is built once, a lagging
-    account catching up gets its own; every decision equals the one a lone account (its own trader) records."""
+    """Two accounts of one anchor and model share one kept market state: in lockstep it is built once and advanced
+    once a bar; when one runs ahead it advances a copy, so the other catches up on the state at its own bar, never
+    rebuilt; every decision equals the one a lone account (its own trader) records."""
     import tradepipe.trading.step as step_module
     built: list[object] = []
 
@@ -382,12 +383,14 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
     todo = shared.pending_bars("acct")[:9]
     for bar in todo[:5]:                       # lockstep: the second account reuses the first one's state
         assert shared.step("acct", bar).status == shared.step("twin", bar).status == "traded"
+        assert shared._live["acct"][1] is shared._live["twin"][1]
     assert len(built) == 1
-    for bar in todo[5:]:                       # "acct" runs ahead; "twin" catches up on a state of its own
+    for bar in todo[5:]:                       # "acct" runs ahead on a copy; "twin" is left at its bar
         shared.step("acct", bar)
+        assert shared._live["twin"][1].last == todo[4]
     for bar in todo[5:]:
         shared.step("twin", bar)
-    assert len(built) == 2
+    assert len(built) == 1                     # copied, never rebuilt
     reference, decisions = alone_decisions(bars, p, policy, tmp_path, todo), table(shared, Decision)
     for account in ("acct", "twin"):
         mine = decisions[decisions["account"] == account].sort_values("bar")

@@ -7,6 +7,8 @@ window are NaN (undefined: no vol scaling, not turbulent), never an exception.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import numpy.typing as npt
 
@@ -149,6 +151,13 @@ class WindowSums:
             self._total = np.cumsum(current, axis=0)[-1] if len(current) else np.zeros(r.shape[1])
             self._square = np.cumsum(current[:, :, None] * current[:, None, :], axis=0)[-1] if len(current) \
                 else np.zeros((r.shape[1], r.shape[1]))
+
+    def copy(self) -> WindowSums:
+        """An independent copy: appending to one leaves the other as it is (``append`` replaces the sums, never
+        writes into them, so only the list of the block's rows is copied)."""
+        twin = copy.copy(self)
+        twin._block = list(self._block)
+        return twin
 
     def append(self, row: Array) -> None:
         """Add the next row (N,)."""

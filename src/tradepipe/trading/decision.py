@@ -15,6 +15,7 @@ transform is causal and sequential from the anchor). Two ways to get there, equa
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,11 @@ class _Rows:
     def values(self) -> np.ndarray:
         return self.rows[:self.n]
 
+    def copy(self) -> _Rows:
+        twin = copy.copy(self)
+        twin.rows = self.rows.copy()
+        return twin
+
 
 class LiveMarket:
     """One account's market state from its anchor, advanced bar by bar (see the module doc).
@@ -130,6 +136,17 @@ class LiveMarket:
     def last(self) -> pd.Timestamp:
         """The newest bar."""
         return self.timestamps[-1]
+
+    def copy(self) -> LiveMarket:
+        """An independent state at the same bar: advancing one leaves the other as it is. The policy is shared, and
+        so are the arrays ``advance`` replaces rather than writes into (feature rows, forecasts, returns)."""
+        twin = copy.copy(self)
+        twin.timestamps = list(self.timestamps)
+        twin.prices = {c: rows.copy() for c, rows in self.prices.items()}
+        twin.present, twin.returns, twin.index, twin.turbulence = (
+            self.present.copy(), self.returns.copy(), self.index.copy(), self.turbulence.copy())
+        twin._turbulence_sums, twin._vol_sums = self._turbulence_sums.copy(), self._vol_sums.copy()
+        return twin
 
     def advance(self, timestamp: pd.Timestamp, prices: dict[str, Array], present: Bools) -> None:
         """Append bar ``timestamp`` (one row per price column, N values; ``present`` False where a symbol has none)."""

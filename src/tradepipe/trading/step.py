@@ -445,8 +445,8 @@ class Trader:
         """The market state of ``acct`` at ``bar``: one of its key already at ``bar`` (another account decided it),
         else one of its key at the bar before, advanced by one bar, else one built from its window.
 
-        Advancing a state in place is safe for the other accounts holding it: each looks for a state at its own bar
-        or the one before (bars are stepped in order), so one that lags further gets a state of its own."""
+        A state another account holds is copied before it is advanced (tens of microseconds, not the ~100 ms of a
+        rebuild): that account stays at its bar, where it looks for its next state, however far this one runs on."""
         symbols = policy.spec.symbols
         if not set(symbols) <= self._col.keys():
             raise ValueError(f"the policy trades {symbols}; the data holds {self.symbols}")
@@ -460,6 +460,8 @@ class Trader:
             if live is None:
                 live = self._build_market(acct, policy, i, cols)
             else:
+                if any(held is live for a, (_, held) in self._live.items() if a != acct.name):
+                    live = live.copy()
                 try:
                     live.advance(bar, {c: v[i, cols] for c, v in self._prices.items()}, self._count[i, cols] > 0)
                 except BaseException:  # a half-advanced state says it is at ``bar``: no account may find it

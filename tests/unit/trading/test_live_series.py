@@ -41,3 +41,16 @@ def test_the_trailing_quantile_of_the_last_row_alone_equals_the_full_series() ->
     full = trailing_quantile(values, 10, 0.9, 4)
     for t in range(len(values)):
         np.testing.assert_array_equal(trailing_quantile_at(values, 10, 0.9, 4, t), full[t])
+
+
+def test_a_copy_of_kept_window_sums_grows_apart_from_its_original() -> None:
+    rng = np.random.default_rng(5)
+    ours, theirs = rng.normal(0.0, 0.02, (30, 3)), rng.normal(0.0, 0.02, (30, 3))
+    theirs[:12] = ours[:12]                                 # one history, then two futures
+    original = WindowSums(ours[:12], 5, 3)
+    twin = original.copy()
+    for t in range(12, 30):                                 # across block boundaries (every 5 rows)
+        original.append(ours[t].copy())
+        twin.append(theirs[t].copy())
+        np.testing.assert_array_equal(original.moments()[1], moments_at(ours, 5, 3, t)[1])
+        np.testing.assert_array_equal(twin.moments()[1], moments_at(theirs, 5, 3, t)[1])
