@@ -399,6 +399,21 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
             assert list(mine[column]) == list(reference[column]), (account, column)
 
 
+def test_data_holding_more_symbols_than_the_policy_trades_gives_the_same_decisions(
+        bars: pd.DataFrame, params: Params, policy: TradingPolicy, tmp_path: Path) -> None:
+    """The bars of symbols the policy does not trade are no part of its market (its features rank its universe)."""
+    extra = bars[bars["symbol"] == "KO"].assign(symbol="ZZZ", close=lambda f: f["close"] * 3.0)
+    wider = pd.concat([bars, extra]).sort_values(["timestamp", "symbol"], kind="stable", ignore_index=True)
+    p = _params(params)
+    trader = make_trader(f"sqlite:///{tmp_path / 'wide.db'}", f"sqlite:///{tmp_path / 'wide-broker.db'}", wider, p,
+                         policy)
+    todo = trader.pending_bars("acct")[:4]
+    assert [trader.step("acct", bar).status for bar in todo] == ["traded"] * 4
+    reference, decisions = alone_decisions(bars, p, policy, tmp_path, todo), table(trader, Decision)
+    for column in ("target", "proposed", "risk_state"):
+        assert list(decisions.sort_values("bar")[column]) == list(reference[column]), column
+
+
 def test_a_market_state_that_failed_to_advance_is_never_found_again(bars: pd.DataFrame, params: Params,
                                                                     policy: TradingPolicy, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:

@@ -475,8 +475,9 @@ class Trader:
         ``cols`` of the policy's symbols."""
         start = int(self.timestamps.searchsorted(utc(acct.anchor)))
         stamps = self.timestamps[start:i + 1]
-        bars = self.bars
-        window = bars[(bars["timestamp"] >= stamps[0]) & (bars["timestamp"] <= stamps[-1])]
+        bars = self.bars  # the policy's symbols only: its features (cross-sectional ranks) are over its universe
+        window = bars[(bars["timestamp"] >= stamps[0]) & (bars["timestamp"] <= stamps[-1])
+                      & bars["symbol"].isin(policy.spec.symbols)]
         return LiveMarket(policy, window, stamps, {c: v[start:i + 1][:, cols] for c, v in self._prices.items()},
                           self._count[start:i + 1][:, cols] > 0)
 
