@@ -1,6 +1,6 @@
 """Paper-trading speed on the default run's champion (20 symbols): one step, and the replay of one year.
 
-Run after `make run`: ``.venv/bin/python benchmarks/trading_step.py [--bars 40] [--year 2022]``.
+Run after `make run`: ``.venv/bin/python benchmarks/trading_step.py [--bars 40] [--year 2022] [--version N]``.
 
 - Step: a scratch account (its own SQLite trade store and paper broker) opened at the year's first bar steps
   ``--bars`` bars; each step is timed whole (bar checks, reconciliation, sizing, broker fills, features over
@@ -37,11 +37,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=40)
     parser.add_argument("--year", type=int, default=2022)
+    parser.add_argument("--version", type=int, default=None, help="the agent's registered version (default: champion)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     params = load_params(ROOT / "params.yaml")
     client, _ = registry_policy(ROOT, params)
-    version = champion_version(client)
+    version = args.version or champion_version(client)
     start, end = pd.Timestamp(f"{args.year}-01-01", tz="UTC"), pd.Timestamp(f"{args.year}-12-31", tz="UTC")
     with tempfile.TemporaryDirectory() as tmp:
         trader = open_desk(ROOT, params, store_url=f"sqlite:///{tmp}/trades.db", broker_url=f"sqlite:///{tmp}/b.db")
@@ -81,9 +82,14 @@ def main() -> None:
         t0 = time.perf_counter()
         market_until(policy, bars[(bars["timestamp"] >= anchor) & (bars["timestamp"] <= stamps[i + 19])])
         full.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _ in range(100):
+            live.copy()
+        copy_ms = (time.perf_counter() - t0) * 10
         print(f"  of which: newest bar's features + forecast + risk series {1e3 * np.median(advance):.2f} ms, policy + "
               f"risk manager {1e3 * np.median(decision):.2f} ms (medians of 20 bars; recomputing the market from the "
-              f"anchor instead: {1e3 * full[0]:.1f} ms over {i + 20 - a} bars)")
+              f"anchor instead: {1e3 * full[0]:.1f} ms over {i + 20 - a} bars; a copy of the kept state, what an "
+              f"account advances when another holds it: {copy_ms:.3f} ms)")
         trader.store.dispose()
     t0 = time.perf_counter()
     summary = replay(ROOT, params, policy, version, start, end, bars=trader.bars).summary()
