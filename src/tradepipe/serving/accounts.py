@@ -1,11 +1,12 @@
 """Stateful decisions: ``POST /v1/accounts/{account}/bars`` and ``GET /v1/accounts/{account}``.
 
 A client sends only the new bar(s) of the account's universe; the server adds them to the bars it holds (the
-project's bars plus ``live_bars.parquet``, rebuilt on start), steps the account over every bar up to the newest one
+project's bars plus ``live_bars.csv``, rebuilt on start), steps the account over every bar up to the newest one
 sent, with the same code path as ``tradepipe trade step`` (recorded in the trade store, fills at the paper broker;
 the account's market state kept in memory between bars, ``trading.decision.LiveMarket``) and answers with
-the decision: the target book from the account's stored book and risk state. Steps are serialized; the account
-gauges of ``/metrics`` are updated after each one.
+the decision: the target book from the account's stored book and risk state. Steps are serialized (in each step
+worker with ``--step-workers``, see :mod:`tradepipe.serving.workers`); the account gauges of ``/metrics`` are updated
+after each one.
 """
 
 from __future__ import annotations
