@@ -193,23 +193,24 @@ def _stateful(tmp: Path, n_bars: int, step_workers: int) -> None:
     cpu = psutil.Process(server.pid)  # the server's CPU time (all its threads and workers) per decision
     where = "in the serving process" if step_workers == 1 else f"in {step_workers} step workers"
 
-    def processes() -> list[psutil.Process]:  # the server, then its step workers
-        return [cpu, *(p for p in cpu.children(recursive=True) if "spawn_main" in " ".join(p.cmdline()))]
+    def cpu_each() -> list[float]:  # seconds of CPU: the server, then each of its step workers
+        workers = (p for p in cpu.children(recursive=True) if "spawn_main" in " ".join(p.cmdline()))
+        return [float(t.user + t.system) for t in (p.cpu_times() for p in [cpu, *workers])]
 
     def cpu_s() -> float:
-        return sum(float(t.user + t.system) for t in (p.cpu_times() for p in processes()))
+        return sum(cpu_each())
 
     try:
         payloads = _payloads(bars, posted)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
             c.post("/v1/accounts/solo/bars", json=payloads[0]).raise_for_status()  # opens: the first bar decided
             one = []
-            each = [sum(p.cpu_times()[:2]) for p in processes()]
+            each = cpu_each()
             for payload in payloads[1:]:
                 t = time.perf_counter()
                 c.post("/v1/accounts/solo/bars", json=payload).raise_for_status()
                 one.append(time.perf_counter() - t)
-            each = [(sum(p.cpu_times()[:2]) - e) / len(one) * 1e3 for p, e in zip(processes(), each, strict=True)]
+            each = [(after - e) / len(one) * 1e3 for after, e in zip(cpu_each(), each, strict=True)]
         split = f" (the front {each[0]:.1f} ms, the workers {', '.join(f'{e:.1f}' for e in each[1:])})" \
             if len(each) > 1 else ""
         print(f"stateful decision ({where}), one new bar ({len(UNIVERSE)} symbols), 1 client: {_ms(one[5:])}; "

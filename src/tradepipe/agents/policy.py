@@ -69,17 +69,20 @@ class PolicySpec:
 
     def env(self, market: Market, **kwargs: Any) -> BookEnv:
         """The env over ``market`` configured as this policy was trained (it executes given books)."""
-        if market.symbols != self.symbols:
-            raise ValueError(f"the policy trades {self.symbols}; the data holds {market.symbols}")
-        return BookEnv(market.returns, market.features, predictions=market.predictions if self.forecast else None,
+        return BookEnv(market.returns, market.features, predictions=self._predictions(market),
                        cost_rate=self.cost_rate,
                        lookback=self.lookback, long_only=self.long_only, max_leverage=self.max_leverage, **kwargs)
 
     def observe(self, market: Market, t: int, book: Array) -> Obs:
         """The observation ``env(market).observe(t, book)`` gives, without building the env."""
+        return observation(market.features, self._predictions(market), t, self.lookback, book)
+
+    def _predictions(self, market: Market) -> Obs | None:
+        """The forecasts the policy sees in ``market`` (None when it trades without them); ValueError when
+        ``market`` is not of the policy's universe."""
         if market.symbols != self.symbols:
             raise ValueError(f"the policy trades {self.symbols}; the data holds {market.symbols}")
-        return observation(market.features, market.predictions if self.forecast else None, t, self.lookback, book)
+        return market.predictions if self.forecast else None
 
     def risk_manager(self, market: Market, since: int = 0) -> RiskManager:
         """The risk manager over ``market``'s returns, for decisions from bar ``since`` on."""

@@ -47,8 +47,9 @@ class _Worker:
 
     def start(self) -> None:
         """A new process (the pipe first: bars sent from now on reach it, bars recorded before are in the files)."""
-        front, back = multiprocessing.get_context("spawn").Pipe()
-        process = multiprocessing.get_context("spawn").Process(
+        spawn = multiprocessing.get_context("spawn")
+        front, back = spawn.Pipe()
+        process = spawn.Process(
             target=_work, args=(self.root, self.tracking_uri, back), daemon=True, name="tradepipe-step-worker")
         with self.sending:
             self.pipe, self.ready = front, False
