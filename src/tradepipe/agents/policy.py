@@ -16,6 +16,7 @@ from gymnasium import spaces
 from mlflow.pyfunc import PythonModel
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.sac.policies import Actor as SACActor
 
 from tradepipe.agents.algorithms import load_agent
 from tradepipe.agents.env import BookEnv
@@ -104,14 +105,20 @@ def deterministic_actions(policy: BasePolicy, obs: Obs) -> npt.NDArray[np.float3
     """``policy.predict(obs, deterministic=True)[0]`` for a batch of observations (B, obs), bit for bit.
 
     The same network call and post-processing (unscaling or clipping to the Box action space) without
-    ``predict``'s per-call overhead: eval mode is switched on only when the policy is in training mode.
+    ``predict``'s per-call overhead: eval mode is switched on only when the policy is in training mode, and SAC's
+    deterministic action (without gSDE) is the tanh of its actor's mean, without building the distribution.
     """
     if policy.training:
         policy.set_training_mode(False)
     space = policy.action_space
     assert isinstance(space, spaces.Box)
     with torch.no_grad():
-        actions = policy._predict(torch.as_tensor(obs, device=policy.device), deterministic=True)
+        x = torch.as_tensor(obs, device=policy.device)
+        actor = getattr(policy, "actor", None)
+        if isinstance(actor, SACActor) and not actor.use_sde:  # the squashed Gaussian's mode, tanh(mean), directly
+            actions = torch.tanh(actor.mu(actor.latent_pi(actor.extract_features(x, actor.features_extractor))))
+        else:
+            actions = policy._predict(x, deterministic=True)
     out = actions.cpu().numpy().reshape((-1, *space.shape))
     return policy.unscale_action(out) if policy.squash_output else np.clip(out, space.low, space.high)
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
-from tradepipe.serving.threads import match_torch_threads
+from tradepipe.serving.threads import FairLock, match_torch_threads
 from tradepipe.serving.workers import StepWorkers
 from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
@@ -67,7 +67,8 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
     """The account endpoints over ``trader`` (see the module doc); ``authorized`` is the app's token dependency.
     With ``workers`` the steps run there (``trader`` records the posted bars and answers the book queries)."""
     router = APIRouter(dependencies=[Depends(authorized)])
-    lock = threading.Lock()
+    lock = FairLock()  # the trader's (steps, bars): first come, first served
+    reporting = threading.Lock()  # the metrics of a step, apart: never queued behind other accounts' steps
 
     @router.post("/v1/accounts/{account}/bars", response_model=AccountDecision, openapi_extra=_BARS_BODY)
     async def post_bars(account: AccountName, request: Request) -> Response:
@@ -103,7 +104,7 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
                 workers.add_bars(new)  # before the lock is let go: every worker has them before a step needs them
         if workers is not None:  # steps of accounts in other workers run meanwhile
             results, book = workers.step_through(account, as_of, now)
-        with lock:
+        with reporting:
             for result in results:
                 metrics.count_orders(account, "submitted", result.orders)
                 metrics.count_orders(account, "filled", result.orders)

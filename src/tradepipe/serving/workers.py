@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradepipe.serving.threads import FairLock
 from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.step import AccountBook, StepResult
 
@@ -40,7 +41,7 @@ class _Worker:
 
     def __init__(self, root: Path, tracking_uri: str) -> None:
         self.root, self.tracking_uri = root, tracking_uri
-        self.sending, self.stepping = threading.Lock(), threading.Lock()
+        self.sending, self.stepping = threading.Lock(), FairLock()  # steps in the order they came
         self.process: BaseProcess | None = None
         self.pipe: Connection | None = None
         self.ready = False
