@@ -30,6 +30,7 @@ from tradepipe.risk.manager import RiskState
 from tradepipe.trading import accounts
 from tradepipe.trading.broker import SimulatedBroker
 from tradepipe.trading.decision import LiveMarket, decide, market_until
+from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.replay import replay
 from tradepipe.trading.step import Trader
 from tradepipe.trading.store import TradeStore
@@ -433,3 +434,34 @@ def test_a_market_state_that_failed_to_advance_is_never_found_again(bars: pd.Dat
     assert trader.step("acct", bar).status == "traded"
     reference = alone_decisions(bars, _params(params), policy, tmp_path, [first, bar])
     assert list(table(trader, Decision).sort_values("bar")["target"]) == list(reference["target"])
+
+
+def test_bars_added_one_timestamp_at_a_time_are_the_bars_given_at_once(bars: pd.DataFrame, params: Params,
+                                                                     policy: TradingPolicy, tmp_path: Path) -> None:
+    """Posted bars fill the spare rows of the trader's arrays (which double several times here): every close, count
+    and table then equals a trader's given all the bars at the start; rows past the last bar hold nothing."""
+    stamps = sorted(bars["timestamp"].unique())
+    cut = stamps[-150]
+    grown = make_trader(f"sqlite:///{tmp_path / 'grown.db'}", f"sqlite:///{tmp_path / 'grown-broker.db'}",
+                        bars[bars["timestamp"] < cut], _params(params), policy)
+    whole = make_trader(f"sqlite:///{tmp_path / 'whole.db'}", f"sqlite:///{tmp_path / 'whole-broker.db'}", bars,
+                        _params(params), policy)
+    after = bars[bars["timestamp"] >= cut]
+    for _, rows in after.groupby("timestamp", sort=True):
+        posted = PostedBars(list(rows["timestamp"]), list(rows["symbol"]), {"close": rows["close"].to_numpy()})
+        assert np.isnan(grown.known_closes(posted)).all()
+        grown.add_bars(posted)
+        np.testing.assert_array_equal(grown.known_closes(posted), rows["close"].to_numpy())
+    assert grown.timestamps.equals(whole.timestamps)
+    n = len(whole.timestamps)
+    for column, wide in whole._prices.items():
+        np.testing.assert_array_equal(grown._prices[column][:n], wide, err_msg=column)
+        assert np.isnan(grown._prices[column][n:]).all()
+    np.testing.assert_array_equal(grown._count[:n], whole._count)
+    assert not grown._count[n:].any()
+    pd.testing.assert_frame_equal(grown.bars.reset_index(drop=True), whole.bars.reset_index(drop=True))
+    for ts in stamps[-150::37]:
+        pd.testing.assert_frame_equal(grown.bars_at(ts), whole.bars_at(ts))
+        assert grown.close("KO", ts) == whole.close("KO", ts)
+    steps = grown.pending_bars("acct")[:3]
+    assert [grown.step("acct", bar).status for bar in steps] == ["traded"] * 3

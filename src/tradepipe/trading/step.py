@@ -72,10 +72,11 @@ class _Book:
 class Trader:
     """Steps accounts over canonical ``bars`` with ``broker``, recording everything in ``store``.
 
-    The bars are indexed once as (timestamp, symbol) arrays. Each account's market state (:class:`LiveMarket`) is
-    kept between steps and shared with the accounts it is the same for (one anchor, model version and universe: the
-    state depends on nothing else), so accounts stepping the same bar advance it once; at most one state per
-    account is kept, rebuilt from the bars when none of its key is at the bar or the one before.
+    The bars are indexed once as wide (timestamp, symbol) arrays, with room for new bars. Each account's market
+    state (:class:`LiveMarket`) is kept between steps and shared with the accounts it is the same for (one anchor,
+    model version and universe: the state depends on nothing else), so accounts stepping the same bar advance it
+    once; at most one state per account is kept, rebuilt from the bars when none of its key is at the bar or the one
+    before.
     """
 
     def __init__(self, store: TradeStore, broker: Broker, bars: pd.DataFrame, params: Params,
@@ -143,17 +144,24 @@ class Trader:
         row = {ts: len(self.timestamps) + k for k, ts in enumerate(stamps)}
         rows = np.fromiter((row[ts] for ts, _ in keys), dtype=np.int64, count=len(keys))
         cols = np.fromiter((self._col[s] for _, s in keys), dtype=np.int64, count=len(keys))
-        grow = len(stamps)
-        self._count = np.concatenate([self._count, np.zeros((grow, len(self.symbols)), dtype=np.int64)])
+        self._make_room(len(stamps))
         self._count[rows, cols] = 1
         for column, wide in self._prices.items():
-            wide = np.concatenate([wide, np.full((grow, len(self.symbols)), np.nan)])
             if column in bars.values:
                 wide[rows, cols] = bars.values[column]
-            self._prices[column] = wide
         self._row.update(row)
         self.timestamps = self.timestamps.append(pd.DatetimeIndex(stamps))
         self._added.append(bars)  # sorted when the long table is next asked for
+
+    def _make_room(self, rows: int) -> None:
+        """Room for ``rows`` bars after the last in the wide arrays (rows past the last bar are empty: no count, NaN
+        prices); when full they double, so a new bar's append copies nothing."""
+        n = len(self.timestamps)
+        if n + rows <= len(self._count):
+            return
+        spare = (max(2 * n, n + rows, 64) - n, len(self.symbols))
+        self._count = np.concatenate([self._count[:n], np.zeros(spare, dtype=np.int64)])
+        self._prices = {c: np.concatenate([v[:n], np.full(spare, np.nan)]) for c, v in self._prices.items()}
 
     def known_closes(self, bars: PostedBars) -> Array:
         """The close already held for each of the posted ``bars`` (NaN where none is)."""
