@@ -31,7 +31,7 @@ from tradepipe.serving.workers import StepWorkers
 from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
 from tradepipe.trading.posted import PostedBars
-from tradepipe.trading.step import AccountBook, Trader
+from tradepipe.trading.step import AccountBook, StepResult, Trader
 from tradepipe.trading.store import now_utc, utc
 from tradepipe.trading.tables import Account, Equity
 
@@ -76,10 +76,18 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
         answer is an AccountDecision, serialized once (not validated again on the way out)."""
         raw = await read_body(request, max_body_bytes)
         try:
-            body = SignalsRequest.model_validate_json(raw)
+            bars = SignalsRequest.model_validate_json(raw).posted()
         except ValidationError as exc:
             raise HTTPException(422, truncate(str(exc.errors()[0]["msg"]), MAX_MESSAGE)) from exc
-        return await run_in_threadpool(_step, account, body.posted())
+        now, as_of = pd.Timestamp.now(tz="UTC"), max(bars.timestamps)
+        # the account steps through the newest bar it was sent; the book after it, as kept by the trader
+        if workers is None:
+            results, book = await run_in_threadpool(_step_here, account, bars, as_of, now)
+        else:  # recorded here, stepped in the account's worker (awaited on the event loop, no thread)
+            with lock:
+                workers.add_bars(_record(account, bars))  # before any step that needs them, every worker has them
+            results, book = await workers.step_through(account, as_of, now)
+        return _answer(account, results, book)
 
     @router.get("/v1/accounts/{account}")
     def get_account(account: AccountName) -> dict[str, Any]:
@@ -87,23 +95,24 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
         with lock:
             return _status(account).to_json()
 
-    def _step(account: str, bars: PostedBars) -> Response:
+    def _record(account: str, bars: PostedBars) -> PostedBars:
+        """Add ``bars`` to the trader and the live-bars log (the caller holds ``lock``); the new ones."""
+        if not trader.has_account(account):
+            raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
+        try:
+            return record_bars(root, trader, bars)
+        except ValueError as exc:
+            raise HTTPException(409, truncate(str(exc), MAX_MESSAGE)) from exc
+
+    def _step_here(account: str, bars: PostedBars, as_of: pd.Timestamp, now: pd.Timestamp
+                   ) -> tuple[list[StepResult], AccountBook]:
         match_torch_threads()
         with lock:
-            if not trader.has_account(account):
-                raise HTTPException(404, f"no paper account {account!r}: open it with `tradepipe trade open`")
-            try:
-                new = record_bars(root, trader, bars)
-            except ValueError as exc:
-                raise HTTPException(409, truncate(str(exc), MAX_MESSAGE)) from exc
-            now, as_of = pd.Timestamp.now(tz="UTC"), max(bars.timestamps)
-            # the account steps through the newest bar it was sent; the book after it, as kept by the trader
-            if workers is None:
-                results, book = trader.step_through(account, as_of, now)
-            else:
-                workers.add_bars(new)  # before the lock is let go: every worker has them before a step needs them
-        if workers is not None:  # steps of accounts in other workers run meanwhile
-            results, book = workers.step_through(account, as_of, now)
+            _record(account, bars)
+            return trader.step_through(account, as_of, now)
+
+    def _answer(account: str, results: list[StepResult], book: AccountBook) -> Response:
+        """The step's metrics, then its answer (422 when a bar was refused)."""
         with reporting:
             for result in results:
                 metrics.count_orders(account, "submitted", result.orders)

@@ -45,7 +45,9 @@ DEFAULT_MODEL_URI = "models:/tradepipe-agent@champion"
 _BEARER = HTTPBearer(auto_error=False)
 
 
-def _authorized(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
+async def _authorized(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+                      ) -> None:
+    """The bearer token check (async: FastAPI would run a plain function in its thread pool, a hop per request)."""
     token: str = request.app.state.token
     if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
@@ -176,7 +178,7 @@ def create_app(model_uri: str = DEFAULT_MODEL_URI, *, tracking_uri: str, token: 
                               current=_info(result.current))
 
     @app.get("/health")
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         """200 with the served version once a model is loaded, else 503: status ``loading`` (the first load is still
         being tried) or ``unavailable``, and the reason: ``loading``, a code and an exception class
         (``resolve_failed: MlflowException``) or ``unverified: <why>`` (an unsigned or altered version), never an

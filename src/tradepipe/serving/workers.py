@@ -12,6 +12,7 @@ worker: accounts that share one share it within their worker. A worker that dies
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import threading
@@ -23,13 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradepipe.serving.threads import FairLock
 from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.step import AccountBook, StepResult
 
 __all__ = ["StepWorkerError", "StepWorkers"]
 
-_READY = "ready"
+_READY, _FAILED = "ready", "failed"
 
 
 class StepWorkerError(RuntimeError):
@@ -37,11 +37,13 @@ class StepWorkerError(RuntimeError):
 
 
 class _Worker:
-    """One worker process and the front's end of its pipe: ``send`` is serialized, one step is in flight."""
+    """One worker process and the front's end of its pipe: ``send`` is serialized, one step is in flight (the
+    steps wait their turn in the order they came, on the event loop: no thread waits for a worker)."""
 
     def __init__(self, root: Path, tracking_uri: str) -> None:
         self.root, self.tracking_uri = root, tracking_uri
-        self.sending, self.stepping = threading.Lock(), FairLock()  # steps in the order they came
+        self.sending = threading.Lock()
+        self.stepping: asyncio.Lock | None = None  # made on the serving event loop (``StepWorkers.start``)
         self.process: BaseProcess | None = None
         self.pipe: Connection | None = None
         self.ready = False
@@ -65,27 +67,47 @@ class _Worker:
             with contextlib.suppress(OSError):
                 self.pipe.send(message)
 
-    def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
-        with self.stepping:
+    async def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
+        assert self.stepping is not None, "StepWorkers.start was not called"
+        async with self.stepping:
             if self.process is None or not self.process.is_alive():
-                self._restart()
+                await asyncio.to_thread(self._restart)
             try:
-                return self._ask(request)
+                return await self._ask(request)
             except (EOFError, OSError):  # it died mid-step: the store holds what it committed, a retry the rest
-                self._restart()
-                return self._ask(request)
+                await asyncio.to_thread(self._restart)
+                return await self._ask(request)
 
-    def _ask(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
-        assert self.pipe is not None
+    async def _ask(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
         if not self.ready:
-            kind, _ = self.pipe.recv()  # the desk is open
-            assert kind == _READY, kind
+            kind, why = await self._recv()  # the desk is open (or could not be)
+            if kind == _FAILED:
+                raise StepWorkerError(f"a step worker could not open the desk: {why}")
             self.ready = True
         self.send(("step", request))
-        kind, answer = self.pipe.recv()
+        kind, answer = await self._recv()
         if kind == "error":
             raise StepWorkerError(answer)
         return answer
+
+    async def _recv(self) -> tuple[str, Any]:
+        """The worker's next message; the event loop waits for the pipe to be readable (a message, or its end)."""
+        pipe = self.pipe
+        assert pipe is not None
+        if not pipe.poll():
+            loop = asyncio.get_running_loop()
+            readable = loop.create_future()
+
+            def wake() -> None:
+                if not readable.done():
+                    readable.set_result(None)
+            loop.add_reader(pipe.fileno(), wake)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(pipe.fileno())
+        message: tuple[str, Any] = pipe.recv()
+        return message
 
     def _restart(self) -> None:
         if self.process is not None:
@@ -116,8 +138,10 @@ class StepWorkers:
         self._dealing = threading.Lock()
 
     def start(self) -> None:
-        """Start every worker (each opens its desk in the background; a step waits for its worker's)."""
+        """Start every worker (each opens its desk in the background; a step waits for its worker's). Called on
+        the event loop that will await the steps."""
         for worker in self.workers:
+            worker.stepping = asyncio.Lock()  # first come, first served
             worker.start()
 
     def owner(self, account: str) -> int:
@@ -131,10 +155,10 @@ class StepWorkers:
             for worker in self.workers:
                 worker.send(("bars", bars))
 
-    def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp
-                     ) -> tuple[list[StepResult], AccountBook]:
+    async def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp
+                           ) -> tuple[list[StepResult], AccountBook]:
         """``Trader.step_through`` in the account's worker."""
-        return self.workers[self.owner(account)].step((account, as_of, now))
+        return await self.workers[self.owner(account)].step((account, as_of, now))
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -150,7 +174,11 @@ def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
     from tradepipe.trading.store import Checkpointer
 
     torch.set_num_threads(1)
-    trader = open_desk(root, load_params(root / "params.yaml"), tracking_uri=tracking_uri)
+    try:
+        trader = open_desk(root, load_params(root / "params.yaml"), tracking_uri=tracking_uri)
+    except Exception as exc:  # said to the front, which fails the step with it (and logs it)
+        pipe.send((_FAILED, f"{type(exc).__name__}: {exc}"))
+        raise
     checkpoints = Checkpointer(trader.engines())
     pipe.send((_READY, None))
     try:
