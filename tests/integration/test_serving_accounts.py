@@ -19,6 +19,7 @@ from tests.fixtures.sqlite_files import rows_in_the_file
 from tradepipe.config import load_params
 from tradepipe.paths import BARS
 from tradepipe.serving import create_app
+from tradepipe.serving.workers import StepWorkerError
 from tradepipe.trading.accounts import open_account
 from tradepipe.trading.desk import LIVE_BARS_LOG, open_desk, read_live_log
 from tradepipe.trading.step import Trader
@@ -187,3 +188,22 @@ def test_step_workers_decide_as_the_serving_process_would_and_a_killed_one_is_re
         assert len(a) == 6 and list(a["bar"]) == list(b["bar"])
         np.testing.assert_array_equal(np.array([np.asarray(yaml.safe_load(t)) for t in a["target"]]),
                                       np.array([np.asarray(yaml.safe_load(t)) for t in b["target"]]))
+
+
+def test_a_step_worker_that_cannot_open_the_desk_fails_the_step_with_the_reason(
+        tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
+    """The workers read the bars from the project: gone after the front opened its desk, every step fails with what
+    the worker could not do (not a bare broken pipe), and nothing is recorded."""
+    served = _project(tmp_path / "served", bars[bars["timestamp"] <= stamps[-2]])
+    publish_champion(f"sqlite:///{served / 'mlflow.db'}", tiny_policy)
+    trader = _desk(served, stamps[-4])
+    (served / BARS).unlink()
+    app = create_app(tracking_uri=f"sqlite:///{served / 'mlflow.db'}", token=TOKEN, poll_seconds=0,
+                     paper=(served, trader), step_workers=2)
+    why, new_bar = r"could not open the desk: TradingError: .*bars.* does not exist", bars["timestamp"] == stamps[-1]
+    with TestClient(app) as client:
+        for _ in range(2):  # the dead worker is started again, and fails again
+            with pytest.raises(StepWorkerError, match=why):
+                client.post("/v1/accounts/acct/bars", headers=AUTH, json=_payload(bars[new_bar]))
+    assert _targets(served).empty

@@ -5,9 +5,10 @@ N`` (N > 1) the serving process keeps the HTTP front (token, body, validation, t
 own trader and in the live-bars log) and hands each step to the worker owning the account (accounts are dealt to
 the workers in turn as they first step, so a few accounts spread evenly): a process with its own
 :class:`~tradepipe.trading.step.Trader` over the same trade store, paper broker and bars, sent every new bar (one
-pipe per worker, in order, so a bar reaches a worker before any step that needs it). Market states are kept per
-worker: accounts that share one share it within their worker. A worker that dies is started again at its next step
-(it reads the books from the store; bars from the files, then the pipe).
+pipe per worker, in order, so a bar reaches a worker before any step that needs it). The front awaits each answer
+on its event loop (no thread waits on a pipe). Market states are kept per worker: accounts that share one share it
+within their worker. A worker that dies is started again at its next step (it reads the books from the store; bars
+from the files, then the pipe); one that cannot open its desk says why, and the step fails with that.
 """
 
 from __future__ import annotations
