@@ -3,6 +3,7 @@ the trade store by the same step as `tradepipe trade step` (a second desk steppi
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.fixtures.sqlite_files import rows_in_the_file
 from tradepipe.config import load_params
 from tradepipe.paths import BARS
 from tradepipe.serving import create_app
-from tradepipe.serving.workers import StepWorkerError
+from tradepipe.serving.workers import StepWorkerError, StepWorkers
 from tradepipe.trading.accounts import open_account
 from tradepipe.trading.desk import LIVE_BARS_LOG, open_desk, read_live_log
 from tradepipe.trading.step import Trader
@@ -207,3 +208,35 @@ def test_a_step_worker_that_cannot_open_the_desk_fails_the_step_with_the_reason(
             with pytest.raises(StepWorkerError, match=why):
                 client.post("/v1/accounts/acct/bars", headers=AUTH, json=_payload(bars[new_bar]))
     assert _targets(served).empty
+
+
+def test_a_step_cancelled_while_its_worker_works_leaves_no_answer_for_the_next(
+        tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
+    """A step given up on (its request cancelled) while the worker computes it: the answer it leaves in the pipe
+    must not become the next step's answer, for another account of the same worker (that step starts a new one)."""
+    served = _project(tmp_path / "served", bars)
+    uri = f"sqlite:///{served / 'mlflow.db'}"
+    publish_champion(uri, tiny_policy)
+    _desk(served, stamps[-8], ("acct", "b", "c")).store.dispose()
+    now = pd.Timestamp.now(tz="UTC")
+
+    async def scenario() -> None:
+        workers = StepWorkers(served, uri, 2)
+        workers.start()
+        try:
+            assert [workers.owner(a) for a in ("acct", "b", "c")] == [0, 1, 0]
+            _, book = await workers.step_through("acct", stamps[-6], now)
+            assert book.account == "acct" and book.last_bar == stamps[-6]
+            first = workers.workers[0].process
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(workers.step_through("acct", stamps[-1], now), 0.001)
+            results, book = await workers.step_through("c", stamps[-5], now)
+            assert book.account == "c" and [r.account for r in results] == ["c"] * 4
+            assert workers.workers[0].process is not first
+            _, book = await workers.step_through("acct", stamps[-1], now)  # the cancelled step's bars, done again
+            assert book.account == "acct" and book.last_bar == stamps[-1]
+        finally:
+            workers.stop()
+
+    asyncio.run(scenario())

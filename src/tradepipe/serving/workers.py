@@ -71,13 +71,21 @@ class _Worker:
     async def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
         assert self.stepping is not None, "StepWorkers.start was not called"
         async with self.stepping:
-            if self.process is None or not self.process.is_alive():
-                await asyncio.to_thread(self._restart)
             try:
-                return await self._ask(request)
-            except (EOFError, OSError):  # it died mid-step: the store holds what it committed, a retry the rest
-                await asyncio.to_thread(self._restart)
-                return await self._ask(request)
+                return await self._step(request)
+            except asyncio.CancelledError:  # its answer would be read by the next step: that one starts a new worker
+                if self.process is not None:
+                    self.process.kill()
+                raise
+
+    async def _step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
+        if self.process is None or not self.process.is_alive():
+            await asyncio.to_thread(self._restart)
+        try:
+            return await self._ask(request)
+        except (EOFError, OSError):  # it died mid-step: the store holds what it committed, a retry the rest
+            await asyncio.to_thread(self._restart)
+            return await self._ask(request)
 
     async def _ask(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
         if not self.ready:
