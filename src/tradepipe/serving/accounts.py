@@ -11,7 +11,9 @@ after each one.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +22,6 @@ import pandas as pd
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
 from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
@@ -68,6 +69,7 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
     With ``workers`` the steps run there (``trader`` records the posted bars and answers the book queries)."""
     router = APIRouter(dependencies=[Depends(authorized)])
     lock = FairLock()  # the trader's (steps, bars): first come, first served
+    stepper = ThreadPoolExecutor(1, thread_name_prefix="account-steps")  # steps in this process, in the order they came
     reporting = threading.Lock()  # the metrics of a step, apart: never queued behind other accounts' steps
 
     @router.post("/v1/accounts/{account}/bars", response_model=AccountDecision, openapi_extra=_BARS_BODY)
@@ -81,8 +83,9 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             raise HTTPException(422, truncate(str(exc.errors()[0]["msg"]), MAX_MESSAGE)) from exc
         now, as_of = pd.Timestamp.now(tz="UTC"), max(bars.timestamps)
         # the account steps through the newest bar it was sent; the book after it, as kept by the trader
-        if workers is None:
-            results, book = await run_in_threadpool(_step_here, account, bars, as_of, now)
+        if workers is None:  # on a thread of its own (a cheaper hop than AnyIO's thread pool)
+            results, book = await asyncio.get_running_loop().run_in_executor(stepper, _step_here, account, bars, as_of,
+                                                                             now)
         else:  # recorded here, stepped in the account's worker (awaited on the event loop, no thread)
             with lock:
                 workers.add_bars(_record(account, bars))  # before any step that needs them, every worker has them
