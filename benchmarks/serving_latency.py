@@ -151,10 +151,15 @@ async def _load(base: str, body: bytes, n: int, concurrency: int, budget_s: floa
           f"{_ms(latencies)}")
 
 
+def _cpu_s(process: psutil.Process) -> float:
+    """Seconds of CPU ``process`` has used (user and system)."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def _own_cpu() -> float:
     """Seconds of CPU this process (the benchmark's clients) has used."""
-    times = psutil.Process().cpu_times()
-    return float(times.user + times.system)
+    return _cpu_s(psutil.Process())
 
 
 def _project(root: Path, bars: pd.DataFrame, uri: str, first_bar: pd.Timestamp, accounts: list[str]) -> None:
@@ -255,7 +260,7 @@ def _stateful(tmp: Path, n_bars: int, step_workers: int) -> None:
 
     def cpu_each() -> list[float]:  # seconds of CPU: the server, then each of its step workers
         workers = (p for p in cpu.children(recursive=True) if "spawn_main" in " ".join(p.cmdline()))
-        return [float(t.user + t.system) for t in (p.cpu_times() for p in [cpu, *workers])]
+        return [_cpu_s(p) for p in [cpu, *workers]]
 
     def cpu_s() -> float:
         return sum(cpu_each())

@@ -12,7 +12,6 @@ after each one.
 from __future__ import annotations
 
 import asyncio
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -70,7 +69,6 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
     router = APIRouter(dependencies=[Depends(authorized)])
     lock = FairLock()  # the trader's (steps, bars): first come, first served
     stepper = ThreadPoolExecutor(1, thread_name_prefix="account-steps")  # steps in this process, in the order they came
-    reporting = threading.Lock()  # the metrics of a step, apart: never queued behind other accounts' steps
 
     @router.post("/v1/accounts/{account}/bars", response_model=AccountDecision, openapi_extra=_BARS_BODY)
     async def post_bars(account: AccountName, request: Request) -> Response:
@@ -115,20 +113,19 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             return trader.step_through(account, as_of, now)
 
     def _answer(account: str, results: list[StepResult], book: AccountBook) -> Response:
-        """The step's metrics, then its answer (422 when a bar was refused)."""
-        with reporting:
-            for result in results:
-                metrics.count_orders(account, "submitted", result.orders)
-                metrics.count_orders(account, "filled", result.orders)
-                metrics.count_orders(account, "rejected", result.rejected)
-                if result.flagged:
-                    metrics.ood_flags.labels(account).inc()
-            decision = _decision(book)
-            metrics.record_account(AccountSnapshot(
-                account=account, equity=book.equity, peak_equity=book.peak, gross_exposure=book.gross_exposure,
-                cash=book.cash, halted=book.halted, last_decision_at=now_utc(), model_version=book.model_version))
-            if results and decision.ood_score is not None:
-                metrics.record_ood(decision.model_name, decision.ood_score)
+        """The step's metrics, then its answer (422 when a bar was refused); run on the event loop, one at a time."""
+        for result in results:
+            metrics.count_orders(account, "submitted", result.orders)
+            metrics.count_orders(account, "filled", result.orders)
+            metrics.count_orders(account, "rejected", result.rejected)
+            if result.flagged:
+                metrics.ood_flags.labels(account).inc()
+        decision = _decision(book)
+        metrics.record_account(AccountSnapshot(
+            account=account, equity=book.equity, peak_equity=book.peak, gross_exposure=book.gross_exposure,
+            cash=book.cash, halted=book.halted, last_decision_at=now_utc(), model_version=book.model_version))
+        if results and decision.ood_score is not None:
+            metrics.record_ood(decision.model_name, decision.ood_score)
         refused = [r for r in results if r.status == "refused"]
         if refused:
             raise HTTPException(422, truncate(refused[0].message, MAX_MESSAGE))
