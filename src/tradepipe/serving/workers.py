@@ -5,7 +5,9 @@ N`` (N > 1) the serving process keeps the HTTP front (token, body, validation, t
 own trader and in the live-bars log) and hands each step to the worker owning the account (accounts are dealt to
 the workers in turn as they first step, so a few accounts spread evenly): a process with its own
 :class:`~tradepipe.trading.step.Trader` over the same trade store, paper broker and bars, sent every new bar (one
-pipe per worker, in order, so a bar reaches a worker before any step that needs it). The front awaits each answer
+pipe per worker, in order: the bars recorded since a worker's last message travel with its next step, so a bar
+reaches a worker before any step that needs it, and a bar costs no message of its own to a worker that is not
+stepping; a worker sent no step for ``FLUSH_BARS`` postings gets them in one message). The front awaits each answer
 on its event loop (no thread waits on a pipe). Market states are kept per worker: accounts that share one share it
 within their worker. A worker that dies is started again at its next step (it reads the books from the store; bars
 from the files, then the pipe); one that cannot open its desk says why, and the step fails with that.
@@ -31,6 +33,7 @@ from tradepipe.trading.step import AccountBook, StepResult
 __all__ = ["StepWorkerError", "StepWorkers"]
 
 _READY, _FAILED = "ready", "failed"
+FLUSH_BARS = 64  # postings of new bars held for a worker at most; then they go in one message of their own
 
 
 class StepWorkerError(RuntimeError):
@@ -44,6 +47,7 @@ class _Worker:
     def __init__(self, root: Path, tracking_uri: str) -> None:
         self.root, self.tracking_uri = root, tracking_uri
         self.sending = threading.Lock()
+        self.unsent: list[PostedBars] = []  # new bars for the worker, sent with its next message (under ``sending``)
         self.stepping: asyncio.Lock | None = None  # made on the serving event loop (``StepWorkers.start``)
         self.process: BaseProcess | None = None
         self.pipe: Connection | None = None
@@ -61,12 +65,22 @@ class _Worker:
         back.close()
         self.process = process
 
-    def send(self, message: tuple[str, Any]) -> None:
+    def send(self, kind: str, payload: Any = None) -> None:
+        """Send ``(kind, unsent bars, payload)``: the bars recorded since the last message go with it."""
         with self.sending:
             assert self.pipe is not None
+            bars, self.unsent = self.unsent, []
             # to a dead worker nothing arrives: its next step starts a new one, which reads the bars from the files
             with contextlib.suppress(OSError):
-                self.pipe.send(message)
+                self.pipe.send((kind, bars, payload))
+
+    def add_bars(self, bars: PostedBars) -> None:
+        """Hold new ``bars`` for the worker's next message (sent at once when ``FLUSH_BARS`` postings are held)."""
+        with self.sending:
+            self.unsent.append(bars)
+            full = len(self.unsent) >= FLUSH_BARS
+        if full:
+            self.send("bars")
 
     async def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
         assert self.stepping is not None, "StepWorkers.start was not called"
@@ -93,7 +107,7 @@ class _Worker:
             if kind == _FAILED:
                 raise StepWorkerError(f"a step worker could not open the desk: {why}")
             self.ready = True
-        self.send(("step", request))
+        self.send("step", request)
         kind, answer = await self._recv()
         if kind == "error":
             raise StepWorkerError(answer)
@@ -127,7 +141,7 @@ class _Worker:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.send(("stop", None))
+        self.send("stop")
         self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.kill()
@@ -162,7 +176,7 @@ class StepWorkers:
         """Send new ``bars`` (already recorded by the front) to every worker."""
         if len(bars):
             for worker in self.workers:
-                worker.send(("bars", bars))
+                worker.add_bars(bars)
 
     async def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp
                            ) -> tuple[list[StepResult], AccountBook]:
@@ -193,14 +207,14 @@ def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
     try:
         while True:
             try:
-                kind, payload = pipe.recv()
+                kind, bars, payload = pipe.recv()
             except EOFError:  # the front is gone
                 return
+            for posted in bars:  # bars the desk read from the live-bars log already are known: skipped
+                trader.add_bars(posted.take(np.isnan(trader.known_closes(posted))))
             if kind == "stop":
                 return
-            if kind == "bars":  # bars the desk read from the live-bars log already are known: skipped
-                trader.add_bars(payload.take(np.isnan(trader.known_closes(payload))))
-            else:
+            if kind == "step":
                 try:
                     pipe.send(("ok", trader.step_through(*payload)))
                 except Exception as exc:  # answered: the front fails the request, the worker steps on

@@ -1,0 +1,38 @@
+"""The front's end of a step worker's pipe: new bars travel with the worker's next message, in the order recorded."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tradepipe.serving.workers import FLUSH_BARS, _Worker
+from tradepipe.trading.posted import PostedBars
+
+
+def _bars(k: int) -> PostedBars:
+    return PostedBars.of([datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=k)] * 2, ["AAA", "BBB"],
+                         [100.0 + k, 50.0 + k], {})
+
+
+def test_bars_go_with_the_next_step_and_a_worker_not_stepping_gets_them_in_one_message_when_enough_are_held(
+        ) -> None:
+    worker = _Worker(Path("."), "sqlite://")
+    worker.pipe, back = multiprocessing.Pipe()
+    worker.add_bars(_bars(0))
+    worker.add_bars(_bars(1))
+    assert not back.poll()                                  # no message of their own
+    worker.send("step", "the request")
+    kind, bars, payload = back.recv()
+    assert (kind, payload) == ("step", "the request")
+    assert [b.values["close"].tolist() for b in bars] == [[100.0, 50.0], [101.0, 51.0]]  # in the order recorded
+    for k in range(FLUSH_BARS - 1):
+        worker.add_bars(_bars(k))
+    assert not back.poll()
+    worker.add_bars(_bars(FLUSH_BARS - 1))                  # the FLUSH_BARS-th posting held: sent at once
+    kind, bars, payload = back.recv()
+    assert kind == "bars" and payload is None
+    assert [b.timestamps[0].day for b in bars] == [(datetime(2020, 1, 1) + timedelta(days=k)).day
+                                                   for k in range(FLUSH_BARS)]
+    worker.send("step", "next")
+    assert back.recv() == ("step", [], "next")              # nothing held twice
