@@ -173,7 +173,7 @@ class StepWorkers:
             return self._owners.setdefault(account, len(self._owners) % len(self.workers))
 
     def add_bars(self, bars: PostedBars) -> None:
-        """Send new ``bars`` (already recorded by the front) to every worker."""
+        """Hand new ``bars`` (already recorded by the front) to every worker, for its next message."""
         if len(bars):
             for worker in self.workers:
                 worker.add_bars(bars)
