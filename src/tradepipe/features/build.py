@@ -34,6 +34,35 @@ def feature_columns(params: FeatureParams) -> list[str]:
     return [*base, *(f"xrank_{name}" for name in params.ranks)]
 
 
+def trailing_std(values: np.ndarray, window: int) -> np.ndarray:
+    """Sample standard deviation (ddof 1) along axis 0 of each row and the ``window - 1`` rows before it (NaN where
+    fewer rows precede it or its window holds a NaN). Sums run in one fixed order, element by element, so a value's
+    bits depend on its own window only: the last window alone gives the last value of the whole series exactly."""
+    out = np.full(values.shape, np.nan)
+    n = len(values) - window + 1
+    if n <= 0:
+        return out
+    views = [values[k:k + n] for k in range(window)]
+    total = views[0].copy()
+    for view in views[1:]:
+        total += view
+    mean = total / window
+    squares = (views[0] - mean) ** 2
+    for view in views[1:]:
+        squares += (view - mean) ** 2
+    out[window - 1:] = np.sqrt(squares / (window - 1))
+    return out
+
+
+def realized_vol(log_close: np.ndarray, window: int) -> np.ndarray:
+    """Annualized volatility of the log returns over the trailing ``window`` bars, at each bar of ``log_close``
+    (along axis 0; an infinite return counts as missing)."""
+    returns = np.full(log_close.shape, np.nan)
+    returns[1:] = np.diff(log_close, axis=0)
+    returns[np.isinf(returns)] = np.nan
+    return trailing_std(returns, window) * np.sqrt(252)
+
+
 def _prices(group: pd.DataFrame) -> Prices:
     def col(name: str) -> np.ndarray | None:
         if name not in group or group[name].isna().all():
@@ -50,9 +79,8 @@ def _symbol_features(group: pd.DataFrame, params: FeatureParams, names: list[str
     out = {name: INDICATORS[name].fn(prices) for name in names}
     for h in params.return_horizons:
         out[f"logret_{h}"] = log_close - pd.Series(log_close).shift(h).to_numpy()
-    ret1 = pd.Series(log_close).diff()
     window = params.volatility_window
-    out[f"rvol_{window}"] = (ret1.rolling(window).std() * np.sqrt(252)).to_numpy()
+    out[f"rvol_{window}"] = realized_vol(log_close, window)
     frame = pd.DataFrame(out, index=group.index)
     return frame.replace([np.inf, -np.inf], np.nan)
 

@@ -1,11 +1,10 @@
 """The newest feature row of a universe from its symbols' price arrays: the values ``build_features`` gives there.
 
-A live decision needs the features of its newest bar only. Every transform is causal, but TA-Lib's indicators and
-pandas' rolling variance carry state from the first bar they see, so each value is computed by the same function
-on the same arrays (oldest first, from the account's anchor) and the last one is kept: C speed, no frames. The
-realized volatility of all symbols comes from one call of pandas' own rolling-variance kernel (the one
-``Series.rolling(w).std()`` runs) over the symbols' returns laid end to end: a window never spans two symbols, so
-each symbol's values are those of its own rolling call.
+A live decision needs the features of its newest bar only. Every transform is causal, but TA-Lib's indicators carry
+state from the first bar they see, so each is computed by the same function on the same arrays (oldest first, from
+the account's anchor) and the last value is kept: C speed, no frames. The realized volatility depends on its own
+window only (``build.trailing_std``): it is computed from each symbol's last ``window + 1`` closes, all symbols in one
+call.
 """
 
 from __future__ import annotations
@@ -13,28 +12,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pandas._libs.window.aggregations import roll_var
 
 from tradepipe.config import FeatureParams
 from tradepipe.core.types import Array
-from tradepipe.features.build import feature_columns, indicator_names
+from tradepipe.features.build import feature_columns, indicator_names, realized_vol
 from tradepipe.features.indicators import INDICATORS, Prices
 
 __all__ = ["newest_features"]
 
 
 def _rvol(log_closes: Sequence[Array], window: int) -> Array:
-    """``(diff(log close).rolling(window).std() * sqrt(252))`` at each symbol's last bar, bit for bit."""
-    values = np.concatenate([np.concatenate([[np.nan], np.diff(lc)]) for lc in log_closes])
-    values[np.isinf(values)] = np.nan  # as pandas prepares the values for its kernels
-    ends = np.concatenate([np.arange(1, len(lc) + 1) for lc in log_closes]).astype(np.int64)
-    offsets = np.repeat(np.cumsum([0, *(len(lc) for lc in log_closes[:-1])]), [len(lc) for lc in log_closes])
-    start = (offsets + np.maximum(ends - window, 0)).astype(np.int64)
-    var = roll_var(values, start, offsets + ends, window, ddof=1)
-    last = np.cumsum([len(lc) for lc in log_closes]) - 1
-    with np.errstate(invalid="ignore"):
-        std = np.sqrt(var[last])
-    return np.where(var[last] < 0, 0.0, std) * np.sqrt(252)
+    """``realized_vol`` at each symbol's last bar, from its last ``window + 1`` log closes (the same bits)."""
+    out = np.full(len(log_closes), np.nan)
+    long = [j for j, lc in enumerate(log_closes) if len(lc) > window]
+    if long:
+        tails = np.stack([log_closes[j][-window - 1:] for j in long], axis=1)  # (window + 1, symbols)
+        out[long] = realized_vol(tails, window)[-1]
+    return out
 
 
 def _ranks(values: Array) -> Array:

@@ -13,7 +13,7 @@ import talib
 from tradepipe.config import FeatureParams, Params, SentimentParams
 from tradepipe.data.sources import load_source
 from tradepipe.features import INDICATORS, build_features, build_labels, cross_sectional_ranks, feature_columns
-from tradepipe.features.build import indicator_names
+from tradepipe.features.build import indicator_names, trailing_std
 from tradepipe.features.indicators import Prices
 from tradepipe.runtime.params import resolve
 
@@ -182,3 +182,21 @@ def test_features_stage_logs_its_feature_columns(tmp_path: Path, params: Params,
                       "ohlcv": False}
     assert metrics["features"] == len(logged["features"])
     assert list(pd.read_parquet(tmp_path / FEATURES).columns) == ["timestamp", "symbol", *logged["features"]]
+
+
+def test_trailing_std_depends_on_its_window_only_bit_for_bit() -> None:
+    """Each value is the sample std of its window (to 1e-12, NaN where the window is short or holds a NaN), and the
+    last window alone gives the series' last value exactly (the live feature row computes only that window)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 0.02, size=(300, 4))
+    x[100, 2] = np.nan
+    got = trailing_std(x, 21)
+    assert np.isnan(got[:20]).all() and np.isnan(got[100:121, 2]).all() and not np.isnan(got[121:, 2]).any()
+    for t in (20, 99, 150, 299):
+        np.testing.assert_allclose(got[t, [0, 1, 3]], np.std(x[t - 20:t + 1, [0, 1, 3]], axis=0, ddof=1),
+                                   rtol=1e-12)
+    np.testing.assert_array_equal(trailing_std(x[-21:], 21)[-1], got[-1])
+    np.testing.assert_array_equal(trailing_std(x[:, 1], 21), got[:, 1])  # one symbol: the same bits
+    shifted = x.copy()
+    shifted[:250] += 1.0  # only what lies before the last 50 windows changes
+    np.testing.assert_array_equal(trailing_std(shifted, 21)[-30:], got[-30:])
