@@ -4,6 +4,8 @@ the trade store by the same step as `tradepipe trade step` (a second desk steppi
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,7 @@ from tests.fixtures.sqlite_files import rows_in_the_file
 from tradepipe.config import load_params
 from tradepipe.paths import BARS
 from tradepipe.serving import create_app
-from tradepipe.serving.workers import StepWorkerError, StepWorkers
+from tradepipe.serving.workers import StepWorkers
 from tradepipe.trading.accounts import open_account
 from tradepipe.trading.desk import LIVE_BARS_LOG, open_desk, read_live_log
 from tradepipe.trading.step import Trader
@@ -193,21 +195,49 @@ def test_step_workers_decide_as_the_serving_process_would_and_a_killed_one_is_re
 
 def test_a_step_worker_that_cannot_open_the_desk_fails_the_step_with_the_reason(
         tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
-        publish_champion: Callable[[str, Path], str]) -> None:
-    """The workers read the bars from the project: gone after the front opened its desk, every step fails with what
-    the worker could not do (not a bare broken pipe), and nothing is recorded."""
+        publish_champion: Callable[[str, Path], str], caplog: pytest.LogCaptureFixture) -> None:
+    """The workers read the bars from the project: gone after the front opened its desk, every step fails (500) with
+    the class of what the worker could not do (not a bare broken pipe; the path only in the log), nothing recorded."""
     served = _project(tmp_path / "served", bars[bars["timestamp"] <= stamps[-2]])
     publish_champion(f"sqlite:///{served / 'mlflow.db'}", tiny_policy)
     trader = _desk(served, stamps[-4])
     (served / BARS).unlink()
     app = create_app(tracking_uri=f"sqlite:///{served / 'mlflow.db'}", token=TOKEN, poll_seconds=0,
                      paper=(served, trader), step_workers=2)
-    why, new_bar = r"could not open the desk: TradingError: .*bars.* does not exist", bars["timestamp"] == stamps[-1]
-    with TestClient(app) as client:
+    new_bar = bars["timestamp"] == stamps[-1]
+    with TestClient(app) as client, caplog.at_level(logging.ERROR, logger="tradepipe.serving.accounts"):
         for _ in range(2):  # the dead worker is started again, and fails again
-            with pytest.raises(StepWorkerError, match=why):
-                client.post("/v1/accounts/acct/bars", headers=AUTH, json=_payload(bars[new_bar]))
+            answer = client.post("/v1/accounts/acct/bars", headers=AUTH, json=_payload(bars[new_bar]))
+            assert answer.status_code == 500
+            assert "'acct' failed (TradingError; the server log has the reason)" in answer.json()["detail"]
+            assert str(served) not in answer.text
+    assert re.search(r"could not open the desk: TradingError: .*bars.* does not exist", caplog.text)
     assert _targets(served).empty
+
+
+def test_a_step_that_fails_in_the_serving_process_answers_500_and_records_nothing(
+        tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str]) -> None:
+    """An account on a model version the registry lacks: the step fails with the error's class and what to do,
+    the store holds no decision, and the server keeps answering."""
+    served = _project(tmp_path / "served", bars[bars["timestamp"] <= stamps[-2]])
+    publish_champion(f"sqlite:///{served / 'mlflow.db'}", tiny_policy)
+    trader = _desk(served, stamps[-4])
+    open_account(trader.store, "ghost", 1e6, "tradepipe-agent", 7, trader.policy("tradepipe-agent", 1).spec.symbols,
+                 trader.timestamps, stamps[-4], 300, "simulated")
+    trader.broker.open_account("ghost", 1e6)  # type: ignore[attr-defined]
+    app = create_app(tracking_uri=f"sqlite:///{served / 'mlflow.db'}", token=TOKEN, poll_seconds=0,
+                     paper=(served, trader))
+    with TestClient(app) as client:
+        answer = client.post("/v1/accounts/ghost/bars", headers=AUTH,
+                             json=_payload(bars[bars["timestamp"] == stamps[-1]]))
+        assert answer.status_code == 500, answer.text
+        assert re.fullmatch(r"the step of account 'ghost' failed \(\w+Exception; the server log has the reason\): "
+                            r"the bars stepped before it stay committed, and posting the bars again steps the rest",
+                            answer.json()["detail"])
+        assert client.post("/v1/accounts/acct/bars", headers=AUTH,
+                           json=_payload(bars[bars["timestamp"] == stamps[-1]])).status_code == 200
+    assert _targets(served, "ghost").empty and len(_targets(served)) == 4
 
 
 def test_a_step_cancelled_while_its_worker_works_leaves_no_answer_for_the_next(

@@ -12,6 +12,7 @@ after each one.
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
 from tradepipe.serving.threads import FairLock, match_torch_threads
-from tradepipe.serving.workers import StepWorkers
+from tradepipe.serving.workers import StepWorkerError, StepWorkers
 from tradepipe.trading import accounts
 from tradepipe.trading.desk import record_bars
 from tradepipe.trading.posted import PostedBars
@@ -37,6 +38,7 @@ from tradepipe.trading.tables import Account, Equity
 
 __all__ = ["AccountDecision", "accounts_router"]
 
+log = logging.getLogger(__name__)
 _BARS_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/SignalsRequest"}}}}}
 AccountName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -81,13 +83,22 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             raise HTTPException(422, truncate(str(exc.errors()[0]["msg"]), MAX_MESSAGE)) from exc
         now, as_of = pd.Timestamp.now(tz="UTC"), max(bars.timestamps)
         # the account steps through the newest bar it was sent; the book after it, as kept by the trader
-        if workers is None:  # on a thread of its own (a cheaper hop than AnyIO's thread pool)
-            results, book = await asyncio.get_running_loop().run_in_executor(stepper, _step_here, account, bars, as_of,
-                                                                             now)
-        else:  # recorded here, stepped in the account's worker (awaited on the event loop, no thread)
-            with lock:
-                workers.add_bars(_record(account, bars))  # before any step that needs them, every worker has them
-            results, book = await workers.step_through(account, as_of, now)
+        try:
+            if workers is None:  # on a thread of its own (a cheaper hop than AnyIO's thread pool)
+                results, book = await asyncio.get_running_loop().run_in_executor(stepper, _step_here, account, bars,
+                                                                                 as_of, now)
+            else:  # recorded here, stepped in the account's worker (awaited on the event loop, no thread)
+                with lock:
+                    workers.add_bars(_record(account, bars))  # before any step that needs them, every worker has them
+                results, book = await workers.step_through(account, as_of, now)
+        except HTTPException:
+            raise
+        except Exception as exc:  # the reason (paths, SQL) in the server log only; the client gets its class
+            log.error("account %s: the step failed: %s", account, exc, exc_info=workers is None)
+            kind = exc.kind if isinstance(exc, StepWorkerError) else type(exc).__name__
+            raise HTTPException(500, f"the step of account {account!r} failed ({kind}; the server log has the "
+                                     "reason): the bars stepped before it stay committed, and posting the bars again "
+                                     "steps the rest") from exc
         return _answer(account, results, book)
 
     @router.get("/v1/accounts/{account}")

@@ -37,7 +37,11 @@ FLUSH_BARS = 64  # postings of new bars held for a worker at most; then they go 
 
 
 class StepWorkerError(RuntimeError):
-    """A step failed in its worker (the exception's class and message, re-raised in the front)."""
+    """A step failed in its worker: ``kind`` is the exception's class there, the message its class and message."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class _Worker:
@@ -105,12 +109,12 @@ class _Worker:
         if not self.ready:
             kind, why = await self._recv()  # the desk is open (or could not be)
             if kind == _FAILED:
-                raise StepWorkerError(f"a step worker could not open the desk: {why}")
+                raise StepWorkerError(f"a step worker could not open the desk: {why[0]}: {why[1]}", why[0])
             self.ready = True
         self.send("step", request)
         kind, answer = await self._recv()
         if kind == "error":
-            raise StepWorkerError(answer)
+            raise StepWorkerError(f"{answer[0]}: {answer[1]}", answer[0])
         return answer
 
     async def _recv(self) -> tuple[str, Any]:
@@ -200,7 +204,7 @@ def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
     try:
         trader = open_desk(root, load_params(root / "params.yaml"), tracking_uri=tracking_uri)
     except Exception as exc:  # said to the front, which fails the step with it (and logs it)
-        pipe.send((_FAILED, f"{type(exc).__name__}: {exc}"))
+        pipe.send((_FAILED, (type(exc).__name__, str(exc))))
         raise
     checkpoints = Checkpointer(trader.engines())
     pipe.send((_READY, None))
@@ -218,7 +222,7 @@ def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
                 try:
                     pipe.send(("ok", trader.step_through(*payload)))
                 except Exception as exc:  # answered: the front fails the request, the worker steps on
-                    pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+                    pipe.send(("error", (type(exc).__name__, str(exc))))
     finally:
         checkpoints.stop()
         trader.store.dispose()
