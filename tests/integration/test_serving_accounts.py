@@ -243,8 +243,8 @@ def test_a_step_that_fails_in_the_serving_process_answers_500_and_records_nothin
 def test_a_step_cancelled_while_its_worker_works_leaves_no_answer_for_the_next(
         tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
         publish_champion: Callable[[str, Path], str]) -> None:
-    """A step given up on (its request cancelled) while the worker computes it: the answer it leaves in the pipe
-    must not become the next step's answer, for another account of the same worker (that step starts a new one)."""
+    """A step given up on (its request cancelled) while the worker computes it runs to its end: its answer does not
+    become the next step's (another account of the same worker), and the worker is not replaced."""
     served = _project(tmp_path / "served", bars)
     uri = f"sqlite:///{served / 'mlflow.db'}"
     publish_champion(uri, tiny_policy)
@@ -263,9 +263,9 @@ def test_a_step_cancelled_while_its_worker_works_leaves_no_answer_for_the_next(
                 await asyncio.wait_for(workers.step_through("acct", stamps[-1], now), 0.001)
             results, book = await workers.step_through("c", stamps[-5], now)
             assert book.account == "c" and [r.account for r in results] == ["c"] * 4
-            assert workers.workers[0].process is not first
-            _, book = await workers.step_through("acct", stamps[-1], now)  # the cancelled step's bars, done again
-            assert book.account == "acct" and book.last_bar == stamps[-1]
+            assert workers.workers[0].process is first and first.is_alive()
+            results, book = await workers.step_through("acct", stamps[-1], now)  # the cancelled step did them
+            assert book.account == "acct" and book.last_bar == stamps[-1] and results == []
         finally:
             workers.stop()
 

@@ -8,9 +8,10 @@ the workers in turn as they first step, so a few accounts spread evenly): a proc
 pipe per worker, in order: the bars recorded since a worker's last message travel with its next step, so a bar
 reaches a worker before any step that needs it, and a bar costs no message of its own to a worker that is not
 stepping; a worker sent no step for ``FLUSH_BARS`` postings gets them in one message). The front awaits each answer
-on its event loop (no thread waits on a pipe). Market states are kept per worker: accounts that share one share it
-within their worker. A worker that dies is started again at its next step (it reads the books from the store; bars
-from the files, then the pipe); one that cannot open its desk says why, and the step fails with that.
+on its event loop (no thread waits on a pipe); a step whose request is cancelled runs to its end, its answer read and
+dropped. Market states are kept per worker: accounts that share one share it within their worker. A worker that dies
+is started again at its next step (it reads the books from the store; bars from the files, then the pipe); one that
+cannot open its desk says why (in the log; the step answers 500 with the error's class).
 """
 
 from __future__ import annotations
@@ -87,14 +88,21 @@ class _Worker:
             self.send("bars")
 
     async def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
+        """The worker's answer to ``request``. A step whose caller gives up (its request cancelled) still runs to its
+        end: its answer is read off the pipe (the next step reads its own) and the worker keeps its state."""
         assert self.stepping is not None, "StepWorkers.start was not called"
-        async with self.stepping:
-            try:
-                return await self._step(request)
-            except asyncio.CancelledError:  # its answer would be read by the next step: that one starts a new worker
-                if self.process is not None:
-                    self.process.kill()
-                raise
+        await self.stepping.acquire()
+        task = asyncio.get_running_loop().create_task(self._step_and_release(request))
+        task.add_done_callback(_retrieved)
+        return await asyncio.shield(task)
+
+    async def _step_and_release(self, request: tuple[str, pd.Timestamp, pd.Timestamp]
+                                ) -> tuple[list[StepResult], AccountBook]:
+        assert self.stepping is not None
+        try:
+            return await self._step(request)
+        finally:
+            self.stepping.release()
 
     async def _step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
         if self.process is None or not self.process.is_alive():
@@ -190,6 +198,13 @@ class StepWorkers:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Mark the outcome of a step as seen: a caller that gave up never awaits it (a failed step fails again, and is
+    logged, when its bars are posted again)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
