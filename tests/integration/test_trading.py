@@ -365,14 +365,20 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Two accounts of one anchor and model share one kept market state: in lockstep it is built once and advanced
     once a bar; when one runs ahead it advances a copy, so the other catches up on the state at its own bar, never
-    rebuilt; every decision equals the one a lone account (its own trader) records."""
+    rebuilt, and on the bar rows the first computed (no feature row or forecast twice); every decision equals the one
+    a lone account (its own trader) records."""
     import tradepipe.trading.step as step_module
     built: list[object] = []
+    forecasts: list[pd.Timestamp] = []
 
     class Counted(LiveMarket):
         def __init__(self, *args: object) -> None:
             built.append(self)
             super().__init__(*args)  # type: ignore[arg-type]
+
+        def _forecast(self) -> np.ndarray:
+            forecasts.append(self.last)
+            return super()._forecast()
 
     monkeypatch.setattr(step_module, "LiveMarket", Counted)
     p = _params(params)
@@ -392,6 +398,7 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
     for bar in todo[5:]:
         shared.step("twin", bar)
     assert len(built) == 1                     # copied, never rebuilt
+    assert forecasts == todo[1:]               # each bar's rows computed once, by the first account to reach it
     reference, decisions = alone_decisions(bars, p, policy, tmp_path, todo), table(shared, Decision)
     for account in ("acct", "twin"):
         mine = decisions[decisions["account"] == account].sort_values("bar")

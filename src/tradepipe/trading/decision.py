@@ -8,7 +8,9 @@ transform is causal and sequential from the anchor). Two ways to get there, equa
   arrays; the newest feature row comes from the same TA-Lib and rolling-variance calls on those arrays (their last
   values, :func:`tradepipe.features.live.newest_features`); the forecast reads the last ``seq_len`` feature rows; the
   risk series (price index, covariance, turbulence and its trailing threshold) grow by one row. Its ``market`` is the
-  last rows of the reference Market, its ``risk`` manager rules on the newest of them.
+  last rows of the reference Market, its ``risk`` manager rules on the newest of them. States of one anchor, policy
+  and bars share their :class:`BarRows`: a bar's feature row, forecast and turbulence are computed by the first of them
+  to reach it, whatever bar the others are at.
 
 :func:`decide` is the one place the observation is formed and the policy and risk manager are called.
 """
@@ -33,7 +35,7 @@ from tradepipe.models.training import to_forecast
 from tradepipe.risk.manager import RiskManager, RiskState
 from tradepipe.risk.series import WindowSums, trailing_quantile_at, turbulence
 
-__all__ = ["Decided", "LiveMarket", "decide", "market_until", "state_from_json", "state_to_json"]
+__all__ = ["BarRows", "Decided", "LiveMarket", "decide", "market_until", "state_from_json", "state_to_json"]
 
 PRICE_COLUMNS = ("close", "open", "high", "low", "volume")
 
@@ -93,17 +95,37 @@ class _Rows:
         return twin
 
 
+class BarRows:
+    """What advancing to a bar computes from the prices up to it alone (the raw feature row, the scaled one, the
+    forecasts, the turbulence), for the newest ``capacity`` bars: shared by the market states of one anchor, policy
+    and bars, whose prices up to each bar are the same."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._rows: dict[pd.Timestamp, tuple[Array, np.ndarray, np.ndarray, float]] = {}
+
+    def get(self, bar: pd.Timestamp) -> tuple[Array, np.ndarray, np.ndarray, float] | None:
+        return self._rows.get(bar)
+
+    def put(self, bar: pd.Timestamp, rows: tuple[Array, np.ndarray, np.ndarray, float]) -> None:
+        self._rows[bar] = rows
+        if len(self._rows) > self.capacity:
+            del self._rows[next(iter(self._rows))]  # the oldest put
+
+
 class LiveMarket:
     """One account's market state from its anchor, advanced bar by bar (see the module doc).
 
     ``prices`` maps each canonical price column the bars carry to a (T, N) array (NaN where a symbol has no bar,
     ``present`` False), N the policy's symbols in order, T the calendar from the anchor to the newest bar.
+    ``shared``: the bar rows of the other states of this anchor, policy and bars (copies share them too).
     """
 
     def __init__(self, policy: TradingPolicy, bars: pd.DataFrame, timestamps: pd.DatetimeIndex,
-                 prices: dict[str, Array], present: Bools) -> None:
+                 prices: dict[str, Array], present: Bools, shared: BarRows | None = None) -> None:
         """The state at the last of ``timestamps``; ``bars`` are the same bars in canonical long form."""
         self.policy = policy
+        self.shared = BarRows() if shared is None else shared
         recipe = policy.predictor.features
         if recipe.sentiment.path:
             raise ValueError("LiveMarket does not read headlines: decide with market_until")
@@ -162,12 +184,20 @@ class LiveMarket:
         row = np.nan_to_num(r)
         self.returns.append(row)
         self.index.append(self.index.values[-1] * (1.0 + self.returns.values[-1]))
-        self.turbulence.append(np.array(self._turbulence_sums.turbulence(row)))  # from the moments up to t - 1
+        known = self.shared.get(timestamp)
+        if known is None:
+            raw = self._newest_features()
+            scaled = np.nan_to_num(self._scale(raw[None]))[0]
+            self.raw = _shift(self.raw, raw)
+            known = (raw, scaled, self._forecast(), self._turbulence_sums.turbulence(row))  # from moments to t - 1
+            self.shared.put(timestamp, known)
+        else:
+            self.raw = _shift(self.raw, known[0])
+        self.features = _shift(self.features, known[1])
+        self.predictions = _shift(np.zeros_like(self.predictions), known[2])
+        self.turbulence.append(np.array(known[3]))
         self._turbulence_sums.append(row.copy())
         self._vol_sums.append(row.copy())
-        self.raw = _shift(self.raw, self._newest_features())
-        self.features = _shift(self.features, np.nan_to_num(self._scale(self.raw[-1:]))[0])
-        self.predictions = _shift(np.zeros_like(self.predictions), self._forecast())
 
     def _newest_features(self) -> Array:
         present = self.present.values

@@ -29,7 +29,7 @@ from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
 from tradepipe.core.types import Array
 from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest, SimulatedBroker
-from tradepipe.trading.decision import LiveMarket, decide, state_from_json, state_to_json
+from tradepipe.trading.decision import BarRows, LiveMarket, decide, state_from_json, state_to_json
 from tradepipe.trading.guard import Verdict, apply_guard, check
 from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
 from tradepipe.trading.posted import PostedBars
@@ -76,7 +76,8 @@ class Trader:
     state (:class:`LiveMarket`) is kept between steps and shared with the accounts it is the same for (one anchor,
     model version and universe: the state depends on nothing else), so accounts stepping the same bar advance it
     once; at most one state per account is kept, rebuilt from the bars when none of its key is at the bar or the one
-    before.
+    before. The states of a key share their bar rows (:class:`~tradepipe.trading.decision.BarRows`): accounts a few
+    bars apart compute a bar's features, forecast and turbulence once, the first to reach it.
     """
 
     def __init__(self, store: TradeStore, broker: Broker, bars: pd.DataFrame, params: Params,
@@ -84,6 +85,7 @@ class Trader:
         self.store, self.broker, self.params, self.load_policy = store, broker, params, load_policy
         self._policies: dict[tuple[str, int], TradingPolicy] = {}
         self._live: dict[str, tuple[tuple[object, ...], LiveMarket]] = {}  # account -> (market key, its state)
+        self._shared: dict[tuple[object, ...], BarRows] = {}  # market key -> the bar rows its states share
         self._kept: dict[str, _Kept] = {}
         self._accounts: set[str] = set()
         self._bars: pd.DataFrame = bars
@@ -103,6 +105,7 @@ class Trader:
     def bars(self, bars: pd.DataFrame) -> None:
         self._bars, self._added = bars, []
         self._live.clear()
+        self._shared.clear()
         self.timestamps = pd.DatetimeIndex(sorted(bars["timestamp"].unique()))
         self.symbols = sorted(bars["symbol"].unique())
         rows = self.timestamps.get_indexer(bars["timestamp"])
@@ -466,7 +469,7 @@ class Trader:
         if live is None:
             live = next((m for m in same if m.last == before), None)
             if live is None:
-                live = self._build_market(acct, policy, i, cols)
+                live = self._build_market(acct, policy, i, cols, self._shared.setdefault(key, BarRows()))
             else:
                 if any(held is live for a, (_, held) in self._live.items() if a != acct.name):
                     live = live.copy()
@@ -478,16 +481,17 @@ class Trader:
         self._live[acct.name] = (key, live)
         return live
 
-    def _build_market(self, acct: _Acct, policy: TradingPolicy, i: int, cols: list[int]) -> LiveMarket:
+    def _build_market(self, acct: _Acct, policy: TradingPolicy, i: int, cols: list[int], shared: BarRows
+                      ) -> LiveMarket:
         """The market state of ``acct`` at bar ``i``, computed over its window (from its anchor) on the columns
-        ``cols`` of the policy's symbols."""
+        ``cols`` of the policy's symbols, sharing the bar rows ``shared`` of its key."""
         start = int(self.timestamps.searchsorted(utc(acct.anchor)))
         stamps = self.timestamps[start:i + 1]
         bars = self.bars  # the policy's symbols only: its features (cross-sectional ranks) are over its universe
         window = bars[(bars["timestamp"] >= stamps[0]) & (bars["timestamp"] <= stamps[-1])
                       & bars["symbol"].isin(policy.spec.symbols)]
         return LiveMarket(policy, window, stamps, {c: v[start:i + 1][:, cols] for c, v in self._prices.items()},
-                          self._count[start:i + 1][:, cols] > 0)
+                          self._count[start:i + 1][:, cols] > 0, shared)
 
 _A, _E, _D, _P, _F, _O, _V = cast(tuple[sa.Table, ...], (
     Account.__table__, Equity.__table__, Decision.__table__, Position.__table__, Fill.__table__, Order.__table__,
