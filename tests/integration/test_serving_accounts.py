@@ -22,8 +22,9 @@ from tests.fixtures.sqlite_files import rows_in_the_file
 from tradepipe.config import load_params
 from tradepipe.paths import BARS
 from tradepipe.serving import create_app
-from tradepipe.serving.workers import StepWorkers
+from tradepipe.serving.workers import RowsAhead, StepWorkers
 from tradepipe.trading.accounts import open_account
+from tradepipe.trading.decision import Rows
 from tradepipe.trading.desk import LIVE_BARS_LOG, open_desk, read_live_log
 from tradepipe.trading.step import Trader
 
@@ -179,6 +180,7 @@ def test_step_workers_decide_as_the_serving_process_would_and_a_killed_one_is_re
         for stamp in stamps[-2:]:
             assert post("b", stamp) == ["traded"] and post("acct", stamp) == ["traded"]
         assert workers.workers[workers.owner("b")].process.pid != killed.pid  # started again
+        assert {trader._live[a][1].last for a in accounts} == {stamps[-1]}   # the front computed the rows ahead
         book = client.get("/v1/accounts/b", headers=AUTH).json()
         assert pd.Timestamp(book["last_bar"]) == stamps[-1]
     logged = read_live_log(served / LIVE_BARS_LOG)
@@ -270,3 +272,65 @@ def test_a_step_cancelled_while_its_worker_works_leaves_no_answer_for_the_next(
             workers.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_step_worker_decides_with_the_market_rows_the_front_computed_ahead(
+        tmp_path: Path, bars: pd.DataFrame, stamps: list[pd.Timestamp], tiny_policy: Path,
+        publish_champion: Callable[[str, Path], str], caplog: pytest.LogCaptureFixture) -> None:
+    """Rows promised with a step are the rows the worker decides with: the front's real rows give the decision a lone
+    desk makes, doctored ones another; a promise whose rows failed to compute leaves the worker to compute them (the
+    lone desk's decision again), the front saying why."""
+    served, offline = _project(tmp_path / "served", bars), _project(tmp_path / "offline", bars)
+    uri = f"sqlite:///{served / 'mlflow.db'}"
+    for root in (served, offline):
+        publish_champion(f"sqlite:///{root / 'mlflow.db'}", tiny_policy)
+    _desk(served, stamps[-5]).store.dispose()
+    front = open_desk(served, load_params(served / "params.yaml"), tracking_uri=uri)  # the serving front's trader
+    front.policy("tradepipe-agent", 1)
+    now = pd.Timestamp.now(tz="UTC")
+
+    def ahead(bar: pd.Timestamp, rows: Callable[[Rows], Rows] | None) -> RowsAhead:
+        market = front.market_ahead("acct", bar)
+        assert market is not None and market.ready and market.key is not None
+        computed = front.market_rows(market)
+        assert computed is not None
+
+        async def compute() -> Rows:
+            if rows is None:
+                raise RuntimeError("the rows could not be computed")
+            return rows(computed)
+        return RowsAhead((market.key, bar), compute)
+
+    def doctored(rows: Rows) -> Rows:
+        return rows[0], rows[1], rows[2] + 3.0, rows[3]
+
+    async def scenario() -> None:
+        workers = StepWorkers(served, uri, 2)
+        workers.start()
+        try:
+            async def step(bar: pd.Timestamp, rows_ahead: RowsAhead | None = None) -> None:
+                waited = 60 if bar == stamps[-5] else 15  # a promise not kept would hang the worker 30 s
+                results, _ = await asyncio.wait_for(workers.step_through("acct", bar, now, rows_ahead), waited)
+                assert [r.status for r in results] == ["traded"]
+            await step(stamps[-5])
+            warm = front.market_ahead("acct", stamps[-4])
+            assert warm is not None and not warm.ready and front.market_rows(warm) is None  # built: nothing to send
+            await step(stamps[-4])
+            with caplog.at_level(logging.WARNING, logger="tradepipe.serving.workers"):
+                await step(stamps[-3], ahead(stamps[-3], None))
+            assert "the market rows ahead of a step failed (RuntimeError: the rows could not be computed)" \
+                in caplog.text
+            await step(stamps[-2], ahead(stamps[-2], lambda rows: rows))
+            await step(stamps[-1], ahead(stamps[-1], doctored))
+        finally:
+            workers.stop()
+
+    asyncio.run(scenario())
+    lone = _desk(offline, stamps[-5])
+    for bar in stamps[-5:]:
+        assert lone.step("acct", bar).status == "traded"
+    a, b = _targets(served), _targets(offline)
+    assert list(a["bar"]) == list(b["bar"]) and len(a) == 5
+    targets = [np.array([yaml.safe_load(t) for t in frame["target"]]) for frame in (a, b)]
+    np.testing.assert_array_equal(targets[0][:4], targets[1][:4])
+    assert np.abs(targets[0][4] - targets[1][4]).max() > 1e-6

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from tradepipe.models.predictor import Predictor
 from tradepipe.risk.manager import RiskState
 from tradepipe.trading import accounts
 from tradepipe.trading.broker import SimulatedBroker
-from tradepipe.trading.decision import LiveMarket, decide, market_until
+from tradepipe.trading.decision import BarRows, LiveMarket, Rows, decide, market_until
 from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.replay import replay
 from tradepipe.trading.step import Trader
@@ -405,6 +405,69 @@ def test_accounts_on_one_anchor_share_the_market_and_decide_as_alone(bars: pd.Da
         assert len(mine) == len(todo)
         for column in ("target", "proposed", "risk_state"):
             assert list(mine[column]) == list(reference[column]), (account, column)
+
+
+def test_market_rows_computed_ahead_by_another_trader_are_the_rows_the_step_computes(
+        bars: pd.DataFrame, params: Params, policy: TradingPolicy, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the serving front does for a step worker: a second trader over the same store computes the account's
+    next market rows ahead of its step (``market_ahead``, ``market_rows``). Given them (put, or promised and then
+    received), the stepping trader computes no forecast; promised rows that do not come leave it to compute them;
+    every decision equals a lone account's, bit for bit."""
+    forecasts: list[pd.Timestamp] = []
+    compute = LiveMarket._forecast
+
+    def counted(self: LiveMarket) -> np.ndarray:
+        forecasts.append(self.last)
+        return compute(self)
+
+    monkeypatch.setattr(LiveMarket, "_forecast", counted)
+    p = _params(params)
+    store, broker = f"sqlite:///{tmp_path / 'trades.db'}", f"sqlite:///{tmp_path / 'broker.db'}"
+    worker = make_trader(store, broker, bars, p, policy)
+    front = Trader(TradeStore(store), worker.broker, bars, p, lambda _n, _v: policy)
+    todo = worker.pending_bars("acct")[:7]
+    assert worker.step("acct", todo[0]).status == "traded"
+    assert front.market_ahead("acct", todo[0]) is None                         # nothing pending
+    assert front.market_ahead("acct", todo[2]) is None                         # two bars pending: not ahead
+    ahead = front.market_ahead("acct", todo[1])
+    assert ahead is not None and (ahead.bar, ahead.key, ahead.ready) == (todo[1], None, False)  # no policy yet
+    assert front.market_rows(ahead) is None                                    # built at the bar: no rows kept
+    assert worker.step("acct", todo[1]).status == "traded"
+
+    def ahead_of(bar: pd.Timestamp) -> tuple[tuple[object, ...], Rows]:
+        ahead = front.market_ahead("acct", bar)
+        assert ahead is not None and ahead.ready and ahead.key is not None
+        rows = front.market_rows(ahead)
+        assert rows is not None
+        return ahead.key, rows
+
+    def stepped(bar: pd.Timestamp) -> list[pd.Timestamp]:
+        before = len(forecasts)
+        assert worker.step("acct", bar).status == "traded"
+        return forecasts[before:]
+
+    for bar in todo[2:4]:                                                      # put before the step
+        key, rows = ahead_of(bar)
+        worker.bar_rows(key).put(bar, rows)
+        assert stepped(bar) == []
+    received: list[pd.Timestamp] = []
+
+    def receiver(shared: BarRows, bar: pd.Timestamp, rows: Rows | None) -> Callable[[], None]:
+        def receive() -> None:  # as the worker's receives them from the front's pipe
+            received.append(bar)
+            shared.put(bar, rows)
+        return receive
+
+    for bar, comes in ((todo[4], True), (todo[5], False), (todo[6], True)):  # promised, received when first needed
+        key, rows = ahead_of(bar)
+        shared = worker.bar_rows(key)
+        shared.promise(bar, receiver(shared, bar, rows if comes else None))
+        assert stepped(bar) == ([] if comes else [bar])
+    assert received == todo[4:7]
+    reference, decisions = alone_decisions(bars, p, policy, tmp_path, todo), table(worker, Decision)
+    for column in ("target", "proposed", "risk_state"):
+        assert list(decisions.sort_values("bar")[column]) == list(reference[column]), column
 
 
 def test_data_holding_more_symbols_than_the_policy_trades_gives_the_same_decisions(

@@ -5,8 +5,8 @@ project's bars plus ``live_bars.csv``, rebuilt on start), steps the account over
 sent, with the same code path as ``tradepipe trade step`` (recorded in the trade store, fills at the paper broker;
 the account's market state kept in memory between bars, ``trading.decision.LiveMarket``) and answers with
 the decision: the target book from the account's stored book and risk state. Steps are serialized (in each step
-worker with ``--step-workers``, see :mod:`tradepipe.serving.workers`); the account gauges of ``/metrics`` are updated
-after each one.
+worker with ``--step-workers``, see :mod:`tradepipe.serving.workers`, the newest bar's market rows computed here
+meanwhile); the account gauges of ``/metrics`` are updated after each one.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
 from tradepipe.serving.schemas import SignalsRequest, Weight
 from tradepipe.serving.threads import FairLock, match_torch_threads
-from tradepipe.serving.workers import StepWorkerError, StepWorkers
+from tradepipe.serving.workers import RowsAhead, StepWorkerError, StepWorkers
 from tradepipe.trading import accounts
+from tradepipe.trading.decision import Rows
 from tradepipe.trading.desk import record_bars
 from tradepipe.trading.posted import PostedBars
-from tradepipe.trading.step import AccountBook, StepResult, Trader
+from tradepipe.trading.step import AccountBook, MarketAhead, StepResult, Trader
 from tradepipe.trading.store import now_utc, utc
 from tradepipe.trading.tables import Account, Equity
 
@@ -87,10 +88,12 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             if workers is None:  # on a thread of its own (a cheaper hop than AnyIO's thread pool)
                 results, book = await asyncio.get_running_loop().run_in_executor(stepper, _step_here, account, bars,
                                                                                  as_of, now)
-            else:  # recorded here, stepped in the account's worker (awaited on the event loop, no thread)
+            else:  # recorded here, stepped in the account's worker (awaited on the event loop), rows computed here
                 with lock:
                     workers.add_bars(_record(account, bars))  # before any step that needs them, every worker has them
-                results, book = await workers.step_through(account, as_of, now)
+                    ahead = trader.market_ahead(account, as_of)
+                results, book = await workers.step_through(account, as_of, now,
+                                                           _rows_ahead(ahead) if ahead is not None else None)
         except HTTPException:
             raise
         except Exception as exc:  # the reason (paths, SQL) in the server log only; the client gets its class
@@ -115,6 +118,19 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             return record_bars(root, trader, bars)
         except ValueError as exc:
             raise HTTPException(409, truncate(str(exc), MAX_MESSAGE)) from exc
+
+    def _rows_ahead(ahead: MarketAhead) -> RowsAhead:
+        """The account's next market rows, computed on the steps' thread while its worker steps (promised to the
+        worker when this trader's state of the key is one bar behind; else only this state is brought up to date)."""
+        async def compute() -> Rows | None:
+            return await asyncio.get_running_loop().run_in_executor(stepper, _market_rows, ahead)
+        return RowsAhead((ahead.key, ahead.bar) if ahead.ready and ahead.key is not None else None, compute)
+
+    def _market_rows(ahead: MarketAhead) -> Rows | None:
+        match_torch_threads()
+        trader.policy(ahead.acct.model_name, ahead.acct.model_version)  # loaded once (seconds), not under the lock
+        with lock:
+            return trader.market_rows(ahead)
 
     def _step_here(account: str, bars: PostedBars, as_of: pd.Timestamp, now: pd.Timestamp
                    ) -> tuple[list[StepResult], AccountBook]:

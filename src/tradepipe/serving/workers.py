@@ -12,14 +12,24 @@ on its event loop (no thread waits on a pipe); a step whose request is cancelled
 dropped. Market states are kept per worker: accounts that share one share it within their worker. A worker that dies
 is started again at its next step (it reads the books from the store; bars from the files, then the pipe); one that
 cannot open its desk says why (in the log; the step answers 500 with the error's class).
+
+The front computes the newest bar's market rows (features, forecast, turbulence: a third of a step) while the worker
+runs the first part of the step (bar checks, reconciliation, the broker's fills): the step's message promises them
+(:class:`RowsAhead`) and they follow on a second pipe, so one decision takes both cores. The worker waits for promised
+rows when it reaches them (drops the promise when none come: then it computes them itself, as it does for any bar
+not promised).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import multiprocessing
 import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -28,13 +38,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradepipe.trading.decision import Rows
 from tradepipe.trading.posted import PostedBars
-from tradepipe.trading.step import AccountBook, StepResult
+from tradepipe.trading.step import AccountBook, StepResult, Trader
 
-__all__ = ["StepWorkerError", "StepWorkers"]
+__all__ = ["RowsAhead", "StepWorkerError", "StepWorkers"]
 
+log = logging.getLogger(__name__)
 _READY, _FAILED = "ready", "failed"
 FLUSH_BARS = 64  # postings of new bars held for a worker at most; then they go in one message of their own
+ROWS_WAIT_S = 30.0  # a worker waits this long at most for promised rows (then computes them itself)
+Promise = tuple[tuple[object, ...], pd.Timestamp]  # (market key, bar)
+
+
+@dataclass(frozen=True)
+class RowsAhead:
+    """Market rows the front computes while a worker steps: ``compute`` is awaited once the step is sent; ``promise``
+    (the market key and bar of the rows; None: computed for the front's own state only) is told to the worker."""
+
+    promise: Promise | None
+    compute: Callable[[], Awaitable[Rows | None]]
 
 
 class StepWorkerError(RuntimeError):
@@ -56,18 +79,22 @@ class _Worker:
         self.stepping: asyncio.Lock | None = None  # made on the serving event loop (``StepWorkers.start``)
         self.process: BaseProcess | None = None
         self.pipe: Connection | None = None
+        self.rows: Connection | None = None  # the front's end of the rows pipe
+        self.promised: Promise | None = None  # the last rows promised (a worker has them: not promised again)
         self.ready = False
 
     def start(self) -> None:
         """A new process (the pipe first: bars sent from now on reach it, bars recorded before are in the files)."""
         spawn = multiprocessing.get_context("spawn")
         front, back = spawn.Pipe()
-        process = spawn.Process(
-            target=_work, args=(self.root, self.tracking_uri, back), daemon=True, name="tradepipe-step-worker")
+        rows_in, rows_out = spawn.Pipe(duplex=False)
+        process = spawn.Process(target=_work, args=(self.root, self.tracking_uri, back, rows_in), daemon=True,
+                                name="tradepipe-step-worker")
         with self.sending:
-            self.pipe, self.ready = front, False
+            self.pipe, self.rows, self.promised, self.ready = front, rows_out, None, False
         process.start()
         back.close()
+        rows_in.close()
         self.process = process
 
     def send(self, kind: str, payload: Any = None) -> None:
@@ -79,6 +106,13 @@ class _Worker:
             with contextlib.suppress(OSError):
                 self.pipe.send((kind, bars, payload))
 
+    def send_rows(self, promise: Promise, rows: Rows | None) -> None:
+        """The promised rows (None: they will not come) on the rows pipe."""
+        with self.sending:
+            assert self.rows is not None
+            with contextlib.suppress(OSError):
+                self.rows.send((promise, rows))
+
     def add_bars(self, bars: PostedBars) -> None:
         """Hold new ``bars`` for the worker's next message (sent at once when ``FLUSH_BARS`` postings are held)."""
         with self.sending:
@@ -87,43 +121,62 @@ class _Worker:
         if full:
             self.send("bars")
 
-    async def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
-        """The worker's answer to ``request``. A step whose caller gives up (its request cancelled) still runs to its
-        end: its answer is read off the pipe (the next step reads its own) and the worker keeps its state."""
+    async def step(self, request: tuple[str, pd.Timestamp, pd.Timestamp], ahead: RowsAhead | None = None
+                   ) -> tuple[list[StepResult], AccountBook]:
+        """The worker's answer to ``request`` (with the rows ``ahead`` computed here meanwhile). A step whose caller
+        gives up (its request cancelled) still runs to its end: its answer is read off the pipe (the next step reads
+        its own) and the worker keeps its state."""
         assert self.stepping is not None, "StepWorkers.start was not called"
         await self.stepping.acquire()
-        task = asyncio.get_running_loop().create_task(self._step_and_release(request))
+        task = asyncio.get_running_loop().create_task(self._step_and_release(request, ahead))
         task.add_done_callback(_retrieved)
         return await asyncio.shield(task)
 
-    async def _step_and_release(self, request: tuple[str, pd.Timestamp, pd.Timestamp]
+    async def _step_and_release(self, request: tuple[str, pd.Timestamp, pd.Timestamp], ahead: RowsAhead | None
                                 ) -> tuple[list[StepResult], AccountBook]:
         assert self.stepping is not None
         try:
-            return await self._step(request)
+            return await self._step(request, ahead)
         finally:
             self.stepping.release()
 
-    async def _step(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
+    async def _step(self, request: tuple[str, pd.Timestamp, pd.Timestamp], ahead: RowsAhead | None
+                    ) -> tuple[list[StepResult], AccountBook]:
         if self.process is None or not self.process.is_alive():
             await asyncio.to_thread(self._restart)
         try:
-            return await self._ask(request)
+            return await self._ask(request, ahead)
         except (EOFError, OSError):  # it died mid-step: the store holds what it committed, a retry the rest
             await asyncio.to_thread(self._restart)
-            return await self._ask(request)
+            return await self._ask(request, ahead)
 
-    async def _ask(self, request: tuple[str, pd.Timestamp, pd.Timestamp]) -> tuple[list[StepResult], AccountBook]:
+    async def _ask(self, request: tuple[str, pd.Timestamp, pd.Timestamp], ahead: RowsAhead | None
+                   ) -> tuple[list[StepResult], AccountBook]:
         if not self.ready:
             kind, why = await self._recv()  # the desk is open (or could not be)
             if kind == _FAILED:
                 raise StepWorkerError(f"a step worker could not open the desk: {why[0]}: {why[1]}", why[0])
             self.ready = True
-        self.send("step", request)
+        promise = ahead.promise if ahead is not None and ahead.promise != self.promised else None
+        self.send("step", (*request, promise))
+        if ahead is not None:
+            await self._ahead(ahead, promise)
         kind, answer = await self._recv()
         if kind == "error":
             raise StepWorkerError(f"{answer[0]}: {answer[1]}", answer[0])
         return answer
+
+    async def _ahead(self, ahead: RowsAhead, promise: Promise | None) -> None:
+        """Compute the rows ahead while the worker steps; send them when promised (None when computing failed)."""
+        rows = None
+        try:
+            rows = await ahead.compute()
+        except Exception as exc:  # the worker computes them itself; the front's state is rebuilt when next needed
+            log.warning("the market rows ahead of a step failed (%s: %s): the worker computes them",
+                        type(exc).__name__, exc)
+        if promise is not None:
+            self.send_rows(promise, rows)
+            self.promised = promise
 
     async def _recv(self) -> tuple[str, Any]:
         """The worker's next message; the event loop waits for the pipe to be readable (a message, or its end)."""
@@ -158,8 +211,9 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join(timeout=10)
-        if self.pipe is not None:
-            self.pipe.close()
+        for pipe in (self.pipe, self.rows):
+            if pipe is not None:
+                pipe.close()
 
 
 class StepWorkers:
@@ -190,10 +244,10 @@ class StepWorkers:
             for worker in self.workers:
                 worker.add_bars(bars)
 
-    async def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp
-                           ) -> tuple[list[StepResult], AccountBook]:
-        """``Trader.step_through`` in the account's worker."""
-        return await self.workers[self.owner(account)].step((account, as_of, now))
+    async def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp,
+                           ahead: RowsAhead | None = None) -> tuple[list[StepResult], AccountBook]:
+        """``Trader.step_through`` in the account's worker (``ahead``: rows computed here meanwhile)."""
+        return await self.workers[self.owner(account)].step((account, as_of, now), ahead)
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -207,7 +261,7 @@ def _retrieved(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
+def _work(root: Path, tracking_uri: str, pipe: Connection, rows: Connection) -> None:
     """A worker's loop: open the desk, say so, then add bars and step accounts as told, in order."""
     import torch
 
@@ -229,15 +283,38 @@ def _work(root: Path, tracking_uri: str, pipe: Connection) -> None:
                 kind, bars, payload = pipe.recv()
             except EOFError:  # the front is gone
                 return
+            if kind == "step" and payload[-1] is not None:  # before the rows already here, which may be these
+                key, bar = payload[-1]
+                trader.bar_rows(key).promise(bar, functools.partial(_wait_rows, trader, rows, payload[-1]))
+            while rows.poll():  # rows sent so far: computed on the bars before this message's
+                _put_rows(trader, rows.recv())
             for posted in bars:  # bars the desk read from the live-bars log already are known: skipped
                 trader.add_bars(posted.take(np.isnan(trader.known_closes(posted))))
             if kind == "stop":
                 return
             if kind == "step":
+                *request, _promise = payload
                 try:
-                    pipe.send(("ok", trader.step_through(*payload)))
+                    pipe.send(("ok", trader.step_through(*request)))
                 except Exception as exc:  # answered: the front fails the request, the worker steps on
                     pipe.send(("error", (type(exc).__name__, str(exc))))
     finally:
         checkpoints.stop()
         trader.store.dispose()
+
+
+def _put_rows(trader: Trader, message: tuple[Promise, Rows | None]) -> Promise:
+    (key, bar), found = message
+    trader.bar_rows(key).put(bar, found)
+    return key, bar
+
+
+def _wait_rows(trader: Trader, rows: Connection, promise: Promise) -> None:
+    """Receive rows until the promised ones (the front sends them right after the step's message)."""
+    try:
+        while rows.poll(ROWS_WAIT_S):
+            if _put_rows(trader, rows.recv()) == promise:
+                return
+    except EOFError:  # the front is gone: computed here
+        return
+    log.warning("no market rows came in %.0f s for the promised bar %s: computed here", ROWS_WAIT_S, promise[1])

@@ -18,6 +18,7 @@ transform is causal and sequential from the anchor). Two ways to get there, equa
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ from tradepipe.models.training import to_forecast
 from tradepipe.risk.manager import RiskManager, RiskState
 from tradepipe.risk.series import WindowSums, trailing_quantile_at, turbulence
 
-__all__ = ["BarRows", "Decided", "LiveMarket", "decide", "market_until", "state_from_json", "state_to_json"]
+__all__ = ["BarRows", "Decided", "LiveMarket", "Rows", "decide", "market_until", "state_from_json", "state_to_json"]
 
 PRICE_COLUMNS = ("close", "open", "high", "low", "volume")
 
@@ -95,22 +96,40 @@ class _Rows:
         return twin
 
 
+Rows = tuple[Array, np.ndarray, np.ndarray, float]  # a bar's raw feature row, scaled row, forecasts, turbulence
+
+
 class BarRows:
-    """What advancing to a bar computes from the prices up to it alone (the raw feature row, the scaled one, the
-    forecasts, the turbulence), for the newest ``capacity`` bars: shared by the market states of one anchor, policy
-    and bars, whose prices up to each bar are the same."""
+    """What advancing to a bar computes from the prices up to it alone (:data:`Rows`), for the newest ``capacity``
+    bars: shared by the market states of one anchor, policy and bars, whose prices up to each bar are the same.
+
+    Rows another process computes can be promised (``promise``): asked for first, the promised bar's rows are waited
+    for (``receive`` puts them, or gives up: then the state computes them itself)."""
 
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
-        self._rows: dict[pd.Timestamp, tuple[Array, np.ndarray, np.ndarray, float]] = {}
+        self._rows: dict[pd.Timestamp, Rows] = {}
+        self._promised: dict[pd.Timestamp, Callable[[], None]] = {}
 
-    def get(self, bar: pd.Timestamp) -> tuple[Array, np.ndarray, np.ndarray, float] | None:
+    def get(self, bar: pd.Timestamp) -> Rows | None:
+        """The rows of ``bar`` (waited for when promised and not here yet; None: not computed)."""
+        receive = self._promised.pop(bar, None)
+        if receive is not None and bar not in self._rows:
+            receive()
         return self._rows.get(bar)
 
-    def put(self, bar: pd.Timestamp, rows: tuple[Array, np.ndarray, np.ndarray, float]) -> None:
+    def put(self, bar: pd.Timestamp, rows: Rows | None) -> None:
+        """Keep the rows of ``bar`` (None: the promised rows will not come); a promise of them is kept."""
+        self._promised.pop(bar, None)
+        if rows is None:
+            return
         self._rows[bar] = rows
         if len(self._rows) > self.capacity:
             del self._rows[next(iter(self._rows))]  # the oldest put
+
+    def promise(self, bar: pd.Timestamp, receive: Callable[[], None]) -> None:
+        """The rows of ``bar`` are on their way: ``receive`` blocks until they are put (or the promise is dropped)."""
+        self._promised[bar] = receive
 
 
 class LiveMarket:
@@ -189,7 +208,7 @@ class LiveMarket:
             raw = self._newest_features()
             scaled = np.nan_to_num(self._scale(raw[None]))[0]
             self.raw = _shift(self.raw, raw)
-            known = (raw, scaled, self._forecast(), self._turbulence_sums.turbulence(row))  # from moments to t - 1
+            known = (raw, scaled, self._forecast(), self._turbulence_sums.turbulence(row))  # moments up to t - 1
             self.shared.put(timestamp, known)
         else:
             self.raw = _shift(self.raw, known[0])

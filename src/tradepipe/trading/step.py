@@ -18,7 +18,7 @@ the writes alone); broker calls before it are idempotent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -29,14 +29,14 @@ from tradepipe.agents.policy import TradingPolicy
 from tradepipe.config import Params
 from tradepipe.core.types import Array
 from tradepipe.trading.broker import Broker, BrokerFill, OrderRequest, SimulatedBroker
-from tradepipe.trading.decision import BarRows, LiveMarket, decide, state_from_json, state_to_json
+from tradepipe.trading.decision import BarRows, LiveMarket, Rows, decide, state_from_json, state_to_json
 from tradepipe.trading.guard import Verdict, apply_guard, check
 from tradepipe.trading.orders import Refusal, bar_refusals, order_refusals, size_orders
 from tradepipe.trading.posted import PostedBars
 from tradepipe.trading.store import TradeStore, now_utc, utc
 from tradepipe.trading.tables import Account, Decision, Equity, Event, Fill, Order, Position
 
-__all__ = ["AccountBook", "KeptDecision", "StepResult", "Trader", "client_order_ids"]
+__all__ = ["AccountBook", "KeptDecision", "MarketAhead", "StepResult", "Trader", "client_order_ids"]
 
 PolicyLoader = Callable[[str, int], TradingPolicy]
 
@@ -54,6 +54,17 @@ class StepResult:
     rejected: int = 0
     ood_score: float | None = None  # the OOD guard's score of the decided bar (None: no decision or no reference)
     flagged: bool = False           # the OOD guard flagged the decision (held the book or went to cash)
+
+
+@dataclass(frozen=True)
+class MarketAhead:
+    """An account's next bar, whose market rows another process can compute while the account's step runs there
+    (``Trader.market_ahead``); ``key`` is its market state's key, None until the trader has loaded the policy."""
+
+    acct: _Acct                     # the account's row, with the model version it decides the bar with
+    bar: pd.Timestamp
+    key: tuple[object, ...] | None
+    ready: bool                     # a state of the key is at the bar before (or has the bar's rows): an advance
 
 
 def client_order_ids(account: str, bar: pd.Timestamp, symbols: list[str]) -> list[str]:
@@ -255,6 +266,37 @@ class Trader:
     def step(self, account: str, bar: pd.Timestamp, now: pd.Timestamp | None = None) -> StepResult:
         """Process ``bar`` for ``account`` (see the module doc); ``now`` is the wall clock for the staleness check."""
         return self._steps(account, lambda _acct: [bar], now)[0][0]
+
+    def market_ahead(self, account: str, as_of: pd.Timestamp) -> MarketAhead | None:
+        """The account's next bar when it is the only one pending up to ``as_of`` and the account decides there (not
+        halted), for its market rows to be computed ahead of its step (``market_rows``)."""
+        with self.store.begin() as conn:
+            acct = _read_account(conn, account)
+        pending = self._pending(acct, as_of)
+        if acct.halted or len(pending) != 1:
+            return None
+        if acct.pending_version is not None:  # the step switches first
+            acct = replace(acct, model_version=acct.pending_version, pending_version=None)
+        bar, policy = pending[0], self._policies.get((acct.model_name, acct.model_version))
+        if policy is None:
+            return MarketAhead(acct, bar, None, False)
+        key = self._market_key(acct, policy)
+        i = self._row[bar]
+        before = self.timestamps[i - 1] if i > 0 else None
+        ready = any(k == key and live.last == before for k, live in self._live.values()) \
+            or self.bar_rows(key).get(bar) is not None
+        return MarketAhead(acct, bar, key, ready)
+
+    def market_rows(self, ahead: MarketAhead) -> Rows | None:
+        """The market rows of ``ahead.bar`` as the account's step computes them, by this trader's state of its key
+        (advanced; None when the state had to be built, whose newest bar keeps no rows)."""
+        policy = self.policy(ahead.acct.model_name, ahead.acct.model_version)
+        self._live_market(ahead.acct, policy, ahead.bar)
+        return self.bar_rows(self._market_key(ahead.acct, policy)).get(ahead.bar)
+
+    def bar_rows(self, key: tuple[object, ...]) -> BarRows:
+        """The bar rows the market states of ``key`` share."""
+        return self._shared.setdefault(key, BarRows())
 
     def _step(self, conn: sa.Connection, acct: _Acct, kept: _Kept, bar: pd.Timestamp, now: pd.Timestamp | None
               ) -> tuple[StepResult, _Kept | None]:
@@ -461,7 +503,7 @@ class Trader:
         symbols = policy.spec.symbols
         if not set(symbols) <= self._col.keys():
             raise ValueError(f"the policy trades {symbols}; the data holds {self.symbols}")
-        key = (utc(acct.anchor), acct.model_name, acct.model_version, tuple(symbols))
+        key = self._market_key(acct, policy)
         i, cols = self._row[bar], [self._col[s] for s in symbols]
         before = self.timestamps[i - 1] if i > 0 else None
         same = [live for k, live in self._live.values() if k == key]  # the account's own among them
@@ -469,7 +511,7 @@ class Trader:
         if live is None:
             live = next((m for m in same if m.last == before), None)
             if live is None:
-                live = self._build_market(acct, policy, i, cols, self._shared.setdefault(key, BarRows()))
+                live = self._build_market(acct, policy, i, cols, self.bar_rows(key))
             else:
                 if any(held is live for a, (_, held) in self._live.items() if a != acct.name):
                     live = live.copy()
@@ -480,6 +522,11 @@ class Trader:
                     raise
         self._live[acct.name] = (key, live)
         return live
+
+    @staticmethod
+    def _market_key(acct: _Acct, policy: TradingPolicy) -> tuple[object, ...]:
+        """What a market state depends on besides the bars: the anchor, the model version and its universe."""
+        return (utc(acct.anchor), acct.model_name, acct.model_version, tuple(policy.spec.symbols))
 
     def _build_market(self, acct: _Acct, policy: TradingPolicy, i: int, cols: list[int], shared: BarRows
                       ) -> LiveMarket:
