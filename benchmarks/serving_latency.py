@@ -11,7 +11,8 @@ One client on one account, then 4 concurrent clients, each on its own account: f
 replay), then in lockstep (each bar posted by all four at once and awaited, as when a bar closes for every account;
 accounts of one anchor and model then share the market state the first of them advanced). The stateful runs are
 repeated for each --step-workers (default: 1, the steps in the serving process; 2, in two worker processes, the
-accounts dealt to them in turn). Issue 14's goals: p99 under 10 ms for one client, at least 200 decisions/s for four.
+accounts dealt to them in turn; the front computes the newest bar's market rows meanwhile). Issue 14's goals: p99
+under 10 ms for one client, at least 200 decisions/s for four.
 """
 
 from __future__ import annotations
