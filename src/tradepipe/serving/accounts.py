@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 
 from tradepipe.serving.limits import MAX_MESSAGE, read_body, truncate
 from tradepipe.serving.metrics import AccountSnapshot, ServingMetrics
@@ -102,7 +103,10 @@ def accounts_router(root: Path, trader: Trader, metrics: ServingMetrics, authori
             raise HTTPException(500, f"the step of account {account!r} failed ({kind}; the server log has the "
                                      "reason): the bars stepped before it stay committed, and posting the bars again "
                                      "steps the rest") from exc
-        return _answer(account, results, book)
+        answer = _answer(account, results, book)
+        if workers is not None:  # bars held long for a worker not stepping go to it once the answer has gone out
+            answer.background = BackgroundTask(workers.flush)
+        return answer
 
     @router.get("/v1/accounts/{account}")
     def get_account(account: AccountName) -> dict[str, Any]:

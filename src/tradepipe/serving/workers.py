@@ -7,11 +7,12 @@ the workers in turn as they first step, so a few accounts spread evenly): a proc
 :class:`~tradepipe.trading.step.Trader` over the same trade store, paper broker and bars, sent every new bar (one
 pipe per worker, in order: the bars recorded since a worker's last message travel with its next step, so a bar
 reaches a worker before any step that needs it, and a bar costs no message of its own to a worker that is not
-stepping; a worker sent no step for ``FLUSH_BARS`` postings gets them in one message). The front awaits each answer
-on its event loop (no thread waits on a pipe); a step whose request is cancelled runs to its end, its answer read and
-dropped. Market states are kept per worker: accounts that share one share it within their worker. A worker that dies
-is started again at its next step (it reads the books from the store; bars from the files, then the pipe); one that
-cannot open its desk says why (in the log; the step answers 500 with the error's class).
+stepping; a worker sent no step for ``FLUSH_BARS`` postings gets them in one message, after an answer has gone
+out). The front awaits each answer on its event loop (no thread waits on a pipe); a step whose request is cancelled
+runs to its end, its answer read and dropped. Market states are kept per worker: accounts that share one share it
+within their worker. A worker that dies is started again at its next step (it reads the books from the store; bars
+from the files, then the pipe); one that cannot open its desk says why (in the log; the step answers 500 with the
+error's class).
 
 The front computes the newest bar's market rows (features, forecast, turbulence: a third of a step) while the worker
 runs the first part of the step (bar checks, reconciliation, the broker's fills): the step's message promises them
@@ -46,7 +47,9 @@ __all__ = ["RowsAhead", "StepWorkerError", "StepWorkers"]
 
 log = logging.getLogger(__name__)
 _READY, _FAILED = "ready", "failed"
-FLUSH_BARS = 64  # postings of new bars held for a worker at most; then they go in one message of their own
+# postings of new bars held for a worker not stepping (about 1 MB of 20-bar postings); then they go in one message
+# of their own (its catching up, a few ms of another core, once in FLUSH_BARS answers rather than once in 64)
+FLUSH_BARS = 1024
 ROWS_WAIT_S = 30.0  # a worker waits this long at most for promised rows (then computes them itself)
 Promise = tuple[tuple[object, ...], pd.Timestamp]  # (market key, bar)
 
@@ -114,9 +117,13 @@ class _Worker:
                 self.rows.send((promise, rows))
 
     def add_bars(self, bars: PostedBars) -> None:
-        """Hold new ``bars`` for the worker's next message (sent at once when ``FLUSH_BARS`` postings are held)."""
+        """Hold new ``bars`` for the worker's next message."""
         with self.sending:
             self.unsent.append(bars)
+
+    def flush(self) -> None:
+        """Send the held bars in a message of their own when ``FLUSH_BARS`` postings or more are held."""
+        with self.sending:
             full = len(self.unsent) >= FLUSH_BARS
         if full:
             self.send("bars")
@@ -244,6 +251,12 @@ class StepWorkers:
             for worker in self.workers:
                 worker.add_bars(bars)
 
+    def flush(self) -> None:
+        """Send the bars held for workers that were sent no step for ``FLUSH_BARS`` postings (the account endpoint
+        calls it after an answer has gone out: the message and the worker's catching up are off the requests' path)."""
+        for worker in self.workers:
+            worker.flush()
+
     async def step_through(self, account: str, as_of: pd.Timestamp, now: pd.Timestamp,
                            ahead: RowsAhead | None = None) -> tuple[list[StepResult], AccountBook]:
         """``Trader.step_through`` in the account's worker (``ahead``: rows computed here meanwhile)."""
@@ -288,7 +301,8 @@ def _work(root: Path, tracking_uri: str, pipe: Connection, rows: Connection) -> 
                 trader.bar_rows(key).promise(bar, functools.partial(_wait_rows, trader, rows, payload[-1]))
             while rows.poll():  # rows sent so far: computed on the bars before this message's
                 _put_rows(trader, rows.recv())
-            for posted in bars:  # bars the desk read from the live-bars log already are known: skipped
+            if bars:  # in one go; bars the desk read from the live-bars log already are known: skipped
+                posted = PostedBars.concat(bars)
                 trader.add_bars(posted.take(np.isnan(trader.known_closes(posted))))
             if kind == "stop":
                 return

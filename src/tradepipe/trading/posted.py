@@ -52,6 +52,27 @@ class PostedBars:
         return PostedBars([self.timestamps[i] for i in index], [self.symbols[i] for i in index],
                           {c: v[index] for c, v in self.values.items()})
 
+    @classmethod
+    def concat(cls, parts: Sequence[PostedBars]) -> PostedBars:
+        """The bars of ``parts`` in order (a column some part lacks is NaN there)."""
+        columns = {c: None for part in parts for c in part.values}
+        return cls([t for part in parts for t in part.timestamps], [s for part in parts for s in part.symbols],
+                   {c: np.concatenate([part.values.get(c, np.full(len(part), np.nan)) for part in parts])
+                    for c in columns})
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled with each distinct timestamp once, as nanoseconds (a step worker's pipe carries them): a
+        ``pd.Timestamp`` pickles and loads slowly, and a posting's bars mostly share one."""
+        stamps: dict[pd.Timestamp, int] = {}
+        codes = [stamps.setdefault(t, len(stamps)) for t in self.timestamps]
+        return (_unpickled, (np.array([t.value for t in stamps], dtype=np.int64), np.array(codes, dtype=np.int64),
+                             self.symbols, self.values))
+
     def frame(self) -> pd.DataFrame:
         """The canonical long table of the bars (timestamp, symbol, close, then the optional columns)."""
         return pd.DataFrame({"timestamp": pd.DatetimeIndex(self.timestamps), "symbol": self.symbols, **self.values})
+
+
+def _unpickled(stamps: Array, codes: Array, symbols: list[str], values: dict[str, Array]) -> PostedBars:
+    distinct = [pd.Timestamp(int(ns), tz="UTC") for ns in stamps]
+    return PostedBars([distinct[c] for c in codes.tolist()], symbols, values)
