@@ -299,7 +299,7 @@ def _work(root: Path, tracking_uri: str, pipe: Connection, rows: Connection) -> 
             if kind == "step" and payload[-1] is not None:  # before the rows already here, which may be these
                 key, bar = payload[-1]
                 trader.bar_rows(key).promise(bar, functools.partial(_wait_rows, trader, rows, payload[-1]))
-            while rows.poll():  # rows sent so far: computed on the bars before this message's
+            while rows.poll():  # rows sent so far (this step's, maybe), kept before adding bars that may rebuild
                 _put_rows(trader, rows.recv())
             if bars:  # in one go; bars the desk read from the live-bars log already are known: skipped
                 posted = PostedBars.concat(bars)
