@@ -296,9 +296,10 @@ def _work(root: Path, tracking_uri: str, pipe: Connection, rows: Connection) -> 
                 kind, bars, payload = pipe.recv()
             except EOFError:  # the front is gone
                 return
-            if kind == "step" and payload[-1] is not None:  # before the rows already here, which may be these
-                key, bar = payload[-1]
-                trader.bar_rows(key).promise(bar, functools.partial(_wait_rows, trader, rows, payload[-1]))
+            promise = payload[-1] if kind == "step" else None
+            if promise is not None:  # before the rows already here, which may be these
+                key, bar = promise
+                trader.bar_rows(key).promise(bar, functools.partial(_wait_rows, trader, rows, promise))
             while rows.poll():  # rows sent so far (this step's, maybe), kept before adding bars that may rebuild
                 _put_rows(trader, rows.recv())
             if bars:  # in one go; bars the desk read from the live-bars log already are known: skipped
@@ -307,9 +308,9 @@ def _work(root: Path, tracking_uri: str, pipe: Connection, rows: Connection) -> 
             if kind == "stop":
                 return
             if kind == "step":
-                *request, _promise = payload
+                account, as_of, now, _ = payload
                 try:
-                    pipe.send(("ok", trader.step_through(*request)))
+                    pipe.send(("ok", trader.step_through(account, as_of, now)))
                 except Exception as exc:  # answered: the front fails the request, the worker steps on
                     pipe.send(("error", (type(exc).__name__, str(exc))))
     finally:

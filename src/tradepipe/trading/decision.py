@@ -119,7 +119,7 @@ class BarRows:
         return self._rows.get(bar)
 
     def put(self, bar: pd.Timestamp, rows: Rows | None) -> None:
-        """Keep the rows of ``bar`` (None: the promised rows will not come); a promise of them is kept."""
+        """Keep the rows of ``bar`` (None: the promised rows will not come); a promise of them is settled."""
         self._promised.pop(bar, None)
         if rows is None:
             return

@@ -281,10 +281,7 @@ class Trader:
         if policy is None:
             return MarketAhead(acct, bar, None, False)
         key = self._market_key(acct, policy)
-        i = self._row[bar]
-        before = self.timestamps[i - 1] if i > 0 else None
-        ready = any(k == key and live.last == before for k, live in self._live.values()) \
-            or self.bar_rows(key).get(bar) is not None
+        ready = self._held(key, self._bar_before(bar)) is not None or self.bar_rows(key).get(bar) is not None
         return MarketAhead(acct, bar, key, ready)
 
     def market_rows(self, ahead: MarketAhead) -> Rows | None:
@@ -505,11 +502,9 @@ class Trader:
             raise ValueError(f"the policy trades {symbols}; the data holds {self.symbols}")
         key = self._market_key(acct, policy)
         i, cols = self._row[bar], [self._col[s] for s in symbols]
-        before = self.timestamps[i - 1] if i > 0 else None
-        same = [live for k, live in self._live.values() if k == key]  # the account's own among them
-        live = next((m for m in same if m.last == bar), None)
+        live = self._held(key, bar)  # the account's own among those looked at
         if live is None:
-            live = next((m for m in same if m.last == before), None)
+            live = self._held(key, self._bar_before(bar))
             if live is None:
                 live = self._build_market(acct, policy, i, cols, self.bar_rows(key))
             else:
@@ -522,6 +517,14 @@ class Trader:
                     raise
         self._live[acct.name] = (key, live)
         return live
+
+    def _held(self, key: tuple[object, ...], bar: pd.Timestamp | None) -> LiveMarket | None:
+        """A kept market state of ``key`` at ``bar`` (None: none is)."""
+        return next((live for k, live in self._live.values() if k == key and live.last == bar), None)
+
+    def _bar_before(self, bar: pd.Timestamp) -> pd.Timestamp | None:
+        i = self._row[bar]
+        return self.timestamps[i - 1] if i > 0 else None
 
     @staticmethod
     def _market_key(acct: _Acct, policy: TradingPolicy) -> tuple[object, ...]:
